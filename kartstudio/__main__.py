@@ -1,0 +1,3 @@
+from kartstudio.cli import main
+
+raise SystemExit(main())

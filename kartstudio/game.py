@@ -1,0 +1,92 @@
+"""What every game backend offers: full-screen frames out, one controller state in per seat.
+
+The emulator (mupen64plus + our input plugin) and the practice track (Gymnasium CarRacing)
+both implement GameBackend, so the recorder, trainer and versus mode work on either unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from kartstudio.controller import ControllerState
+
+SCREEN_WIDTH = 640
+SCREEN_HEIGHT = 480
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One full-screen image as the game showed it.
+
+    number: the game's own frame counter (emulator: input polls of controller 1; practice: steps).
+    timestamp: seconds on time.monotonic(), the clock pad samples use too.
+    image: (480, 640, 3) uint8 RGB, seat 1 on the top half, seat 2 on the bottom half.
+    inputs: the controller state the game read for each seat for this frame, where the backend
+        knows it exactly (seat -> state); the recorder then labels with it instead of pad samples.
+    """
+
+    number: int
+    timestamp: float
+    image: np.ndarray
+    inputs: dict[int, ControllerState] | None = None
+
+
+@dataclass(frozen=True)
+class SeatLayout:
+    """Where each seat's view sits on the full screen: seat -> (left, top, width, height)."""
+
+    regions: dict[int, tuple[int, int, int, int]]
+
+    @classmethod
+    def split_screen(cls, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> "SeatLayout":
+        """Mario Kart 64's 2-player split screen: seat 1 on the top half, seat 2 on the bottom half."""
+        half = height // 2
+        return cls({1: (0, 0, width, half), 2: (0, half, width, height - half)})
+
+    def crop(self, image: np.ndarray, seat: int) -> np.ndarray:
+        left, top, width, height = self.regions[seat]
+        return image[top : top + height, left : left + width]
+
+
+class GameBackend(abc.ABC):
+    """A running game. Not thread-safe unless a subclass says so; one consumer reads frames."""
+
+    name: str = "game"
+    seats: tuple[int, ...] = (1, 2)
+    fps: float = 30.0
+    layout: SeatLayout = SeatLayout.split_screen()
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the game (boot the emulator, reset the track). Raises KartStudioError on failure."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the game and free what it holds. Safe to call twice."""
+
+    @abc.abstractmethod
+    def set_controller(self, seat: int, state: ControllerState) -> None:
+        """The state the game reads for `seat` from its next input poll on."""
+
+    @abc.abstractmethod
+    def next_frame(self, timeout: float | None = None) -> Frame | None:
+        """The next frame, paced at the game's rate; None when the game has ended."""
+
+    def frames(self) -> Iterator[Frame]:
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+    @property
+    def running(self) -> bool:
+        return False
+
+    def __enter__(self) -> "GameBackend":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
