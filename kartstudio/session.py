@@ -1,0 +1,394 @@
+"""Session format v1: one HDF5 file per seat per recording session (see docs/session-format.md).
+
+Plain h5py reads it. Frames are stored one per chunk with lossless gzip, so a reader touching
+frame i decompresses only frame i, and the dataset streams from disk for training.
+
+The writer uses HDF5's default (oldest) file format on purpose: it carries no "open for write"
+flag, so a file whose recorder was killed still opens with plain ``h5py.File(path)`` and holds
+every frame up to the last flush (the recorder flushes at least once a second).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+
+from kartstudio import __version__
+from kartstudio.controller import STATE_COLUMNS, ControllerState
+from kartstudio.errors import SessionFileError
+
+FORMAT_NAME = "kartstudio-session"
+FORMAT_VERSION = 1
+DEFAULT_STORAGE_SIZE = (120, 320)  # (height, width): one seat's half screen at N64 native resolution
+SUFFIX = ".h5"
+KINDS = ("play", "correction")
+_COMPRESSION = {"compression": "gzip", "compression_opts": 1}  # level 1: most of the gain, little CPU
+
+
+@dataclass
+class SessionMeta:
+    """What a session file says about itself (HDF5 attributes of the root group)."""
+
+    seat: int = 1
+    game: str = "mk64"  # "mk64" (Mario Kart 64 in mupen64plus), "practice" (CarRacing), "tensorkart"
+    track: str = "unknown"
+    character: str = ""
+    pad_name: str = ""
+    pad_guid: str = ""
+    capture_region: tuple[int, int, int, int] = (0, 0, 640, 240)  # left, top, width, height on screen
+    storage_size: tuple[int, int] = DEFAULT_STORAGE_SIZE  # (height, width) of stored frames
+    kind: str = "play"  # "play", or "correction" (a human/expert taking over from the AI, for DAgger)
+    source: str = "recorder"
+    fps: float = 30.0  # nominal frame rate of the game
+    app_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    extra: dict = field(default_factory=dict)  # anything else worth keeping (seed, model, ...)
+
+    def to_attrs(self) -> dict:
+        attrs = asdict(self)
+        attrs["capture_region"] = np.asarray(self.capture_region, dtype=np.int32)
+        attrs["storage_size"] = np.asarray(self.storage_size, dtype=np.int32)
+        attrs["extra"] = json.dumps(self.extra)
+        attrs["format"] = FORMAT_NAME
+        attrs["format_version"] = FORMAT_VERSION
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs) -> "SessionMeta":
+        def text(name: str, default: str = "") -> str:
+            v = attrs.get(name, default)
+            return v.decode() if isinstance(v, bytes) else str(v)
+
+        return cls(
+            seat=int(attrs.get("seat", 1)),
+            game=text("game"),
+            track=text("track"),
+            character=text("character"),
+            pad_name=text("pad_name"),
+            pad_guid=text("pad_guid"),
+            capture_region=tuple(int(v) for v in attrs.get("capture_region", (0, 0, 0, 0))),
+            storage_size=tuple(int(v) for v in attrs.get("storage_size", DEFAULT_STORAGE_SIZE)),
+            kind=text("kind", "play"),
+            source=text("source"),
+            fps=float(attrs.get("fps", 30.0)),
+            app_version=text("app_version"),
+            created=text("created"),
+            extra=json.loads(text("extra", "{}") or "{}"),
+        )
+
+
+# -- names ------------------------------------------------------------------------------------
+
+
+def _safe_name(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.strip())
+    return cleaned.strip("-.") or "track"
+
+
+def new_session_path(folder: str | os.PathLike, track: str, seat: int, when: float | None = None) -> Path:
+    """Reserve a new file name ``<YYYYmmdd-HHMMSS>-<track>-p<seat>.h5`` in `folder`.
+
+    The name is claimed with O_CREAT|O_EXCL, so two recorders (threads or processes) starting in
+    the same second never get the same file; a taken name gets a ``-2``, ``-3``... suffix.
+    The returned path exists (empty) and belongs to the caller.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    stem = f"{stamp}-{_safe_name(track)}-p{seat}"
+    for n in range(1, 10_000):
+        path = folder / (stem + (f"-{n}" if n > 1 else "") + SUFFIX)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise SessionFileError(f"cannot create a session file in {folder}: {exc.strerror}") from None
+        os.close(fd)
+        return path
+    raise SessionFileError(f"no free session file name for {stem} in {folder}")
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+class SessionWriter:
+    """Appends frames, labels and pad samples to one seat's session file.
+
+    Not thread-safe: one thread (the recorder's writer thread) owns it. OSError from HDF5 (disk
+    full, permission) propagates; the caller stops and calls close(), which keeps what was flushed.
+    """
+
+    def __init__(self, path: str | os.PathLike, meta: SessionMeta, overwrite_empty: bool = True) -> None:
+        self.path = Path(path)
+        self.meta = meta
+        if self.path.exists() and self.path.stat().st_size > 0:
+            raise SessionFileError(f"{self.path} already exists; KartStudio never overwrites a session")
+        try:
+            # The path is either new or the empty file new_session_path reserved for us.
+            self._file = h5py.File(self.path, "w" if overwrite_empty and self.path.exists() else "x")
+        except OSError as exc:
+            raise SessionFileError(f"cannot create session file {self.path}: {exc}") from None
+        h, w = meta.storage_size
+        f = self._file
+        f.attrs.update(meta.to_attrs())
+        self.frames = f.create_dataset(
+            "frames", (0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3), dtype="u1", **_COMPRESSION
+        )
+        self.actions = f.create_dataset("actions", (0, 5), maxshape=(None, 5), chunks=(1024, 5), dtype="f4")
+        ncol = len(STATE_COLUMNS)
+        self.states = f.create_dataset("states", (0, ncol), maxshape=(None, ncol), chunks=(1024, ncol), dtype="i2")
+        self.states.attrs["columns"] = json.dumps(STATE_COLUMNS)
+        self.timestamps = f.create_dataset("timestamps", (0,), maxshape=(None,), chunks=(4096,), dtype="f8")
+        self.frame_numbers = f.create_dataset("frame_numbers", (0,), maxshape=(None,), chunks=(4096,), dtype="i8")
+        pads = f.create_group("pad_samples")
+        self.pad_timestamps = pads.create_dataset("timestamps", (0,), maxshape=(None,), chunks=(4096,), dtype="f8")
+        self.pad_states = pads.create_dataset(
+            "states", (0, ncol), maxshape=(None, ncol), chunks=(4096, ncol), dtype="i2"
+        )
+        self.pad_states.attrs["columns"] = json.dumps(STATE_COLUMNS)
+        f.create_dataset("excluded", (0, 2), maxshape=(None, 2), chunks=(256, 2), dtype="i8")
+        # monotonic -> wall clock, so readers can turn timestamps into dates
+        f.attrs["clock_offset"] = time.time() - time.monotonic()
+        f.attrs["complete"] = False
+        self._n = 0
+        self._closed = False
+        f.flush()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, frame: np.ndarray, state: ControllerState, timestamp: float, frame_number: int) -> None:
+        h, w = self.meta.storage_size
+        if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be ({h}, {w}, 3) uint8, got {frame.shape} {frame.dtype}")
+        i = self._n
+        for ds in (self.frames, self.actions, self.states, self.timestamps, self.frame_numbers):
+            ds.resize(i + 1, axis=0)
+        self.frames[i] = frame
+        self.actions[i] = state.to_tensorkart()
+        self.states[i] = state.to_row()
+        self.timestamps[i] = timestamp
+        self.frame_numbers[i] = frame_number
+        self._n = i + 1
+
+    def append_pad_samples(self, samples: Sequence) -> None:
+        """Raw pad samples (PadSample: timestamp, state) at the pad's polling rate."""
+        if not samples:
+            return
+        m = self.pad_timestamps.shape[0]
+        k = len(samples)
+        self.pad_timestamps.resize(m + k, axis=0)
+        self.pad_states.resize(m + k, axis=0)
+        self.pad_timestamps[m:] = [s.timestamp for s in samples]
+        self.pad_states[m:] = np.stack([s.state.to_row() for s in samples])
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        """Finish the file. After a write error, keeps whatever the last flush made durable."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._file.attrs["complete"] = True
+            self._file.attrs["frame_count"] = self._n
+            self._file.close()
+        except Exception:
+            # The disk may be full: the last flushed state is still a valid file.
+            try:
+                self._file.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> "SessionWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+REQUIRED = ("frames", "actions", "timestamps", "frame_numbers")
+
+
+class Session:
+    """A session file opened for reading. Datasets are h5py datasets: read lazily, slice as needed."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "r") -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SessionFileError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise SessionFileError(f"{self.path} is a folder, not a session file")
+        try:
+            self._file = h5py.File(self.path, mode)
+        except OSError as exc:
+            reason = "truncated or corrupt" if "signature" in str(exc) or "truncated" in str(exc) else str(exc)
+            raise SessionFileError(f"{self.path} is not a readable KartStudio session ({reason})") from None
+        try:
+            self._check()
+        except SessionFileError:
+            self._file.close()
+            raise
+
+    def _check(self) -> None:
+        f = self._file
+        fmt = f.attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != FORMAT_NAME:
+            raise SessionFileError(f"{self.path} is an HDF5 file but not a KartStudio session (no format attribute)")
+        version = int(f.attrs.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise SessionFileError(
+                f"{self.path} uses session format v{version}; this KartStudio reads up to v{FORMAT_VERSION}: update it"
+            )
+        missing = [name for name in REQUIRED if name not in f]
+        if missing:
+            raise SessionFileError(f"{self.path} is damaged: missing {', '.join(missing)}")
+        n = f["frames"].shape[0]
+        short = [name for name in REQUIRED if f[name].shape[0] < n]
+        if short:
+            raise SessionFileError(f"{self.path} is damaged: {', '.join(short)} shorter than frames")
+        self.meta = SessionMeta.from_attrs(f.attrs)
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def frames(self) -> h5py.Dataset:
+        return self._file["frames"]
+
+    @property
+    def actions(self) -> h5py.Dataset:
+        return self._file["actions"]
+
+    @property
+    def states(self) -> h5py.Dataset:
+        return self._file["states"]
+
+    @property
+    def timestamps(self) -> h5py.Dataset:
+        return self._file["timestamps"]
+
+    @property
+    def frame_numbers(self) -> h5py.Dataset:
+        return self._file["frame_numbers"]
+
+    @property
+    def pad_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """(timestamps, states) of every raw pad sample."""
+        g = self._file.get("pad_samples")
+        if g is None:
+            return np.zeros(0), np.zeros((0, len(STATE_COLUMNS)), np.int16)
+        return g["timestamps"][:], g["states"][:]
+
+    @property
+    def complete(self) -> bool:
+        """False when the recorder never closed the file (killed, crashed, disk full)."""
+        return bool(self._file.attrs.get("complete", False))
+
+    @property
+    def excluded(self) -> list[tuple[int, int]]:
+        if "excluded" not in self._file:
+            return []
+        return [(int(a), int(b)) for a, b in self._file["excluded"][:]]
+
+    def included_indices(self) -> np.ndarray:
+        """Frame indices not inside an excluded range, in order."""
+        keep = np.ones(self._n, dtype=bool)
+        for start, stop in self.excluded:
+            keep[max(0, start) : max(0, min(stop, self._n))] = False
+        return np.flatnonzero(keep)
+
+    def state(self, i: int) -> ControllerState:
+        return ControllerState.from_row(self.states[i])
+
+    @property
+    def duration(self) -> float:
+        if self._n < 2:
+            return 0.0
+        t = self.timestamps
+        return float(t[self._n - 1] - t[0])
+
+    @property
+    def fps(self) -> float:
+        """Achieved frame rate (frames over recorded time); the nominal rate is meta.fps."""
+        d = self.duration
+        return (self._n - 1) / d if d > 0 else 0.0
+
+    @property
+    def bytes_on_disk(self) -> int:
+        return self.path.stat().st_size
+
+    def info(self) -> dict:
+        h, w = self.meta.storage_size
+        n = self._n
+        return {
+            "path": str(self.path),
+            "format_version": int(self._file.attrs.get("format_version", 0)),
+            "seat": self.meta.seat,
+            "game": self.meta.game,
+            "track": self.meta.track,
+            "kind": self.meta.kind,
+            "frames": n,
+            "excluded_frames": int(n - len(self.included_indices())),
+            "duration_s": round(self.duration, 3),
+            "fps": round(self.fps, 2),
+            "storage_size": [h, w],
+            "bytes_on_disk": self.bytes_on_disk,
+            "bytes_per_frame": round(self.bytes_on_disk / n, 1) if n else None,
+            "complete": self.complete,
+            "created": self.meta.created,
+        }
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_session(path: str | os.PathLike) -> Session:
+    """Open a session for reading; raises SessionFileError with a clear message if it is not one."""
+    return Session(path)
+
+
+def set_excluded(path: str | os.PathLike, ranges: Iterable[tuple[int, int]]) -> None:
+    """Replace the excluded (trimmed) frame ranges [start, stop) of a session."""
+    rows = sorted((int(a), int(b)) for a, b in ranges if int(b) > int(a))
+    with Session(path, mode="r+") as s:
+        ds = s._file["excluded"] if "excluded" in s._file else None
+        if ds is None:
+            ds = s._file.create_dataset("excluded", (0, 2), maxshape=(None, 2), chunks=(256, 2), dtype="i8")
+        ds.resize(len(rows), axis=0)
+        if rows:
+            ds[:] = np.asarray(rows, dtype=np.int64)
+
+
+def find_sessions(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Session files among `paths`: files as given, folders searched recursively for *.h5."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob(f"*{SUFFIX}") if q.is_file()))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise SessionFileError(f"{p}: no such file or folder")
+    return found
