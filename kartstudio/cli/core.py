@@ -1,0 +1,114 @@
+"""Core commands: import TensorKart data, inspect session files, benchmark the recorder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(commands, bench) -> None:
+    imp = commands.add_parser("import", help="import TensorKart recordings into session files")
+    kinds = imp.add_subparsers(dest="kind", metavar="KIND", required=True)
+    tk = kinds.add_parser("tensorkart", help="TensorKart record.py folders (PNG screenshots + data.csv)")
+    tk.add_argument("folders", nargs="+", metavar="DIR")
+    tk.add_argument("-o", "--output", required=True, metavar="OUT.h5")
+    tk.add_argument("--seat", type=int, choices=(1, 2), default=1, help="which half of the screenshot to keep")
+    tk.add_argument("--skip-bad", action="store_true", help="skip bad rows and missing images (counted)")
+    tk.set_defaults(func=cmd_import_tensorkart)
+    npy = kinds.add_parser("npy", help="TensorKart's prepared X.npy and y.npy")
+    npy.add_argument("x", metavar="X.npy")
+    npy.add_argument("y", metavar="Y.npy")
+    npy.add_argument("-o", "--output", required=True, metavar="OUT.h5")
+    npy.add_argument("--skip-bad", action="store_true", help="skip bad labels (counted)")
+    npy.set_defaults(func=cmd_import_npy)
+
+    info = commands.add_parser("info", help="show what session files hold")
+    info.add_argument("files", nargs="+", metavar="FILE")
+    info.add_argument("--json", action="store_true", help="one JSON object per file, in a list")
+    info.set_defaults(func=cmd_info)
+
+    rec = bench.add_parser("record", help="two seats from a synthetic 30 fps source through the real recorder")
+    rec.add_argument("--seconds", type=float, default=60.0)
+    rec.add_argument("--fps", type=float, default=30.0)
+    rec.add_argument("--folder", default=None, help="where to write (default: a temporary folder, removed after)")
+    rec.add_argument("--images", metavar="DIR", help="use the PNG screenshots in DIR (e.g. a TensorKart recording) as the game")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_bench_record)
+
+
+def _print_import(report) -> int:
+    print(f"wrote {report.path}: {report.frames} frames", end="")
+    print(f", skipped {len(report.skipped)} bad rows" if report.skipped else "")
+    for line in report.skipped[:20]:
+        print(f"  skipped {line}")
+    if len(report.skipped) > 20:
+        print(f"  ... and {len(report.skipped) - 20} more")
+    return 0
+
+
+def cmd_import_tensorkart(args) -> int:
+    from kartstudio.importers import import_tensorkart_folders
+
+    return _print_import(import_tensorkart_folders(args.folders, args.output, skip_bad=args.skip_bad, seat=args.seat))
+
+
+def cmd_import_npy(args) -> int:
+    from kartstudio.importers import import_tensorkart_arrays
+
+    return _print_import(import_tensorkart_arrays(args.x, args.y, args.output, skip_bad=args.skip_bad))
+
+
+def cmd_info(args) -> int:
+    from kartstudio.errors import SessionFileError
+    from kartstudio.session import open_session
+
+    infos, failed = [], []
+    for name in args.files:
+        try:
+            with open_session(name) as s:
+                infos.append(s.info())
+        except SessionFileError as exc:
+            failed.append(str(exc))
+    if args.json:
+        print(json.dumps(infos, indent=2))
+    else:
+        for i in infos:
+            excluded = f" ({i['excluded_frames']} excluded)" if i["excluded_frames"] else ""
+            state = "" if i["complete"] else "  [not closed cleanly: holds frames up to its last flush]"
+            print(
+                f"{i['path']}\n  seat {i['seat']}  game {i['game']}  track {i['track']}  kind {i['kind']}"
+                f"  format v{i['format_version']}{state}\n"
+                f"  {i['frames']} frames{excluded}  {i['duration_s']:.1f} s  {i['fps']:.1f} fps"
+                f"  {i['storage_size'][1]}x{i['storage_size'][0]}"
+                f"  {_size(i['bytes_on_disk'])} on disk  {_size(i['bytes_per_frame'] or 0)}/frame"
+            )
+    if failed:
+        raise SessionFileError("; ".join(failed))
+    return 0
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def cmd_bench_record(args) -> int:
+    from kartstudio.bench.record import bench_record
+
+    result = bench_record(
+        seconds=args.seconds, fps=args.fps, folder=Path(args.folder) if args.folder else None,
+        images_from=Path(args.images) if args.images else None,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for seat, r in result["seats"].items():
+        print(f"seat {seat}: {r['fps']:.2f} fps achieved, {r['written']} written, {r['dropped']} dropped")
+    print(f"CPU: {result['cpu_cores_used']:.2f} cores ({result['cpu_seconds_per_second']:.2f} CPU s per recorded s)")
+    print(f"stored frame: {result['kb_per_frame']:.1f} KB; TensorKart layout for the same frames:"
+          f" {result['tensorkart_kb_per_frame']:.1f} KB -> {result['disk_ratio_vs_tensorkart']:.1f}x smaller")
+    print(f"source: {result['source']}; machine: {result['machine']}")
+    return 0
