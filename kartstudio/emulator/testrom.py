@@ -104,27 +104,25 @@ def build_test_rom(out_dir: Path | str | None = None) -> Path:
 
 
 # -- reading the screen back -------------------------------------------------------------
-# Each seat's half: 4 bands (buttons high, buttons low, x, y) of 8 cells, high bit on the left.
-# On the N64 the reply bytes are A B Z Start Dup Ddown Dleft Dright | reset 0 L R Cup Cdown
-# Cleft Cright | x | y, which is mupen64plus's BUTTONS value read as little-endian bytes.
+# Each seat's half: 5 bands (buttons bits 0-7, buttons bits 8-15, x, y, frame counter) of 8
+# cells, high bit on the left. The N64 reply bytes are A B Z Start Dup Ddown Dleft Dright |
+# reset 0 L R Cup Cdown Cleft Cright | x | y: mupen64plus's BUTTONS value as little-endian bytes.
+BANDS = 5
+
+
+def _read_band(image: np.ndarray, seat: int, band: int) -> int:
+    height, width = image.shape[:2]
+    y = int((seat - 1) * height / 2 + (band + 0.5) * height / 2 / BANDS)
+    byte = 0
+    for cell in range(8):
+        green = int(image[y, int((cell + 0.5) * width / 8), 1])  # "on" is green/yellow, "off" dark blue
+        byte = byte << 1 | (green > 127)
+    return byte
 
 
 def decode_seat(image: np.ndarray, seat: int) -> int:
     """The 32-bit BUTTONS value the test ROM painted for `seat` (1 top, 2 bottom) in a screenshot."""
-    height, width = image.shape[:2]
-    half = height / 2
-    band_height, cell_width = half / 4, width / 8
-    reply = bytearray(4)
-    for band in range(4):
-        y = int((seat - 1) * half + (band + 0.5) * band_height)
-        byte = 0
-        for cell in range(8):
-            x = int((cell + 0.5) * cell_width)
-            green = int(image[y, x, 1])  # "on" cells are green or yellow, "off" cells dark blue
-            byte = byte << 1 | (green > 127)
-        reply[band] = byte
-    # reply = [buttons bits 0-7, buttons bits 8-15, x, y] as the core wrote BUTTONS little-endian
-    return int.from_bytes(reply, "little")
+    return int.from_bytes(bytes(_read_band(image, seat, band) for band in range(4)), "little")
 
 
 def decode_screen(image: np.ndarray) -> dict[int, ControllerState]:
@@ -132,12 +130,17 @@ def decode_screen(image: np.ndarray) -> dict[int, ControllerState]:
     return {seat: ControllerState.from_buttons(decode_seat(image, seat)) for seat in (1, 2)}
 
 
+def decode_frame_counter(image: np.ndarray) -> int:
+    """The low byte of the ROM's own frame counter (painted in both halves' last band)."""
+    return _read_band(image, 1, BANDS - 1)
+
+
 def looks_like_test_screen(image: np.ndarray) -> bool:
-    """True when every sampled cell is one of the ROM's three colours (not blank, not garbage)."""
+    """True when every sampled cell is one of the ROM's colours (not blank, not garbage)."""
     height, width = image.shape[:2]
     for seat in (1, 2):
-        for band in range(4):
-            y = int((seat - 1) * height / 2 + (band + 0.5) * height / 8)
+        for band in range(BANDS):
+            y = int((seat - 1) * height / 2 + (band + 0.5) * height / 2 / BANDS)
             for cell in range(8):
                 r, g, b = (int(v) for v in image[y, int((cell + 0.5) * width / 8), :3])
                 off = r < 40 and g < 40 and 40 < b < 140

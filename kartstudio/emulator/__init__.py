@@ -1,0 +1,1 @@
+"""mupen64plus: launcher, window pinning, capture, ROM check, plugin client, test ROM, menu macro."""
