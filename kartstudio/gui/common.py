@@ -1,0 +1,125 @@
+"""Small helpers shared by the tabs: images to pixmaps, optional engine parts, number formats."""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+
+import numpy as np
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from kartstudio.errors import KartStudioError
+
+
+def to_qimage(image: np.ndarray) -> QtGui.QImage:
+    """An (H, W, 3) uint8 RGB or (H, W) uint8 grey array as a QImage (copied, safe to keep)."""
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    if image.ndim == 2:
+        return QtGui.QImage(image.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()
+    return QtGui.QImage(image.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+
+
+def to_pixmap(image: np.ndarray) -> QtGui.QPixmap:
+    return QtGui.QPixmap.fromImage(to_qimage(image))
+
+
+def optional_module(name: str):
+    """(module, None) or (None, reason) for an engine part that may not be part of this build yet."""
+    try:
+        return importlib.import_module(name), None
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            return None, f"{name} is not installed in this build"
+        return None, f"{name} needs {exc.name}, which is missing: {exc}"
+    except Exception as exc:  # a part that fails to import must not take the window down
+        return None, f"{name} failed to load: {type(exc).__name__}: {exc}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user: our own errors as they are, anything else with its type and place."""
+    if isinstance(exc, KartStudioError):
+        return str(exc)
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+    return f"unexpected {type(exc).__name__}: {exc}{where}"
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Notice(QtWidgets.QLabel):
+    """A coloured one-line banner: info (blue), warning (amber), error (red). Hidden when empty."""
+
+    STYLES = {
+        "info": "background:#e3f0ff;color:#123;border:1px solid #9cc3ee;",
+        "warning": "background:#fff4d6;color:#4a3500;border:1px solid #e5c46b;",
+        "error": "background:#fde2e2;color:#5c0000;border:1px solid #e69a9a;",
+    }
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setOpenExternalLinks(False)
+        self.level = ""
+        self.hide()
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        self.level = level if text else ""
+        self.setText(text)
+        self.setStyleSheet(self.STYLES.get(level, "") + "padding:6px;border-radius:4px;")
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.show_message("")
+
+
+class ImageView(QtWidgets.QLabel):
+    """Shows a numpy image scaled to fit, keeping its aspect ratio."""
+
+    def __init__(self, placeholder: str = "", min_size: tuple[int, int] = (160, 60), parent=None) -> None:
+        super().__init__(parent)
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(*min_size)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("background:#1d1f24;color:#9aa0aa;border-radius:4px;")
+        self._pixmap: QtGui.QPixmap | None = None
+        self.setText(placeholder)
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        if image is None:
+            self._pixmap = None
+            self.setPixmap(QtGui.QPixmap())
+            return
+        self._pixmap = to_pixmap(image)
+        self._rescale()
+
+    def has_image(self) -> bool:
+        return self._pixmap is not None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap is not None:
+            self.setPixmap(
+                self._pixmap.scaled(
+                    self.size(),
+                    QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                    QtCore.Qt.TransformationMode.FastTransformation,
+                )
+            )

@@ -1,0 +1,129 @@
+"""The user's settings, kept as JSON in the platform's config folder (see kartstudio.paths).
+
+Qt-free on purpose: the CLI, the engine and the GUI's settings dialog all read the same file.
+A missing file means defaults; a damaged one also gives defaults, plus a message saying which
+file and what to do, so the app still starts (it is only rewritten when the user saves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from kartstudio import paths
+from kartstudio.errors import KartStudioError
+
+SETTINGS_FILE = "settings.json"
+GAME_SOURCES = ("practice", "mk64")  # the practice track (CarRacing) or Mario Kart 64 in mupen64plus
+# mupen64plus video plugins that render under Mesa software GL here (docs: reference facts).
+VIDEO_PLUGINS = (
+    "mupen64plus-video-rice",
+    "mupen64plus-video-glide64mk2",
+    "mupen64plus-video-arachnoid",
+    "mupen64plus-video-z64",
+)
+
+
+class SettingsError(KartStudioError):
+    """A setting with a value KartStudio cannot use."""
+
+
+def default_emulator() -> str:
+    for candidate in ("/usr/games/mupen64plus", shutil.which("mupen64plus")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    return "mupen64plus"
+
+
+@dataclass
+class Settings:
+    game_source: str = "practice"
+    rom_path: str = ""  # the user's own Mario Kart 64 ROM; never shipped with KartStudio
+    emulator: str = field(default_factory=default_emulator)
+    video_plugin: str = VIDEO_PLUGINS[0]
+    storage_size: tuple[int, int] = (120, 320)  # (height, width) of each stored seat frame
+    data_folder: str = field(default_factory=lambda: str(paths.data_dir()))
+    practice_seed: int = 7
+    problem: str = field(default="", compare=False)  # why the file could not be read, if so
+
+    # -- derived folders -------------------------------------------------------------------------
+    @property
+    def sessions_folder(self) -> Path:
+        return Path(self.data_folder).expanduser() / "sessions"
+
+    @property
+    def models_folder(self) -> Path:
+        return Path(self.data_folder).expanduser() / "models"
+
+    @property
+    def has_rom(self) -> bool:
+        return bool(self.rom_path) and Path(self.rom_path).expanduser().is_file()
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first unusable setting."""
+        if self.game_source not in GAME_SOURCES:
+            raise SettingsError(f"game source {self.game_source!r} is unknown; choose one of {', '.join(GAME_SOURCES)}")
+        h, w = self.storage_size
+        if not (16 <= h <= 480 and 16 <= w <= 640):
+            raise SettingsError(f"storage size {h}x{w} (height x width) is out of range; use 16..480 x 16..640")
+        if self.video_plugin not in VIDEO_PLUGINS:
+            raise SettingsError(f"video plugin {self.video_plugin!r} is unknown; choose one of {', '.join(VIDEO_PLUGINS)}")
+        if not str(self.data_folder).strip():
+            raise SettingsError("the data folder is empty; choose a folder for sessions and models")
+        if self.rom_path and not Path(self.rom_path).expanduser().is_file():
+            raise SettingsError(f"ROM {self.rom_path} does not exist; choose your Mario Kart 64 ROM file (.z64/.n64/.v64)")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("problem")
+        data["storage_size"] = list(self.storage_size)
+        return data
+
+
+def settings_path() -> Path:
+    return paths.config_dir() / SETTINGS_FILE
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """The saved settings, or defaults (with .problem set when the file is damaged)."""
+    path = Path(path) if path else settings_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        return Settings(problem=f"{path} could not be read ({exc}); using defaults. Save the settings to replace it.")
+    known = {f.name for f in fields(Settings)} - {"problem"}
+    values = {k: v for k, v in data.items() if k in known}
+    if "storage_size" in values:
+        try:
+            h, w = (int(v) for v in values["storage_size"])
+            values["storage_size"] = (h, w)
+        except (TypeError, ValueError):
+            values.pop("storage_size")
+    try:
+        settings = Settings(**values)
+        settings.practice_seed = int(settings.practice_seed)
+    except (TypeError, ValueError) as exc:
+        return Settings(problem=f"{path} has a bad value ({exc}); using defaults. Save the settings to replace it.")
+    return settings
+
+
+def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:
+    """Validate and write atomically (a crash mid-save never leaves a half-written file)."""
+    settings.validate()
+    path = Path(path) if path else settings_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(settings.to_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SettingsError(f"cannot save settings to {path}: {exc.strerror or exc}") from None
+    settings.problem = ""
+    return path
