@@ -13,7 +13,9 @@ wins over the pad samples.
 
 from __future__ import annotations
 
+import os
 import queue
+import resource
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -28,6 +30,9 @@ from kartstudio.pads.base import PadSample, PadSource
 from kartstudio.session import SessionMeta, SessionWriter, new_session_path
 
 FLUSH_INTERVAL = 0.5  # seconds; the issue asks for at least once a second
+# Stop a seat cleanly while this much room is left: HDF5 cannot close a file properly once a
+# write has failed, so we never let the disk (or the file size limit) fill up under it.
+DISK_RESERVE = 32 * 1024 * 1024
 
 
 @dataclass
@@ -72,8 +77,11 @@ class Recorder:
         layout: SeatLayout | None = None,
         queue_size: int = 90,
         on_error: Callable[[int, str], None] | None = None,
+        disk_reserve: int = DISK_RESERVE,
     ) -> None:
         self.folder = Path(folder)
+        self.disk_reserve = disk_reserve
+        self._abandoned: list[SessionWriter] = []  # files whose writes failed: never touched again
         self.layout = layout or SeatLayout.split_screen()
         self.on_error = on_error
         self.seats: dict[int, SeatRecording] = {}
@@ -219,6 +227,10 @@ class Recorder:
         rec = self.seats[seat]
         if rec.writer is None:
             return  # this seat stopped after an error; its frames are not lost silently: see rec.error
+        room = _room_left(rec.path)
+        if room < self.disk_reserve:
+            self._stop_seat(rec, _describe_full_disk(rec.path, room, rec.counters.written))
+            return
         image = resize(self.layout.crop(frame.image, seat), rec.meta.storage_size)
 
         def append() -> None:
@@ -240,20 +252,44 @@ class Recorder:
             action()
             return True
         except (OSError, RuntimeError) as exc:
-            rec.error = _describe_write_error(rec.path, exc, rec.counters.written)
-            rec.active = False
-            writer, rec.writer = rec.writer, None
-            if writer is not None:
-                writer.close()
-            if self.on_error is not None:
-                self.on_error(rec.seat, rec.error)
+            # HDF5 may crash if a file whose write failed is closed; keep it open until exit.
+            # The frames up to the last flush stay readable (see session.repair_session).
+            self._abandoned.append(rec.writer)
+            rec.writer = None
+            self._stop_seat(rec, _describe_write_error(rec.path, exc, rec.counters.written))
             return False
+
+    def _stop_seat(self, rec: SeatRecording, message: str) -> None:
+        rec.error = message
+        rec.active = False
+        writer, rec.writer = rec.writer, None
+        if writer is not None:
+            writer.close()
+        if self.on_error is not None:
+            self.on_error(rec.seat, message)
 
     def raise_errors(self) -> None:
         """Raise RecordingError if any seat had to stop (for the CLI and benchmarks)."""
         errors = [rec.error for rec in self.seats.values() if rec.error]
         if errors:
             raise RecordingError("; ".join(errors))
+
+
+def _room_left(path: Path) -> int:
+    """Bytes this file can still grow by: free disk space, and the process's file size limit."""
+    stat = os.statvfs(path.parent)
+    room = stat.f_bavail * stat.f_frsize
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        room = min(room, limit - path.stat().st_size)
+    return room
+
+
+def _describe_full_disk(path: Path | None, room: int, written: int) -> str:
+    return (
+        f"recording stopped for {path}: the disk is full (only {room // 1024} KB left for it). "
+        f"The {written} frames recorded are kept and readable; free some space or choose another data folder."
+    )
 
 
 def _describe_write_error(path: Path | None, exc: Exception, written: int) -> str:
