@@ -21,7 +21,7 @@ from kartstudio.controller import ControllerState
 from kartstudio.errors import KartStudioError
 
 SOURCE = Path(__file__).resolve().parents[2] / "tests" / "rom" / "testrom.s"
-ROM_SIZE = 1 << 20  # 1 MB, what the CIC checksum covers (0x1000..0x101000) and more
+ROM_SIZE = 1 << 20  # 1 MB, the smallest cartridge size
 BOOT_START, BOOT_END = 0x40, 0x1000  # mupen64plus's HLE boot runs these bytes from SP DMEM
 NAME = "KARTSTUDIO TEST"
 GAME_CODE = "NKSE"  # N = cartridge, KS = KartStudio, E = North America (NTSC timings)
@@ -61,7 +61,7 @@ def assemble(source: Path = SOURCE) -> bytes:
 
 
 def cic6102_checksum(rom: bytes) -> tuple[int, int]:
-    """The two header CRC words the CIC-6102 boot checks (bytes 0x1000..0x101000)."""
+    """The two header CRC words the CIC-6102 boot checks (bytes 0x1000..0x101000, as far as the ROM goes)."""
     mask = 0xFFFFFFFF
     t1 = t2 = t3 = t4 = t5 = t6 = CIC_6102_SEED
     for (d,) in struct.iter_unpack(">I", rom[0x1000:0x101000]):

@@ -1,0 +1,61 @@
+"""Screenshots of the emulator window's client area with mss, following its real geometry."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from kartstudio.errors import KartStudioError
+from kartstudio.game import SCREEN_HEIGHT, SCREEN_WIDTH
+
+
+def _new_mss(display: str | None):
+    import mss
+
+    factory = getattr(mss, "MSS", None) or mss.mss  # mss 10 renamed mss.mss to mss.MSS
+    try:
+        return factory(display=display) if display else factory()
+    except Exception as exc:  # mss raises its own ScreenShotError for a display it cannot open
+        raise KartStudioError(f"cannot capture the screen of X display {display}: {exc}") from exc
+
+
+def fit(image: np.ndarray, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> np.ndarray:
+    """Nearest-neighbour resize to width x height (a no-op at the usual 640x480)."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    rows = (np.arange(height) * h // height).clip(0, h - 1)
+    cols = (np.arange(width) * w // width).clip(0, w - 1)
+    return image[rows][:, cols]
+
+
+class WindowCapture:
+    """Grabs the region `geometry()` returns (a Geometry with as_region()), as (480, 640, 3) RGB uint8.
+
+    mss handles are per thread (an X connection is not shared between threads).
+    """
+
+    def __init__(self, geometry: Callable[[], object], display: str | None = None,
+                 size: tuple[int, int] = (SCREEN_WIDTH, SCREEN_HEIGHT)) -> None:
+        self.geometry = geometry
+        self.display = display
+        self.size = size
+        self._local = threading.local()
+
+    def grab(self) -> np.ndarray:
+        sct = getattr(self._local, "sct", None)
+        if sct is None:
+            sct = self._local.sct = _new_mss(self.display)
+        region = self.geometry().as_region()
+        shot = sct.grab(region)
+        bgra = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
+        rgb = np.ascontiguousarray(bgra[:, :, 2::-1])
+        return fit(rgb, *self.size)
+
+    def close(self) -> None:
+        sct = getattr(self._local, "sct", None)
+        if sct is not None:
+            sct.close()
+            self._local.sct = None
