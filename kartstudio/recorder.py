@@ -253,7 +253,7 @@ class Recorder:
             return True
         except (OSError, RuntimeError) as exc:
             # HDF5 may crash if a file whose write failed is closed; keep it open until exit.
-            # The frames up to the last flush stay readable (see session.repair_session).
+            # This is the last line of defence: the disk reserve check normally stops us first.
             self._abandoned.append(rec.writer)
             rec.writer = None
             self._stop_seat(rec, _describe_write_error(rec.path, exc, rec.counters.written))
