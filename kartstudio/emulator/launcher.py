@@ -137,7 +137,9 @@ class EmulatorProcess:
         self.workdir = Path(tempfile.mkdtemp(prefix="kartstudio-m64p-"))
         (self.workdir / "config").mkdir()
         cmd = self.command()
-        env = dict(os.environ, DISPLAY=display, **self.options.env)
+        env = dict(os.environ, DISPLAY=display)
+        env["SDL_VIDEODRIVER"] = "x11"  # we find, pin and capture an X11 window (never SDL's dummy video)
+        env.update(self.options.env)
         # Saves and screenshots stay private to this run too; SDL must not grab real audio.
         env.setdefault("XDG_DATA_HOME", str(self.workdir / "data"))
         env.setdefault("XDG_CACHE_HOME", str(self.workdir / "cache"))
