@@ -1,0 +1,52 @@
+/* KartStudio input plugin wire protocol (see docs/plugin-protocol.md).
+ *
+ * Every message, in both directions, is exactly KS_MSG_SIZE bytes, little-endian, sent as one
+ * SOCK_SEQPACKET datagram over a Unix domain socket: a 16-byte header, then a 48-byte payload.
+ */
+#ifndef KARTSTUDIO_PROTOCOL_H
+#define KARTSTUDIO_PROTOCOL_H
+
+#include <stdint.h>
+
+#define KS_MAGIC "KSIP"
+#define KS_VERSION 1
+#define KS_MSG_SIZE 64
+#define KS_HEADER_SIZE 16
+#define KS_TOKEN_SIZE 32
+#define KS_MAX_CONTROLLERS 4
+
+/* KartStudio -> plugin */
+enum {
+    KS_HELLO = 1,     /* payload: 32-byte token; must be the first message of a connection */
+    KS_STATES = 2,    /* payload: u32 mask, u32 buttons[4]; free-run: latest state wins */
+    KS_STEP = 3,      /* same payload; lock-step: the state for the next poll; seq = step id */
+    KS_MODE = 4,      /* payload: u32 lockstep (0/1), u32 lockstep_timeout_ms (0 = default) */
+    KS_STATS_REQ = 5, /* no payload; answered by KS_STATS */
+    KS_KEEPALIVE = 6, /* no payload; only says "KartStudio is alive" */
+};
+
+/* plugin -> KartStudio */
+enum {
+    KS_WELCOME = 0x81, /* payload: u32 present mask, u32 plugin version, u32 silence_ms, u32 lockstep controller */
+    KS_POLL = 0x82,    /* seq = that controller's poll counter; see ks_poll_payload */
+    KS_READY = 0x83,   /* lock-step: seq = last step consumed; the game waits for the next one */
+    KS_STATS = 0x84,   /* payload: counters, see ks_stats_payload */
+};
+
+/* Where the state a poll returned came from (KS_POLL "source"). */
+enum {
+    KS_SRC_STATE = 0,            /* a state KartStudio sent (state_seq says which message) */
+    KS_SRC_NO_CLIENT = 1,        /* neutral: no authenticated KartStudio connection */
+    KS_SRC_SILENCE = 2,          /* neutral: nothing heard from KartStudio for silence_ms */
+    KS_SRC_LOCKSTEP_TIMEOUT = 3, /* neutral: lock-step wait for the next step timed out */
+    KS_SRC_NO_STATE_YET = 4,     /* neutral: connected, but no state sent for this controller yet */
+};
+
+#define KS_DEFAULT_SILENCE_MS 100
+#define KS_DEFAULT_LOCKSTEP_TIMEOUT_MS 2000
+#define KS_MAX_LOCKSTEP_TIMEOUT_MS 60000
+
+/* BUTTONS bits 14 and 15 are reserved in m64p_plugin.h: never hand them to the game. */
+#define KS_BUTTONS_VALID_MASK 0xFFFF3FFFu
+
+#endif
