@@ -1,0 +1,182 @@
+"""The emulator as a GameBackend: mupen64plus + our input plugin + window pinning + capture.
+
+Each Frame carries ``inputs``: for every seat, the controller state the game read at its most
+recent input poll before the screenshot (from the plugin's poll reports), so recordings are
+labelled with exactly what the game read, never with a guess from pad timing.
+
+Two ways to run:
+- free-run (recording, versus): the game runs at its own speed; set_controller() sends a state
+  at once, next_frame() captures at `fps`.
+- lock-step (the AI, the Gymnasium env): next_frame() hands the current states to the game's next
+  poll, waits until it has run on to the following poll, then captures; the game stands still
+  in between, so the picture matches the input that produced it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kartstudio.controller import NEUTRAL, ControllerState
+from kartstudio.emulator.capture import WindowCapture
+from kartstudio.emulator.launcher import VIDEO_FOR_GAME, EmulatorProcess, LaunchOptions
+from kartstudio.emulator.plugin_client import PluginClient, PluginEndpoint, PollReport
+from kartstudio.emulator.window import WindowPinner, find_window
+from kartstudio.errors import KartStudioError
+from kartstudio.game import Frame, GameBackend
+
+
+class EmulatorBackend(GameBackend):
+    name = "mupen64plus"
+
+    def __init__(
+        self,
+        rom: str | Path,
+        video: str = VIDEO_FOR_GAME,
+        display: str | None = None,
+        seats: tuple[int, ...] = (1, 2),
+        fps: float = 30.0,
+        lockstep: bool = False,
+        input_plugin: str | Path | None = None,
+        connect_timeout: float = 15.0,
+        step_timeout: float = 5.0,
+    ) -> None:
+        self.rom = Path(rom)
+        self.video = video
+        self.display = display
+        self.seats = tuple(seats)
+        self.fps = fps
+        self.lockstep = lockstep
+        self.input_plugin = input_plugin
+        self.connect_timeout = connect_timeout
+        self.step_timeout = step_timeout
+        self.emulator: EmulatorProcess | None = None
+        self.client: PluginClient | None = None
+        self.pinner: WindowPinner | None = None
+        self.capture: WindowCapture | None = None
+        self.startup_s: float | None = None  # launch until the first poll was reported
+        self._endpoint: PluginEndpoint | None = None
+        self._states: dict[int, ControllerState] = {seat: NEUTRAL for seat in self.seats}
+        self._last_read: dict[int, PollReport] = {}
+        self._next_tick = 0.0
+
+    # -- life cycle --------------------------------------------------------------------
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self._endpoint = PluginEndpoint.create(controllers=self.seats)
+        self.emulator = EmulatorProcess(
+            LaunchOptions(self.rom, video=self.video, input_plugin=self.input_plugin, display=self.display,
+                          env=self._endpoint.env())
+        )
+        try:
+            self.emulator.start()
+            self.display = self.emulator.display
+            self.client = PluginClient(self._endpoint).connect(timeout=self.connect_timeout)
+            if self.lockstep:
+                self.client.set_lockstep(True)
+            else:
+                self.client.send_states(self._states)
+            window = find_window(self.emulator.pid, self.display, alive=lambda: self.emulator.running)
+            self.pinner = WindowPinner(window, self.display).start()
+            self.capture = WindowCapture(lambda: self.pinner.geometry, self.display)
+            if not self.lockstep:
+                self.client.wait_polls(1, timeout=self.connect_timeout)
+            self.startup_s = time.monotonic() - t0
+        except KartStudioError:
+            reason = self.emulator.exit_reason() if self.emulator else None
+            self.stop()
+            if reason:
+                raise KartStudioError(f"the emulator did not start: {reason}") from None
+            raise
+        self._next_tick = time.monotonic()
+
+    def stop(self) -> None:
+        if self.pinner is not None:
+            self.pinner.stop()
+            self.pinner = None
+        if self.capture is not None:
+            self.capture.close()
+            self.capture = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self._endpoint is not None:
+            self._endpoint.remove()
+            self._endpoint = None
+
+    @property
+    def running(self) -> bool:
+        return self.emulator is not None and self.emulator.running and self.client is not None
+
+    @property
+    def exit_reason(self) -> str | None:
+        return self.emulator.exit_reason() if self.emulator else None
+
+    # -- controllers -------------------------------------------------------------------
+    def set_controller(self, seat: int, state: ControllerState) -> None:
+        if seat not in self._states:
+            raise KartStudioError(f"seat {seat} is not in this game (seats {self.seats})")
+        self._states[seat] = state
+        if not self.lockstep and self.client is not None and self.client.connected:
+            self.client.send_states({seat: state})
+
+    def set_lockstep(self, enabled: bool) -> None:
+        """Switch between free-run and lock-step while running."""
+        self.lockstep = bool(enabled)
+        if self.client is not None:
+            self.client.set_lockstep(self.lockstep)
+            if not self.lockstep:
+                self.client.send_states(self._states)
+
+    def _remember(self, reports: list[PollReport]) -> None:
+        for report in reports:
+            previous = self._last_read.get(report.controller)
+            if previous is None or report.poll >= previous.poll:
+                self._last_read[report.controller] = report
+
+    # -- frames ------------------------------------------------------------------------
+    def next_frame(self, timeout: float | None = None) -> Frame | None:
+        if self.emulator is None or self.client is None:
+            raise KartStudioError("the emulator is not started")
+        if not self.emulator.running:
+            return self._ended()
+        if self.lockstep:
+            try:
+                self._remember(self.client.step(dict(self._states), timeout=timeout or self.step_timeout))
+            except KartStudioError:
+                if not self.emulator.running:
+                    return self._ended()
+                raise
+        else:
+            now = time.monotonic()
+            if self._next_tick > now:
+                time.sleep(self._next_tick - now)
+            self._next_tick = max(self._next_tick + 1 / self.fps, time.monotonic() - 1 / self.fps)
+        timestamp = time.monotonic()
+        try:
+            image = self.capture.grab()
+        except Exception:
+            if not self.emulator.running:
+                return self._ended()
+            raise
+        # Reports that arrived by now are polls the game made before this picture was taken.
+        self._remember(self.client.polls())
+        inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
+        first = self._last_read.get(self.seats[0])
+        return Frame(number=first.poll if first else 0, timestamp=timestamp, image=image, inputs=inputs or None)
+
+    def _ended(self) -> None:
+        """The emulator stopped: None if it ended normally, an error that says why if it crashed."""
+        reason = self.emulator.exit_reason() if self.emulator else None
+        if reason and ("crashed" in reason or "failed" in reason):
+            raise KartStudioError(reason)
+        return None
+
+    def polls_per_second(self, seconds: float = 1.0) -> float:
+        """Measured rate of controller 1 polls (free-run)."""
+        self._remember(self.client.polls())
+        reports = self.client.wait_polls(10**9, timeout=seconds)
+        self._remember(reports)
+        return sum(1 for r in reports if r.controller == self.seats[0]) / seconds

@@ -1,0 +1,128 @@
+"""The real emulator driven through our input plugin: what KartStudio sends comes back out of the ROM.
+
+The test ROM paints the 32 bits it read from controllers 1 and 2 (top and bottom half), so the
+captured picture shows what the game read; the plugin's poll reports say the same from inside.
+"""
+
+import time
+
+import pytest
+
+from kartstudio.controller import NEUTRAL, ControllerState
+from kartstudio.emulator import testrom
+from kartstudio.emulator.backend import EmulatorBackend
+from kartstudio.emulator.launcher import VIDEO_FOR_TEST_ROM, find_input_plugin
+from kartstudio.errors import KartStudioError
+from emulator_support import needs_emulator, testrom_path, xdisplay  # noqa: F401 - fixtures
+
+
+def _plugin_missing() -> str | None:
+    try:
+        find_input_plugin()
+    except KartStudioError as exc:
+        return str(exc)
+    return None
+
+
+pytestmark = [
+    pytest.mark.emulator,
+    needs_emulator,
+    pytest.mark.skipif(_plugin_missing() is not None, reason=str(_plugin_missing())),
+]
+
+P1 = ControllerState(x=40, y=-20, a=True, z=True, c_left=True)
+P2 = ControllerState(x=-80, y=80, b=True, r=True, start=True, dpad_up=True)
+
+
+def start_backend(rom, display, **kwargs) -> EmulatorBackend:
+    backend = EmulatorBackend(rom, video=VIDEO_FOR_TEST_ROM, display=display, **kwargs)
+    backend.start()
+    return backend
+
+
+@pytest.fixture(scope="module")
+def backend(testrom_path, xdisplay):
+    backend = start_backend(testrom_path, xdisplay)
+    yield backend
+    backend.stop()
+
+
+def wait_for_screen(backend, expected, timeout=3.0):
+    """The first frame whose picture shows `expected` (seat -> state), or the last frame."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = backend.next_frame()
+        if testrom.decode_screen(frame.image) == expected or time.monotonic() > deadline:
+            return frame
+
+
+def test_both_controllers_are_polled(backend):
+    backend.client.polls()
+    reports = backend.client.wait_polls(40, timeout=3)
+    for controller in (1, 2):
+        polls = [r.poll for r in reports if r.controller == controller]
+        assert len(polls) >= 10, f"controller {controller} polled {len(polls)} times"
+        assert polls == sorted(polls) and len(set(polls)) == len(polls)
+
+
+def test_states_sent_come_back_out_of_the_rom_for_both_seats(backend):
+    backend.set_controller(1, P1)
+    backend.set_controller(2, P2)
+    frame = wait_for_screen(backend, {1: P1, 2: P2})
+    assert testrom.decode_screen(frame.image) == {1: P1, 2: P2}  # what the ROM read, from its picture
+    assert frame.inputs == {1: P1, 2: P2}  # what the plugin reports the game read
+    # And back to neutral: nothing is stuck.
+    backend.set_controller(1, NEUTRAL)
+    backend.set_controller(2, NEUTRAL)
+    frame = wait_for_screen(backend, {1: NEUTRAL, 2: NEUTRAL})
+    assert testrom.decode_screen(frame.image) == {1: NEUTRAL, 2: NEUTRAL}
+
+
+def test_lockstep_each_frame_shows_the_state_of_its_step(backend):
+    backend.set_lockstep(True)
+    try:
+        for i in range(8):
+            states = {1: ControllerState(x=10 * i - 40, a=i % 2 == 0), 2: ControllerState(y=40 - 10 * i, b=i % 3 == 0)}
+            for seat, state in states.items():
+                backend.set_controller(seat, state)
+            frame = backend.next_frame()
+            # The game stands still after the poll, so the picture is exactly this step's.
+            assert testrom.decode_screen(frame.image) == states
+            assert frame.inputs == states
+            # The ROM counts one frame per poll: its painted counter pairs the picture with the poll.
+            assert testrom.decode_frame_counter(frame.image) == frame.number & 0xFF
+    finally:
+        backend.set_lockstep(False)
+
+
+def test_frames_in_free_run(backend):
+    frames = [backend.next_frame() for _ in range(10)]
+    numbers = [f.number for f in frames]
+    assert numbers == sorted(numbers) and numbers[-1] > numbers[0]
+    assert all(f.image.shape == (480, 640, 3) for f in frames)
+    assert all(testrom.looks_like_test_screen(f.image) for f in frames)
+
+
+def test_silence_makes_the_controllers_neutral(testrom_path, xdisplay):
+    backend = start_backend(testrom_path, xdisplay)
+    try:
+        backend.set_controller(1, P1)
+        backend.set_controller(2, P2)
+        assert testrom.decode_screen(wait_for_screen(backend, {1: P1, 2: P2}).image) == {1: P1, 2: P2}
+        backend.client.close()  # KartStudio goes away: no accelerator may stay pressed
+        time.sleep(0.3)
+        shown = testrom.decode_screen(backend.capture.grab())
+        assert shown == {1: NEUTRAL, 2: NEUTRAL}
+    finally:
+        backend.stop()
+
+
+def test_emulator_exit_ends_the_frames(testrom_path, xdisplay):
+    backend = start_backend(testrom_path, xdisplay)
+    try:
+        backend.emulator.process.terminate()
+        backend.emulator.process.wait(5)
+        assert backend.next_frame() is None
+        assert backend.exit_reason
+    finally:
+        backend.stop()
