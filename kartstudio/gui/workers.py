@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.game import Frame, GameBackend
+from kartstudio.pads.base import PadSource
 
 
 # -- who drives a seat ----------------------------------------------------------------------------
@@ -46,6 +47,13 @@ class NeutralDriver:
         return NEUTRAL
 
 
+class _AppliedPad(PadSource):
+    def __init__(self, seat: int) -> None:
+        super().__init__()
+        self.name = f"seat {seat} driver"
+        self.guid = f"applied:{seat}"
+
+
 # -- the game loop ---------------------------------------------------------------------------------
 @dataclass
 class LoopStatus:
@@ -74,6 +82,8 @@ class GameLoop:
         self._thread: threading.Thread | None = None
         self._latest: Frame | None = None
         self.status = LoopStatus()
+        # What the loop set for each seat, as pad samples: the labels for seats no human pad drives.
+        self._applied_pads: dict[int, PadSource] = {}
 
     # -- control (UI thread) ---------------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +125,14 @@ class GameLoop:
 
     def latest(self) -> Frame | None:
         return self._latest
+
+    def applied_pad(self, seat: int) -> PadSource:
+        """A pad source carrying every state the loop hands the game for `seat` (AI, expert, ...)."""
+        with self._lock:
+            if seat not in self._applied_pads:
+                pad = _AppliedPad(seat)
+                self._applied_pads[seat] = pad
+            return self._applied_pads[seat]
 
     # -- the loop (its own thread) ---------------------------------------------------------------
     def _run(self) -> None:
@@ -171,6 +189,9 @@ class GameLoop:
             state = driver.state(frame, seat) if driver is not None else NEUTRAL
             self.backend.set_controller(seat, state)
             self.status.applied[seat] = state
+            pad = self._applied_pads.get(seat)
+            if pad is not None:
+                pad.push(state)
 
 
 # -- long tasks --------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Start-up: the QApplication and the main window; `run(screenshot=PATH)` renders it to a PNG and exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from kartstudio.errors import KartStudioError
+
+
+def make_app(argv: list[str] | None = None):
+    from PyQt6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(argv if argv is not None else sys.argv[:1])
+        app.setApplicationName("KartStudio")
+        app.setOrganizationName("KartStudio")
+        app.setDesktopFileName("kartstudio")
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(antialias=True)
+    return app
+
+
+def grab_png(widget, path: str | os.PathLike) -> Path:
+    """Render `widget` (the whole window) to a PNG file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KartStudioError(f"cannot create the folder for {path}: {exc.strerror}") from None
+    if not widget.grab().save(str(path), "PNG"):
+        raise KartStudioError(f"cannot write the screenshot {path}; check the folder is writable")
+    return path
+
+
+def run(screenshot: str | os.PathLike | None = None, settle_ms: int = 600) -> int:
+    """Open the window. With `screenshot`, save the window as a PNG after start-up and exit.
+
+    Without a display the screenshot renders offscreen (QT_QPA_PLATFORM=offscreen is set for it).
+    """
+    if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        app = make_app()
+    except Exception as exc:  # noqa: BLE001 - e.g. no display and no Qt platform plugin
+        raise KartStudioError(f"cannot open a window ({exc}); run it in a desktop session") from None
+    from PyQt6 import QtCore
+
+    from kartstudio.gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    result: dict = {}
+    if screenshot is not None:
+        def shoot() -> None:
+            try:
+                result["path"] = grab_png(window, screenshot)
+            except KartStudioError as exc:
+                result["error"] = exc
+            window.close()
+            app.quit()
+
+        QtCore.QTimer.singleShot(settle_ms, shoot)
+    code = app.exec()
+    if "error" in result:
+        raise result["error"]
+    if "path" in result:
+        print(f"saved {result['path']}")
+    return code

@@ -1,0 +1,308 @@
+"""The KartStudio window: game source and status on top, then the Record, Datasets, Training and
+Versus tabs. Each tab is its own module; this one only lays them out and wires the game to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from kartstudio import __version__
+from kartstudio.gui.common import Notice, optional_module
+from kartstudio.gui.game import SOURCE_LABELS, GameController
+from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
+from kartstudio.gui.keyboard import KeyboardFilter
+from kartstudio.settings import Settings, SettingsError, load_settings, save_settings
+
+NO_ROM_TEXT = (
+    "No Mario Kart 64 ROM is set, so the practice track is selected: press Start and drive now. "
+    "To race in Mario Kart 64, click 'Choose ROM…' and pick your own cartridge dump (.z64, .v64 or .n64); "
+    "KartStudio never ships one."
+)
+
+
+def icon_path() -> Path | None:
+    """The app icon: resources/ next to the package (source tree) or inside a PyInstaller bundle."""
+    import sys
+
+    here = Path(__file__).resolve()
+    candidates = [
+        here.parents[2] / "resources" / "kartstudio.png",
+        Path(getattr(sys, "_MEIPASS", here.parents[2])) / "resources" / "kartstudio.png",
+    ]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.setWindowTitle(f"KartStudio {__version__}")
+        icon = icon_path()
+        if icon:
+            self.setWindowIcon(QtGui.QIcon(str(icon)))
+        self.resize(1280, 860)
+        self.game = GameController(self.settings, self)
+        self._key_filter = KeyboardFilter(self.game.keyboard, self)
+        QtWidgets.QApplication.instance().installEventFilter(self._key_filter)
+
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 4)
+        layout.addWidget(self._build_game_bar())
+        self.notice = Notice()
+        layout.addWidget(self.notice)
+        self.tabs = QtWidgets.QTabWidget()
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self._build_tabs()
+        self._build_menu()
+        self.statusBar().showMessage(KEYBOARD_HELP)
+
+        self.game.started.connect(self._on_game_started)
+        self.game.stopped.connect(self._on_game_stopped)
+        self.game.failed.connect(lambda text: self.notice.show_message(text, "error"))
+        self._status_timer = QtCore.QTimer(self)
+        self._status_timer.setInterval(250)
+        self._status_timer.timeout.connect(self._refresh_status)
+        self._status_timer.start()
+        self._refresh_source()
+        if self.settings.problem:
+            self.notice.show_message(self.settings.problem, "warning")
+
+    # -- layout ------------------------------------------------------------------------------------
+    def _build_game_bar(self) -> QtWidgets.QWidget:
+        bar = QtWidgets.QGroupBox("Game")
+        row = QtWidgets.QHBoxLayout(bar)
+        self.source_box = QtWidgets.QComboBox()
+        for key, label in SOURCE_LABELS.items():
+            self.source_box.addItem(label, key)
+        self.source_box.setCurrentIndex(max(0, self.source_box.findData(self.settings.game_source)))
+        self.source_box.currentIndexChanged.connect(self._on_source_chosen)
+        row.addWidget(self.source_box)
+        self.rom_label = QtWidgets.QLabel()
+        self.rom_label.setMinimumWidth(180)
+        row.addWidget(self.rom_label, 1)
+        self.rom_button = QtWidgets.QPushButton("Choose ROM…")
+        self.rom_button.clicked.connect(self.choose_rom)
+        row.addWidget(self.rom_button)
+        self.start_button = QtWidgets.QPushButton("▶ Start")
+        self.start_button.setMinimumWidth(90)
+        self.start_button.clicked.connect(self.toggle_game)
+        row.addWidget(self.start_button)
+        self.status_label = QtWidgets.QLabel("stopped")
+        self.status_label.setMinimumWidth(300)
+        row.addWidget(self.status_label)
+        self.pair_button = QtWidgets.QPushButton("Pair controllers…")
+        self.pair_button.clicked.connect(self.open_pair_wizard)
+        row.addWidget(self.pair_button)
+        settings_button = QtWidgets.QPushButton("Settings…")
+        settings_button.clicked.connect(self.open_settings)
+        row.addWidget(settings_button)
+        return bar
+
+    def _build_tabs(self) -> None:
+        from kartstudio.gui.datasets_tab import DatasetsTab
+        from kartstudio.gui.record_panel import RecordTab
+        from kartstudio.gui.training_tab import TrainingTab
+        from kartstudio.gui.versus_tab import VersusTab
+
+        self.record_tab = RecordTab(self.game)
+        self.datasets_tab = DatasetsTab(self.settings)
+        self.training_tab = TrainingTab(self.settings)
+        self.versus_tab = VersusTab(self.game)
+        self.tabs.addTab(self.record_tab, "Record")
+        self.tabs.addTab(self.datasets_tab, "Datasets")
+        self.tabs.addTab(self.training_tab, "Training")
+        self.tabs.addTab(self.versus_tab, "Versus the AI")
+        self.record_tab.session_saved.connect(self.datasets_tab.refresh)
+        self.record_tab.session_saved.connect(self.training_tab.refresh_sessions)
+        self.versus_tab.session_saved.connect(self.datasets_tab.refresh)
+        self.versus_tab.session_saved.connect(self.training_tab.refresh_sessions)
+        self.datasets_tab.sessions_changed.connect(self.training_tab.refresh_sessions)
+        self.training_tab.model_saved.connect(self.versus_tab.refresh_models)
+
+    def _build_menu(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction("Choose ROM…", self.choose_rom)
+        menu.addAction("Settings…", self.open_settings)
+        menu.addAction("Pair controllers…", self.open_pair_wizard)
+        menu.addSeparator()
+        menu.addAction("Quit", QtGui.QKeySequence.StandardKey.Quit, self.close)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("Keyboard controls", lambda: QtWidgets.QMessageBox.information(self, "Keyboard", KEYBOARD_HELP))
+        help_menu.addAction("About KartStudio", self._about)
+
+    def _about(self) -> None:
+        QtWidgets.QMessageBox.about(
+            self, "About KartStudio",
+            f"KartStudio {__version__}\nRecord yourself playing, train a network on it, race it.\n"
+            f"Settings: {self.settings_path()}\nData: {self.settings.data_folder}",
+        )
+
+    @staticmethod
+    def settings_path() -> Path:
+        from kartstudio.settings import settings_path
+
+        return settings_path()
+
+    # -- game source -------------------------------------------------------------------------------
+    def _on_source_chosen(self) -> None:
+        source = self.source_box.currentData()
+        if source == self.settings.game_source:
+            return
+        self.settings.game_source = source
+        self._save_quietly()
+        self._refresh_source()
+
+    def _refresh_source(self) -> None:
+        s = self.settings
+        if s.rom_path:
+            name = Path(s.rom_path).name
+            self.rom_label.setText(f"ROM: {name}" if s.has_rom else f"ROM: {name} (missing!)")
+            self.rom_label.setToolTip(s.rom_path)
+        else:
+            self.rom_label.setText("ROM: not set (practice track only)")
+        problem = GameController.source_problem(s.game_source, s)
+        if not s.rom_path and s.game_source == "practice" and not problem:
+            self.notice.show_message(NO_ROM_TEXT, "info")
+        elif problem:
+            self.notice.show_message(problem, "warning")
+        elif self.notice.level in ("info", "warning"):
+            self.notice.clear_message()
+        self.start_button.setEnabled(not problem or self.game.running)
+
+    def choose_rom(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Choose your Mario Kart 64 ROM", str(Path(self.settings.rom_path or Path.home()).parent),
+            "N64 ROMs (*.z64 *.n64 *.v64);;All files (*)",
+        )
+        if path:
+            self.set_rom(path)
+
+    def set_rom(self, path: str) -> bool:
+        """Check and keep a ROM path; the check's one-line message is shown if it is not usable."""
+        rom, why = optional_module("kartstudio.emulator.rom")
+        if rom is not None:
+            try:
+                info = rom.require_mario_kart_64(path)
+            except Exception as exc:  # noqa: BLE001 - RomError says what is wrong
+                self.notice.show_message(str(exc), "error")
+                return False
+            self.statusBar().showMessage(f"ROM: {info.describe()}", 8000)
+        elif not Path(path).is_file():
+            self.notice.show_message(f"ROM file {path} does not exist; choose the ROM file itself", "error")
+            return False
+        self.settings.rom_path = str(path)
+        self.settings.game_source = "mk64"
+        self._save_quietly()
+        self.source_box.setCurrentIndex(self.source_box.findData("mk64"))
+        self._refresh_source()
+        return True
+
+    def _save_quietly(self) -> None:
+        try:
+            save_settings(self.settings)
+        except SettingsError as exc:
+            self.notice.show_message(str(exc), "error")
+
+    # -- start / stop ------------------------------------------------------------------------------
+    def toggle_game(self) -> None:
+        if self.game.running:
+            self.stop_game()
+        else:
+            self.start_game()
+
+    def start_game(self) -> bool:
+        problem = GameController.source_problem(self.settings.game_source, self.settings)
+        if problem:
+            self.notice.show_message(problem, "error")
+            return False
+        if self.notice.level == "error":
+            self.notice.clear_message()
+        ok = self.game.start(self.settings.game_source)
+        if ok:
+            self.start_button.setText("■ Stop")
+            self.source_box.setEnabled(False)
+        return ok
+
+    def stop_game(self) -> None:
+        self.record_tab.stop_all(wait=True)
+        self.versus_tab.stop_versus()
+        self.game.stop()
+
+    def _on_game_started(self) -> None:
+        self.start_button.setText("■ Stop")
+        self.source_box.setEnabled(False)
+        self.record_tab.on_game_started()
+        self.versus_tab.on_game_started()
+
+    def _on_game_stopped(self) -> None:
+        self.start_button.setText("▶ Start")
+        self.source_box.setEnabled(True)
+        self.record_tab.on_game_stopped()
+        self.versus_tab.on_game_stopped()
+
+    def _refresh_status(self) -> None:
+        loop = self.game.loop
+        if loop is None:
+            self.status_label.setText("● stopped")
+            self.status_label.setStyleSheet("color:#777;")
+            if not self.game.running:
+                self.start_button.setText("▶ Start")
+                self.source_box.setEnabled(True)
+            return
+        st = loop.status
+        if st.starting:
+            text, colour = "● starting…", "#b80"
+        else:
+            what = "Practice track" if self.game.source == "practice" else "Mario Kart 64"
+            text = f"● {what} running · {st.fps:.1f} fps · frame {st.frames}"
+            pinned = getattr(self.game.backend, "window_position", None)
+            if self.game.source == "mk64":
+                text += " · window pinned top-left" if pinned in (None, (0, 0)) else f" · window at {pinned}"
+            colour = "#1a8f3a"
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")
+
+    # -- dialogs -----------------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        from kartstudio.gui.settings import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self._refresh_source()
+            self.datasets_tab.refresh()
+            self.training_tab.refresh_sessions()
+            self.versus_tab.refresh_models()
+
+    def open_pair_wizard(self) -> None:
+        module, why = optional_module("kartstudio.gui.pair_wizard")
+        dialog_class = None
+        if module is not None:
+            for name in ("PairWizard", "PairControllersWizard", "PairingWizard", "PairDialog"):
+                dialog_class = getattr(module, name, None)
+                if dialog_class is not None:
+                    break
+        if dialog_class is None:
+            QtWidgets.QMessageBox.information(
+                self, "Pair controllers",
+                "The pairing wizard is not part of this build yet"
+                + (f" ({why})." if why else ".")
+                + f"\n\nYou can drive with the keyboard now.\n{KEYBOARD_HELP}",
+            )
+            return
+        dialog = dialog_class(parent=self)
+        dialog.exec()
+        self.record_tab.refresh_drivers()
+        self.versus_tab.refresh_drivers()
+
+    # -- closing -----------------------------------------------------------------------------------
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        # Recordings are finished and flushed before anything else goes away.
+        self.record_tab.stop_all(wait=True)
+        self.versus_tab.stop_versus()
+        self.training_tab.shutdown()
+        self.game.stop()
+        QtWidgets.QApplication.instance().removeEventFilter(self._key_filter)
+        super().closeEvent(event)

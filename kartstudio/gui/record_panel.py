@@ -1,0 +1,397 @@
+"""The Record tab: one panel per seat (live preview of its half, pad meter, file name, counters,
+its own record toggle) and one 'Record session' button for both seats.
+
+Each seat records through its own kartstudio.recorder.Recorder, fed by the game loop thread;
+the recorder only queues on that thread and writes on its own, and stopping (which drains the
+queue) happens on a helper thread, so the window keeps repainting at every step.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+from kartstudio.errors import KartStudioError
+from kartstudio.gui.common import ImageView, Notice, describe_error
+from kartstudio.gui.game import GameController
+from kartstudio.gui.widgets import PadMeter
+from kartstudio.gui.workers import PadDriver
+
+REFRESH_MS = 33  # previews and meters at ~30 Hz, whatever the game's rate
+
+
+def proposed_name(track: str, seat: int, when: float | None = None) -> str:
+    """The name new_session_path would pick (before any -2 suffix), shown until the user edits it."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in track.strip()).strip("-.") or "track"
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}-{safe}-p{seat}.h5"
+
+
+class SeatPanel(QtWidgets.QGroupBox):
+    recording_changed = QtCore.pyqtSignal()
+    saved = QtCore.pyqtSignal(str)  # path of a finished session file
+
+    def __init__(self, seat: int, game: GameController, parent=None) -> None:
+        super().__init__(f"Seat {seat} — {'top' if seat == 1 else 'bottom'} half", parent)
+        self.seat = seat
+        self.game = game
+        self.recorder = None
+        self.path: Path | None = None
+        self.name_edited = False
+        self._stopping: threading.Thread | None = None
+        self._error = ""
+        self._fps_mark = (time.monotonic(), 0)
+        self.fps = 0.0
+        self.partner: SeatPanel | None = None
+
+        v = QtWidgets.QVBoxLayout(self)
+        self.preview = ImageView(f"Seat {seat}: start the game to see this half", (240, 90))
+        v.addWidget(self.preview, 1)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Driven by"))
+        self.driver_box = QtWidgets.QComboBox()
+        self.driver_box.currentIndexChanged.connect(self._apply_driver)
+        row.addWidget(self.driver_box, 1)
+        v.addLayout(row)
+        self.meter = PadMeter()
+        v.addWidget(self.meter)
+        form = QtWidgets.QFormLayout()
+        self.name_edit = QtWidgets.QLineEdit()
+        self.name_edit.setToolTip("The session file for this seat, in the sessions folder. Edit it to choose your "
+                                  "own name; an existing file is never overwritten.")
+        self.name_edit.textEdited.connect(self._on_name_edited)
+        form.addRow("File", self.name_edit)
+        self.counters = QtWidgets.QLabel("frames 0 · 0.0 fps · dropped 0")
+        self.counters.setStyleSheet("font-family:monospace;")
+        form.addRow("Recorded", self.counters)
+        v.addLayout(form)
+        row = QtWidgets.QHBoxLayout()
+        self.toggle = QtWidgets.QPushButton(f"● Record seat {seat}")
+        self.toggle.setCheckable(True)
+        self.toggle.clicked.connect(self._on_toggle)
+        row.addWidget(self.toggle)
+        self.last_saved = QtWidgets.QLabel("")
+        self.last_saved.setWordWrap(True)
+        row.addWidget(self.last_saved, 1)
+        v.addLayout(row)
+        self.notice = Notice()
+        v.addWidget(self.notice)
+        self.refresh_drivers()
+        self.refresh_name()
+
+    # -- drivers -----------------------------------------------------------------------------------
+    def refresh_drivers(self) -> None:
+        current = self.driver_box.currentData()
+        self.driver_box.blockSignals(True)
+        self.driver_box.clear()
+        self._choices = self.game.driver_choices(self.seat)
+        for choice in self._choices:
+            self.driver_box.addItem(choice.label, choice.key)
+        keys = [c.key for c in self._choices]
+        if current in keys:
+            index = keys.index(current)
+        else:
+            # default: seat 1 the keyboard (last pad), seat 2 the first gamepad if any, else nobody
+            pads = [i for i, c in enumerate(self._choices) if c.pad is not None]
+            keyboard = next((i for i, c in enumerate(self._choices) if c.pad is self.game.keyboard), 0)
+            gamepads = [i for i in pads if i != keyboard]
+            if self.seat == 1:
+                index = gamepads[0] if gamepads else keyboard
+            else:
+                index = gamepads[1] if len(gamepads) > 1 else keys.index("nobody")
+        self.driver_box.setCurrentIndex(index)
+        self.driver_box.blockSignals(False)
+        self._apply_driver()
+
+    def choose_driver(self, key: str) -> bool:
+        index = self.driver_box.findData(key)
+        if index >= 0:
+            self.driver_box.setCurrentIndex(index)
+            self._apply_driver()
+        return index >= 0
+
+    def current_choice(self):
+        i = self.driver_box.currentIndex()
+        return self._choices[i] if 0 <= i < len(self._choices) else None
+
+    def _apply_driver(self) -> None:
+        loop = self.game.loop
+        choice = self.current_choice()
+        if loop is not None and choice is not None:
+            loop.set_driver(self.seat, choice.make())
+
+    # -- file names --------------------------------------------------------------------------------
+    def refresh_name(self) -> None:
+        if not self.name_edited and not self.recording:
+            self.name_edit.setText(proposed_name(self.game.track(), self.seat))
+
+    def _on_name_edited(self, text: str) -> None:
+        self.name_edited = bool(text.strip())
+
+    def folder(self) -> Path:
+        return self.game.settings.sessions_folder
+
+    def reserve_path(self) -> Path:
+        """The file this seat records to, claimed exclusively (never an existing file)."""
+        from kartstudio.session import new_session_path
+
+        folder = self.folder()
+        if not self.name_edited:
+            path = new_session_path(folder, self.game.track(), self.seat)
+            self.name_edit.setText(path.name)
+            return path
+        name = self.name_edit.text().strip()
+        if not name.endswith(".h5"):
+            name += ".h5"
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            path = folder / path
+        if self.partner is not None and self.partner.path is not None and self.partner.recording \
+                and self.partner.path.resolve() == path.resolve():
+            raise KartStudioError(f"seat {self.seat}'s file {path.name} is seat {self.partner.seat}'s file too; "
+                                  "give each seat its own name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise KartStudioError(f"{path} already exists; KartStudio never overwrites a recording: "
+                                  "choose another name") from None
+        except OSError as exc:
+            raise KartStudioError(f"cannot create {path}: {exc.strerror}; choose another name or folder") from None
+        os.close(fd)
+        return path
+
+    # -- recording ---------------------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self.recorder is not None and self._stopping is None
+
+    @property
+    def busy(self) -> bool:
+        return self._stopping is not None
+
+    def _on_toggle(self) -> None:
+        if self.recording:
+            self.stop()
+        else:
+            self.start()
+        self.toggle.setChecked(self.recording)
+
+    def start(self) -> bool:
+        """Start recording this seat; False (with the reason shown) if it cannot."""
+        if self.recording or self.busy:
+            return self.recording
+        loop = self.game.loop
+        if loop is None or not loop.status.running:
+            self.notice.show_message("Start the game first (▶ Start at the top), then record.", "warning")
+            self.toggle.setChecked(False)
+            return False
+        from kartstudio.recorder import Recorder
+        from kartstudio.session import SessionMeta
+
+        choice = self.current_choice()
+        pad = choice.pad if choice is not None and choice.pad is not None else loop.applied_pad(self.seat)
+        backend = self.game.backend
+        meta = SessionMeta(
+            game=self.game.game_name(),
+            track=self.game.track(),
+            pad_name=getattr(pad, "name", ""),
+            pad_guid=getattr(pad, "guid", ""),
+            storage_size=tuple(self.game.settings.storage_size),
+            kind="play",
+            source="kartstudio-gui",
+            fps=float(getattr(backend, "fps", 30.0)),
+            extra={"driver": choice.label if choice else ""},
+        )
+        try:
+            path = self.reserve_path()
+            recorder = Recorder(path.parent, {self.seat: (meta, pad)}, layout=backend.layout, on_error=self._on_error)
+            recorder.start(paths={self.seat: path})
+        except Exception as exc:  # noqa: BLE001 - shown in the panel
+            self.notice.show_message(describe_error(exc), "error")
+            self.toggle.setChecked(False)
+            return False
+        self.path = path
+        self.recorder = recorder
+        self._error = ""
+        self.notice.clear_message()
+        self._fps_mark = (time.monotonic(), 0)
+        loop.add_consumer(recorder)
+        self.name_edit.setReadOnly(True)
+        self.toggle.setChecked(True)
+        self.toggle.setText(f"■ Stop seat {self.seat}")
+        self.last_saved.setText(f"recording to {path.name}")
+        self.recording_changed.emit()
+        return True
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop this seat; its queue is written and the file closed on a helper thread."""
+        recorder = self.recorder
+        if recorder is None or self._stopping is not None:
+            if wait and self._stopping is not None:
+                self._stopping.join()
+                self._finish_stop()
+            return
+        if self.game.loop is not None:
+            self.game.loop.remove_consumer(recorder)
+        self._stopping = threading.Thread(target=recorder.stop, name=f"kartstudio-stop-seat{self.seat}", daemon=True)
+        self._stopping.start()
+        self.toggle.setEnabled(False)
+        self.toggle.setText("finishing…")
+        if wait:
+            self._stopping.join()
+            self._finish_stop()
+
+    def _finish_stop(self) -> None:
+        recorder, path = self.recorder, self.path
+        if recorder is None:
+            return
+        written = recorder.counters()[self.seat].written
+        self.recorder = None
+        self._stopping = None
+        self.name_edited = False
+        self.name_edit.setReadOnly(False)
+        self.toggle.setEnabled(True)
+        self.toggle.setChecked(False)
+        self.toggle.setText(f"● Record seat {self.seat}")
+        self.refresh_name()
+        if path is not None:
+            self.last_saved.setText(f"saved {path.name} ({written} frames)")
+            self.saved.emit(str(path))
+        self.recording_changed.emit()
+
+    def _on_error(self, seat: int, message: str) -> None:
+        self._error = message  # writer thread: only store it; the timer shows it
+
+    # -- refresh (UI timer) ------------------------------------------------------------------------
+    def refresh(self) -> None:
+        loop = self.game.loop
+        frame = loop.latest() if loop is not None else None
+        if frame is not None and self.isVisible():
+            self.preview.set_image(self.game.backend.layout.crop(frame.image, self.seat))
+        choice = self.current_choice()
+        if choice is not None and choice.pad is not None:
+            self.meter.set_state(choice.pad.last)
+        elif loop is not None:
+            state = loop.status.applied.get(self.seat)
+            if state is not None:
+                self.meter.set_state(state)
+        if self._stopping is not None and not self._stopping.is_alive():
+            self._finish_stop()
+        if self.recorder is not None:
+            c = self.recorder.counters()[self.seat]
+            now = time.monotonic()
+            t0, n0 = self._fps_mark
+            if now - t0 >= 1.0:
+                self.fps = (c.written - n0) / (now - t0)
+                self._fps_mark = (now, c.written)
+            extra = f" · paused {c.paused}" if c.paused else ""
+            self.counters.setText(f"frames {c.written} · {self.fps:.1f} fps · dropped {c.dropped}{extra}")
+        if self._error:
+            self.notice.show_message(self._error, "error")
+            self._error = ""
+            if self.recorder is not None and self._stopping is None:
+                self.stop()
+
+
+class RecordTab(QtWidgets.QWidget):
+    session_saved = QtCore.pyqtSignal(str)
+
+    def __init__(self, game: GameController, parent=None) -> None:
+        super().__init__(parent)
+        self.game = game
+        self._record_when_started = False
+        v = QtWidgets.QVBoxLayout(self)
+        top = QtWidgets.QHBoxLayout()
+        self.session_button = QtWidgets.QPushButton("● Record session")
+        self.session_button.setMinimumHeight(36)
+        self.session_button.setStyleSheet("font-weight:bold;")
+        self.session_button.setToolTip("Start or stop recording both seats at once (the game starts if needed)")
+        self.session_button.clicked.connect(self.toggle_session)
+        top.addWidget(self.session_button)
+        self.folder_label = QtWidgets.QLabel()
+        top.addWidget(self.folder_label, 1)
+        v.addLayout(top)
+        self.notice = Notice()
+        v.addWidget(self.notice)
+        row = QtWidgets.QHBoxLayout()
+        self.panels = {seat: SeatPanel(seat, game) for seat in (1, 2)}
+        self.panels[1].partner, self.panels[2].partner = self.panels[2], self.panels[1]
+        for panel in self.panels.values():
+            row.addWidget(panel)
+            panel.recording_changed.connect(self._update_button)
+            panel.saved.connect(self.session_saved)
+        v.addLayout(row, 1)
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._refresh)
+        self._timer.start()
+        self._name_timer = QtCore.QTimer(self)
+        self._name_timer.setInterval(1000)
+        self._name_timer.timeout.connect(self._refresh_names)
+        self._name_timer.start()
+        self._update_button()
+        self._refresh_names()
+
+    @property
+    def recording(self) -> bool:
+        return any(p.recording for p in self.panels.values())
+
+    def toggle_session(self) -> None:
+        if self.recording:
+            self.stop_all()
+        else:
+            self.start_all()
+
+    def start_all(self) -> bool:
+        loop = self.game.loop
+        if loop is None or not loop.status.running:
+            if not self.game.running:
+                window = self.window()
+                started = window.start_game() if hasattr(window, "start_game") else self.game.start()
+                if not started:
+                    return False
+            self._record_when_started = True
+            self.notice.show_message("Starting the game; recording begins with its first frames…", "info")
+            return True
+        ok = all([p.start() for p in self.panels.values()])
+        self._update_button()
+        return ok
+
+    def stop_all(self, wait: bool = False) -> None:
+        self._record_when_started = False
+        for panel in self.panels.values():
+            panel.stop(wait=wait)
+        self._update_button()
+
+    def refresh_drivers(self) -> None:
+        for panel in self.panels.values():
+            panel.refresh_drivers()
+
+    def on_game_started(self) -> None:
+        self.refresh_drivers()
+        for panel in self.panels.values():
+            panel._apply_driver()
+            panel.refresh_name()
+        if self._record_when_started:
+            self._record_when_started = False
+            self.notice.clear_message()
+            self.start_all()
+
+    def on_game_stopped(self) -> None:
+        self.stop_all(wait=True)
+
+    def _refresh(self) -> None:
+        for panel in self.panels.values():
+            panel.refresh()
+
+    def _refresh_names(self) -> None:
+        self.folder_label.setText(f"Sessions are saved in {self.game.settings.sessions_folder}")
+        for panel in self.panels.values():
+            panel.refresh_name()
+
+    def _update_button(self) -> None:
+        self.session_button.setText("■ Stop session" if self.recording else "● Record session")
