@@ -126,3 +126,20 @@ def test_emulator_exit_ends_the_frames(testrom_path, xdisplay):
         assert backend.exit_reason
     finally:
         backend.stop()
+
+
+def test_a_macro_reaches_the_game_poll_by_poll(backend):
+    from kartstudio.emulator.macro import Macro
+
+    macro = Macro.from_dict({"steps": [
+        {"wait": 3},
+        {"press": ["a"], "frames": 2},
+        {"stick": [80, 0], "frames": 1},
+        {"press": ["start"], "frames": 2, "seat": 2},
+    ]})
+    reports = backend.play_macro(macro)
+    read = {seat: [r.state for r in reports if r.controller == seat] for seat in (1, 2)}
+    expected = list(macro.frames())
+    assert read[1] == [states[1] for states in expected]
+    assert read[2] == [states[2] for states in expected]
+    assert backend.lockstep is False  # back to free-run afterwards

@@ -130,6 +130,25 @@ class EmulatorBackend(GameBackend):
             if not self.lockstep:
                 self.client.send_states(self._states)
 
+    def play_macro(self, macro, progress=None) -> list[PollReport]:
+        """Play a menu macro (kartstudio.emulator.macro) in lock-step; returns the polls it made."""
+        from kartstudio.emulator.macro import play
+
+        was_lockstep = self.lockstep
+        reports: list[PollReport] = []
+
+        def step(states):
+            read = self.client.step(states, timeout=self.step_timeout)
+            self._remember(read)
+            reports.extend(read)
+
+        self.set_lockstep(True)
+        try:
+            play(macro, step, self.seats, progress)
+        finally:
+            self.set_lockstep(was_lockstep)
+        return reports
+
     def _remember(self, reports: list[PollReport]) -> None:
         for report in reports:
             previous = self._last_read.get(report.controller)

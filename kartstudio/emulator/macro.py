@@ -1,0 +1,129 @@
+"""Menu macros: data-driven input sequences (frames to wait, buttons to press) played through lock-step.
+
+A macro file (JSON) lists steps; each holds some buttons and/or a stick position for `frames`
+input polls of controller 1, or waits (`wait`: polls with nothing pressed):
+
+    {"name": "...", "steps": [
+        {"wait": 10, "note": "Nintendo logo"},
+        {"press": ["a"], "frames": 2},
+        {"stick": [80, 0], "frames": 2, "seat": 1},
+        {"press": ["start"], "frames": 2, "seat": 2}
+    ]}
+
+Buttons are ControllerState's names (a, b, z, start, l, r, c_up, ..., dpad_right); `seat` is 1
+unless given. The data is only data: nothing in it is evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+from kartstudio.controller import BUTTON_NAMES, NEUTRAL, ControllerState
+from kartstudio.errors import KartStudioError
+
+MK64_VS_MACRO = "mk64_vs_macro.json"
+
+
+@dataclass(frozen=True)
+class MacroStep:
+    frames: int
+    seat: int
+    state: ControllerState
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Macro:
+    name: str
+    steps: tuple[MacroStep, ...]
+    verified: bool = False
+
+    @property
+    def length(self) -> int:
+        return sum(step.frames for step in self.steps)
+
+    def frames(self, seats: tuple[int, ...] = (1, 2)) -> Iterator[dict[int, ControllerState]]:
+        """Per poll: the state of every seat (neutral unless a step presses something for it)."""
+        for step in self.steps:
+            states = {seat: NEUTRAL for seat in seats}
+            if step.seat in states:
+                states[step.seat] = step.state
+            for _ in range(step.frames):
+                yield dict(states)
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "macro") -> "Macro":
+        if not isinstance(data, Mapping) or not isinstance(data.get("steps"), list) or not data["steps"]:
+            raise KartStudioError(f"{source}: a macro needs a non-empty list \"steps\"")
+        steps = [_parse_step(raw, f"{source}: step {i + 1}") for i, raw in enumerate(data["steps"])]
+        return cls(name=str(data.get("name", source)), steps=tuple(steps), verified=bool(data.get("verified", False)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Macro":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise KartStudioError(f"macro file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise KartStudioError(f"macro file {path} is not readable JSON ({exc}); fix or restore it") from None
+        return cls.from_dict(data, str(path))
+
+
+def _parse_step(raw: object, where: str) -> MacroStep:
+    if not isinstance(raw, Mapping):
+        raise KartStudioError(f"{where} must be an object like {{\"press\": [\"a\"], \"frames\": 2}}")
+    unknown = set(raw) - {"wait", "press", "stick", "frames", "seat", "note"}
+    if unknown:
+        raise KartStudioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if "wait" in raw:
+        if "press" in raw or "stick" in raw:
+            raise KartStudioError(f"{where}: a wait step presses nothing")
+        frames = raw["wait"]
+    else:
+        frames = raw.get("frames", 1)
+    if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= 100_000:
+        raise KartStudioError(f"{where}: frames must be a whole number from 1 to 100000, not {frames!r}")
+    seat = raw.get("seat", 1)
+    if seat not in (1, 2, 3, 4):
+        raise KartStudioError(f"{where}: seat must be 1-4, not {seat!r}")
+    press = raw.get("press", [])
+    if not isinstance(press, list) or any(b not in BUTTON_NAMES for b in press):
+        raise KartStudioError(f"{where}: press takes a list of buttons from {', '.join(BUTTON_NAMES)}")
+    stick = raw.get("stick", [0, 0])
+    if (not isinstance(stick, list) or len(stick) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and -80 <= v <= 80 for v in stick)):
+        raise KartStudioError(f"{where}: stick must be [x, y] with whole numbers from -80 to 80")
+    state = ControllerState(x=stick[0], y=stick[1], **{b: True for b in press})
+    return MacroStep(frames=frames, seat=seat, state=state, note=str(raw.get("note", "")))
+
+
+def load_mk64_vs_macro(path: str | Path | None = None) -> Macro:
+    """The boot-to-VS macro: `path`, else $KARTSTUDIO_MK64_MACRO, else the one in kartstudio/resources."""
+    import os
+
+    override = path or os.environ.get("KARTSTUDIO_MK64_MACRO")
+    if override:
+        return Macro.load(override)
+    text = resources.files("kartstudio.resources").joinpath(MK64_VS_MACRO).read_text()
+    return Macro.from_dict(json.loads(text), MK64_VS_MACRO)
+
+
+def play(macro: Macro, step: Callable[[dict[int, ControllerState]], object], seats: tuple[int, ...] = (1, 2),
+         progress: Callable[[int, int], None] | None = None) -> int:
+    """Play `macro` through `step` (one call per poll: a lock-step backend's or plugin client's step).
+
+    Returns the number of polls played.
+    """
+    total = macro.length
+    done = 0
+    for states in macro.frames(seats):
+        step(states)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return done
