@@ -129,7 +129,6 @@ def bench_record(
                 for seat, c in counters.items()
             },
             "cpu_seconds_per_second": round(cpu / elapsed, 3),
-            "cpu_cores_used": round(cpu / elapsed, 3),
             "kb_per_frame": round(kb_per_frame, 2),
             "tensorkart_kb_per_frame": round(tensorkart / 1024, 2),
             "disk_ratio_vs_tensorkart": round(tensorkart / 1024 / kb_per_frame, 2),

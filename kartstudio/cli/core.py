@@ -107,7 +107,7 @@ def cmd_bench_record(args) -> int:
         return 0
     for seat, r in result["seats"].items():
         print(f"seat {seat}: {r['fps']:.2f} fps achieved, {r['written']} written, {r['dropped']} dropped")
-    print(f"CPU: {result['cpu_cores_used']:.2f} cores ({result['cpu_seconds_per_second']:.2f} CPU s per recorded s)")
+    print(f"CPU: {result['cpu_seconds_per_second']:.2f} CPU seconds per recorded second (cores busy)")
     print(f"stored frame: {result['kb_per_frame']:.1f} KB; TensorKart layout for the same frames:"
           f" {result['tensorkart_kb_per_frame']:.1f} KB -> {result['disk_ratio_vs_tensorkart']:.1f}x smaller")
     print(f"source: {result['source']}; machine: {result['machine']}")
