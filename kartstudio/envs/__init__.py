@@ -1,0 +1,26 @@
+"""Gymnasium environments over the real emulator, with gym-mupen64plus's Mario Kart action space.
+
+Importing this package registers:
+- ``KartStudio/MarioKart64-v0``: Mario Kart 64 (your ROM: ``rom=`` or $KARTSTUDIO_ROM), booted to a
+  2-player VS race by the menu macro; the agent drives seat 1.
+- ``KartStudio/TestROM-v0``: KartStudio's own homebrew test ROM (built on the fly), which shows on
+  screen what it read from the controller: for tests and for checking a set-up without the game.
+
+    import gymnasium, kartstudio.envs
+    env = gymnasium.make("KartStudio/TestROM-v0")
+"""
+
+import gymnasium
+
+from kartstudio.envs.mario_kart import ACTION_SPACE, OBSERVATION_SPACE, MarioKart64Env, TestRomEnv, action_to_state
+
+ENV_IDS = {
+    "KartStudio/MarioKart64-v0": ("kartstudio.envs.mario_kart:MarioKart64Env", None),
+    "KartStudio/TestROM-v0": ("kartstudio.envs.mario_kart:TestRomEnv", 1000),
+}
+
+for _id, (_entry, _max_steps) in ENV_IDS.items():
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=_entry, max_episode_steps=_max_steps)
+
+__all__ = ["ACTION_SPACE", "OBSERVATION_SPACE", "MarioKart64Env", "TestRomEnv", "action_to_state", "ENV_IDS"]

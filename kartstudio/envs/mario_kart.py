@@ -1,0 +1,185 @@
+"""The emulator as a Gymnasium environment, stepped in lock-step: one step = one input poll.
+
+Action space as gym-mupen64plus's Mario Kart env: [x, y, A, B, RB] with x, y in -80..80 and the
+buttons 0/1 (a MultiDiscrete starting at -80, -80, 0, 0, 0). Observations: the full 640x480 RGB
+screen (2-player split screen: seat 1 on top).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from kartstudio.controller import NEUTRAL, ControllerState
+from kartstudio.emulator.launcher import VIDEO_FOR_GAME, VIDEO_FOR_TEST_ROM
+from kartstudio.errors import KartStudioError
+from kartstudio.game import SCREEN_HEIGHT, SCREEN_WIDTH
+
+ACTION_SPACE = spaces.MultiDiscrete(np.array([161, 161, 2, 2, 2]), start=np.array([-80, -80, 0, 0, 0]))
+OBSERVATION_SPACE = spaces.Box(0, 255, (SCREEN_HEIGHT, SCREEN_WIDTH, 3), dtype=np.uint8)
+
+
+def action_to_state(action) -> ControllerState:
+    """[x, y, A, B, RB] to a controller state (RB is the N64's R trigger, as in TensorKart)."""
+    x, y, a, b, rb = (int(v) for v in np.asarray(action).reshape(-1)[:5])
+    return ControllerState(x=x, y=y, a=bool(a), b=bool(b), r=bool(rb))
+
+
+class _EmulatorEnv(gym.Env):
+    """Shared machinery: an EmulatorBackend in lock-step on a display (a private Xvfb if none)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    video: str = ""
+
+    def __init__(self, rom: str | Path, seat: int = 1, render_mode: str | None = None,
+                 display: str | None = None, headless: bool | None = None, step_timeout: float = 5.0) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise KartStudioError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
+        if seat not in (1, 2):
+            raise KartStudioError(f"seat {seat} is not 1 or 2")
+        self.action_space = ACTION_SPACE
+        self.observation_space = OBSERVATION_SPACE
+        self.render_mode = render_mode
+        self.rom = Path(rom)
+        self.seat = seat
+        self.step_timeout = step_timeout
+        # No display given and none around (a server, CI): run the emulator on a private Xvfb.
+        self._want_xvfb = headless if headless is not None else not (display or os.environ.get("DISPLAY"))
+        self.display = display
+        self._xvfb = None
+        self.backend = None
+        self._observation = np.zeros(OBSERVATION_SPACE.shape, np.uint8)
+
+    # -- hooks for the games -----------------------------------------------------------
+    def _after_boot(self) -> None:
+        """Bring the game to where the agent takes over (menu macro)."""
+
+    def _reward(self, frame, state: ControllerState) -> float:
+        return 0.0
+
+    def _terminated(self, frame) -> bool:
+        return False
+
+    # -- gymnasium -----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        from kartstudio.emulator.backend import EmulatorBackend
+
+        if self.backend is not None:  # a fresh boot per episode: the only reset the console UI offers
+            self.backend.stop()
+            self.backend = None
+        if self._want_xvfb and self._xvfb is None:
+            from kartstudio.emulator.xvfb import VirtualDisplay
+
+            self._xvfb = VirtualDisplay()
+            self.display = self._xvfb.start()
+        self.backend = EmulatorBackend(self.rom, video=self.video, display=self.display, lockstep=True,
+                                       step_timeout=self.step_timeout)
+        self.backend.start()
+        self._after_boot()
+        frame = self._advance(NEUTRAL)
+        return self._observation, self._info(frame)
+
+    def step(self, action):
+        if self.backend is None:
+            raise KartStudioError("call reset() before step()")
+        if not self.action_space.contains(np.asarray(action, dtype=np.int64)):
+            raise KartStudioError(f"action {list(np.asarray(action))} is outside [x -80..80, y -80..80, A, B, RB 0/1]")
+        state = action_to_state(action)
+        frame = self._advance(state)
+        if frame is None:  # the emulator stopped (window closed)
+            return self._observation, 0.0, True, False, {"exit_reason": self.backend.exit_reason}
+        return self._observation, float(self._reward(frame, state)), bool(self._terminated(frame)), False, self._info(frame)
+
+    def _advance(self, state: ControllerState):
+        for seat in self.backend.seats:
+            self.backend.set_controller(seat, state if seat == self.seat else NEUTRAL)
+        frame = self.backend.next_frame()
+        if frame is not None:
+            self._observation = frame.image
+        return frame
+
+    def _info(self, frame) -> dict:
+        if frame is None:
+            return {}
+        read = (frame.inputs or {}).get(self.seat)
+        return {"frame": frame.number, "read": read}
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self._observation.copy()
+        return None
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.stop()
+            self.backend = None
+        if self._xvfb is not None:
+            self._xvfb.stop()
+            self._xvfb = None
+
+
+class MarioKart64Env(_EmulatorEnv):
+    """Mario Kart 64 through the real emulator; the agent drives `seat` in a 2-player VS race.
+
+    Reward: -1 per step (gym-mupen64plus's time cost). Episode end: the four corner pixels black for
+    more than 30 steps (gym-mupen64plus's end-of-race test). Its lap and checkpoint rewards read
+    HUD pixels of the 1-player screen; they are not carried over because their split-screen
+    positions cannot be checked here without the game.
+    """
+
+    video = VIDEO_FOR_GAME
+
+    STEP_REWARD = -1.0
+    END_CORNERS = ((19, 19), (620, 19), (19, 460), (620, 460))  # (x, y)
+    END_THRESHOLD = 30
+
+    def __init__(self, rom: str | Path | None = None, macro: str | Path | None = None, **kwargs) -> None:
+        from kartstudio.emulator.rom import require_mario_kart_64
+
+        rom = rom or os.environ.get("KARTSTUDIO_ROM")
+        if not rom:
+            raise KartStudioError("no Mario Kart 64 ROM: pass rom=PATH or set KARTSTUDIO_ROM")
+        require_mario_kart_64(rom)
+        super().__init__(rom, **kwargs)
+        self.macro_path = macro
+        self._black_steps = 0
+
+    def _after_boot(self) -> None:
+        from kartstudio.emulator.macro import load_mk64_vs_macro
+
+        self._black_steps = 0
+        self.backend.play_macro(load_mk64_vs_macro(self.macro_path))
+
+    def _reward(self, frame, state) -> float:
+        return self.STEP_REWARD
+
+    def _terminated(self, frame) -> bool:
+        black = all(int(frame.image[y, x].sum()) == 0 for x, y in self.END_CORNERS)
+        self._black_steps = self._black_steps + 1 if black else 0
+        return self._black_steps > self.END_THRESHOLD
+
+
+class TestRomEnv(_EmulatorEnv):
+    """KartStudio's homebrew test ROM, which paints the controller it read on the screen.
+
+    Reward: 1 when the picture shows exactly the action's controller state for the agent's seat
+    (the input went through plugin, game and screen intact), else 0. Never terminates by itself.
+    """
+
+    __test__ = False  # not a pytest test class
+    video = VIDEO_FOR_TEST_ROM
+
+    def __init__(self, rom: str | Path | None = None, **kwargs) -> None:
+        from kartstudio.emulator.testrom import build_test_rom
+
+        super().__init__(rom or build_test_rom(), **kwargs)
+
+    def _reward(self, frame, state) -> float:
+        from kartstudio.emulator.testrom import decode_screen
+
+        return 1.0 if decode_screen(frame.image)[self.seat] == state else 0.0
