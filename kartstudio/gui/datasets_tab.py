@@ -385,9 +385,9 @@ class DatasetsTab(QtWidgets.QWidget):
                 self.import_task = None
                 if kind == "done":
                     skipped = f", skipped {len(payload.skipped)} bad rows" if payload.skipped else ""
-                    self.notice.show_message(f"Imported {payload.frames} frames into {payload.path.name}{skipped}.", "info")
                     self.refresh()
                     self.select_path(payload.path)
+                    self.notice.show_message(f"Imported {payload.frames} frames into {payload.path.name}{skipped}.", "info")
                     self.sessions_changed.emit()
                 elif kind == "error":
                     self.notice.show_message(f"Import failed: {payload}", "error")

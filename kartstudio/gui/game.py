@@ -86,10 +86,7 @@ class GameController(QtCore.QObject):
             raise KartStudioError(f"the emulator backend is not available: {why}")
         if not s.rom_path:
             raise KartStudioError("no Mario Kart 64 ROM is set; choose it with 'Choose ROM…' or use the practice track")
-        return _call_with_known(
-            module.EmulatorBackend, rom=s.rom_path, rom_path=s.rom_path, emulator=s.emulator,
-            video_plugin=s.video_plugin,
-        )
+        return _call_with_known(module.EmulatorBackend, rom=s.rom_path, video=s.video_plugin)
 
     # -- control -----------------------------------------------------------------------------------
     @property
@@ -138,6 +135,17 @@ class GameController(QtCore.QObject):
                 self._announced = False
                 self.stopped.emit()
             self.loop = None
+
+    def window_place(self) -> tuple[int, int] | None:
+        """Where the emulator window is pinned (x, y), if the backend pins one."""
+        pinner = getattr(self.backend, "pinner", None)
+        if pinner is None:
+            return None
+        try:
+            g = pinner.geometry
+        except Exception:  # noqa: BLE001 - the window may be closing
+            return None
+        return (g.x, g.y)
 
     # -- who drives --------------------------------------------------------------------------------
     def game_name(self) -> str:

@@ -258,9 +258,9 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             what = "Practice track" if self.game.source == "practice" else "Mario Kart 64"
             text = f"● {what} running · {st.fps:.1f} fps · frame {st.frames}"
-            pinned = getattr(self.game.backend, "window_position", None)
             if self.game.source == "mk64":
-                text += " · window pinned top-left" if pinned in (None, (0, 0)) else f" · window at {pinned}"
+                place = self.game.window_place()
+                text += f" · window pinned at {place}" if place else " · window not pinned yet"
             colour = "#1a8f3a"
         self.status_label.setText(text)
         self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")

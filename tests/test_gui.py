@@ -1,0 +1,192 @@
+"""The window's shell, settings, launchers and the Datasets tab, with real Qt widgets offscreen."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from kartstudio.controller import ControllerState  # noqa: E402
+from kartstudio.session import SessionMeta, SessionWriter, open_session  # noqa: E402
+from kartstudio.settings import Settings, load_settings, save_settings  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    (tmp_path / "xdg").mkdir()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the trash lives here in tests
+    from kartstudio.gui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def write_session(folder: Path, name: str, n: int = 40, seat: int = 1, kind: str = "play") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    meta = SessionMeta(seat=seat, game="practice", track="seed-3", kind=kind, storage_size=(24, 64))
+    with SessionWriter(path, meta) as w:
+        for i in range(n):
+            frame = np.full((24, 64, 3), (i * 5) % 256, np.uint8)
+            w.append(frame, ControllerState(x=int(80 * np.sin(i / 5)), a=i % 2 == 0), 100.0 + i / 30, i)
+    return path
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+def test_settings_round_trip_and_validation(tmp_path):
+    s = load_settings()
+    assert s.game_source == "practice" and not s.rom_path and not s.problem
+    s.storage_size = (66, 200)
+    s.video_plugin = "mupen64plus-video-glide64mk2"
+    path = save_settings(s)
+    assert path.parent == Path(os.environ["KARTSTUDIO_CONFIG_DIR"])
+    again = load_settings()
+    assert again.storage_size == (66, 200) and again.video_plugin == "mupen64plus-video-glide64mk2"
+    s.storage_size = (0, 5)
+    with pytest.raises(Exception, match="storage size"):
+        save_settings(s)
+    s.storage_size = (120, 320)
+    s.rom_path = str(tmp_path / "missing.z64")
+    with pytest.raises(Exception, match="does not exist"):
+        save_settings(s)
+
+
+def test_damaged_settings_file_gives_defaults_and_says_so():
+    from kartstudio.settings import settings_path
+
+    p = settings_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("{ not json")
+    s = load_settings()
+    assert s == Settings() and "could not be read" in s.problem and str(p) in s.problem
+
+
+# -- the window ---------------------------------------------------------------------------------------
+
+def test_first_launch_without_rom_says_how_to_add_it(window):
+    assert window.settings.game_source == "practice"
+    assert "Choose ROM" in window.notice.text() or "practice track is not available" in window.notice.text()
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == [
+        "Record", "Datasets", "Training", "Versus the AI"]
+    for i in range(window.tabs.count()):  # every tab shows without error
+        window.tabs.setCurrentIndex(i)
+
+
+def test_choosing_a_file_that_is_not_a_rom_is_refused_with_a_message(window, tmp_path):
+    bad = tmp_path / "notes.z64"
+    bad.write_bytes(b"hello" * 1000)
+    assert not window.set_rom(str(bad))
+    assert window.notice.level == "error" and "not an N64 ROM" in window.notice.text()
+    assert window.settings.rom_path == ""
+
+
+def test_screenshot_command_writes_a_png(tmp_path):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    run = subprocess.run([sys.executable, "-m", "kartstudio", "gui", "--screenshot", str(out)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PyQt6 import QtGui
+
+    image = QtGui.QImage(str(out))
+    assert image.width() >= 1000 and image.height() >= 700
+
+
+def test_install_desktop_writes_entry_and_icons(tmp_path):
+    from kartstudio.cli import main
+
+    assert main(["install-desktop", "--prefix", str(tmp_path)]) == 0
+    entry = (tmp_path / "applications" / "kartstudio.desktop").read_text()
+    assert "Name=KartStudio" in entry and "Icon=kartstudio" in entry
+    exec_line = next(line for line in entry.splitlines() if line.startswith("Exec="))
+    assert exec_line.endswith(" gui") and ("kartstudio" in exec_line)
+    assert (tmp_path / "icons/hicolor/256x256/apps/kartstudio.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "icons/hicolor/scalable/apps/kartstudio.svg").read_text().startswith("<svg")
+
+
+# -- datasets ------------------------------------------------------------------------------------------
+
+def test_datasets_lists_scrubs_trims_and_deletes(window, qtbot, tmp_path):
+    folder = window.settings.sessions_folder
+    a = write_session(folder, "a-p1.h5", n=40)
+    write_session(folder, "b-p2.h5", n=12, seat=2, kind="correction")
+    (folder / "broken.h5").write_bytes(b"not hdf5 at all")
+    tab = window.datasets_tab
+    window.tabs.setCurrentWidget(tab)
+    tab.refresh()
+    names = [tab.table.item(r, 0).text() for r in range(tab.table.rowCount())]
+    assert names == ["a-p1.h5", "b-p2.h5", "broken.h5"]
+    assert tab.table.item(1, 1).text() == "correction" and tab.table.item(1, 2).text() == "2"
+    assert tab.table.item(0, 4).text() == "40"
+    assert tab.table.item(2, 1).text() == "unreadable"
+
+    assert tab.select_path(a)
+    assert tab.session is not None and tab.image.has_image()
+    xs, ys = tab.curves["x"].getData()
+    assert len(xs) == 40 and np.allclose(ys, tab.actions[:, 0])
+    tab.slider.setValue(25)
+    assert "frame 26/40" in tab.frame_label.text()
+    assert np.all(tab.image._pixmap.toImage().pixelColor(0, 0).red() == (25 * 5) % 256)
+
+    tab.slider.setValue(10)
+    tab.mark_start()
+    tab.slider.setValue(19)
+    tab.mark_end()  # frames 10..19 excluded
+    with open_session(a) as s:
+        assert s.excluded == [(10, 20)] and len(s.included_indices()) == 30
+    assert len(tab.excluded_items) == 1 and "10 frames excluded" in tab.trim_label.text()
+    tab.slider.setValue(15)
+    tab.remove_exclusion_here()
+    with open_session(a) as s:
+        assert s.excluded == []
+
+    assert tab.select_path(a)
+    assert tab.delete_selected(confirm=False)
+    assert not a.exists()
+    trash = tmp_path / "xdg" / "Trash" / "files"
+    assert (trash / "a-p1.h5").exists()  # in the trash, not gone
+    assert tab.table.rowCount() == 2
+
+
+def _tensorkart_folder(root: Path, n: int = 6) -> Path:
+    import mss.tools
+
+    folder = root / "samples" / "2017-01-01_10:00:00"
+    folder.mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        img = np.zeros((480, 640, 3), np.uint8)
+        img[:240] = (10 * i, 100, 50)
+        mss.tools.to_png(img.tobytes(), (640, 480), output=str(folder / f"img_{i}.png"))
+        lines.append(f"samples/2017-01-01_10:00:00/img_{i}.png,{i / 10:.2f},0.0,1,0,0")
+    (folder / "data.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_import_tensorkart_folder_with_progress(window, qtbot, tmp_path):
+    folder = _tensorkart_folder(tmp_path)
+    tab = window.datasets_tab
+    task = tab.start_import([folder])
+    assert task is not None and tab.progress is not None
+    qtbot.waitUntil(lambda: tab.import_task is None, timeout=60_000)
+    assert "Imported 6 frames" in tab.notice.text()
+    path = tab.selected_path()
+    with open_session(path) as s:
+        assert len(s) == 6 and s.meta.source == "tensorkart-record"
+        assert np.allclose(s.actions[:, 0], [i / 10 for i in range(6)], atol=0.02)
+
+
+def test_import_of_a_folder_without_data_csv_says_so(window, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert window.datasets_tab.start_import([tmp_path / "empty"]) is None
+    assert "no data.csv" in window.datasets_tab.notice.text()
