@@ -4,6 +4,7 @@
  * schedule, and times every call with CLOCK_MONOTONIC: timing from Python would mostly measure
  * ctypes. Not part of the plugin; mupen64plus never loads it.
  */
+#include <sched.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -17,12 +18,13 @@ static uint64_t now_ns(void) {
 
 /* Runs `rounds` polls; each round calls GetKeys for every controller in `mask` (bit 0 =
  * controller 1, called with Control 0, as the core numbers them), then waits until `interval_ns`
- * after the round began (spinning when interval_ns < 200 us, sleeping otherwise).
- * Writes per call: durations_ns (time inside GetKeys) and buttons (what it returned).
+ * after the round began (spinning with sched_yield when interval_ns < 200 us, sleeping otherwise).
+ * Writes per call: durations_ns (time inside GetKeys), buttons (what it returned) and, if
+ * returned_ns is not NULL, the CLOCK_MONOTONIC time it returned.
  * Returns the number of calls made. */
 __attribute__((visibility("default"))) int ks_drive_getkeys(getkeys_fn getkeys, int mask, int rounds,
                                                            uint64_t interval_ns, uint64_t *durations_ns,
-                                                           uint32_t *buttons) {
+                                                           uint32_t *buttons, uint64_t *returned_ns) {
     int calls = 0;
     for (int r = 0; r < rounds; r++) {
         uint64_t start = now_ns();
@@ -35,6 +37,8 @@ __attribute__((visibility("default"))) int ks_drive_getkeys(getkeys_fn getkeys, 
             uint64_t t1 = now_ns();
             durations_ns[calls] = t1 - t0;
             buttons[calls] = keys;
+            if (returned_ns)
+                returned_ns[calls] = t1;
             calls++;
         }
         uint64_t until = start + interval_ns;
@@ -43,8 +47,8 @@ __attribute__((visibility("default"))) int ks_drive_getkeys(getkeys_fn getkeys, 
             struct timespec ts = {.tv_sec = (time_t)(left / 1000000000u), .tv_nsec = (long)(left % 1000000000u)};
             nanosleep(&ts, NULL);
         } else {
-            while (now_ns() < until) {
-            }
+            while (now_ns() < until)
+                sched_yield(); /* spin, but let the plugin's I/O thread have this core when it wakes */
         }
     }
     return calls;

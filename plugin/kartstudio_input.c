@@ -91,6 +91,7 @@ static struct {
     _Atomic uint64_t last_rx_ns;
     atomic_int lockstep_on;
     atomic_int lock_timed_out;
+    atomic_int quiet; /* KartStudio asked for no poll reports */
 
     /* lock-step hand-over, under lock */
     pthread_mutex_t lock;
@@ -259,7 +260,7 @@ EXPORT void CALL GetKeys(int Control, BUTTONS *Keys) {
 
     uint32_t count = ++P.poll_count[Control];
     atomic_fetch_add_explicit(&P.polls, 1, memory_order_relaxed);
-    if (connected) {
+    if (connected && !atomic_load_explicit(&P.quiet, memory_order_relaxed)) {
         report_t r = {.type = KS_POLL, .controller = (uint8_t)(Control + 1), .source = source,
                       .seq = count, .buttons = buttons, .state_seq = state_seq, .t_ns = now_ns()};
         ring_push(&r);
@@ -284,6 +285,7 @@ static void disconnect_client(const char *why) {
     atomic_store(&P.connected, 0);
     atomic_store(&P.lockstep_on, 0);
     atomic_store(&P.lock_timed_out, 0);
+    atomic_store(&P.quiet, 0);
     P.step_pending = 0;
     set_all_neutral();
     pthread_cond_broadcast(&P.cond);
@@ -370,9 +372,10 @@ static int handle_message(const uint8_t *msg, ssize_t n) {
         pthread_mutex_unlock(&P.lock);
         return 0;
     case KS_MODE: {
-        uint32_t on = get_u32(msg + 16), timeout_ms = get_u32(msg + 20);
-        if (on > 1 || timeout_ms > KS_MAX_LOCKSTEP_TIMEOUT_MS || !all_zero(msg + 24, KS_MSG_SIZE - 24))
+        uint32_t on = get_u32(msg + 16), timeout_ms = get_u32(msg + 20), quiet = get_u32(msg + 24);
+        if (on > 1 || timeout_ms > KS_MAX_LOCKSTEP_TIMEOUT_MS || quiet > 1 || !all_zero(msg + 28, KS_MSG_SIZE - 28))
             return -1;
+        atomic_store(&P.quiet, (int)quiet);
         pthread_mutex_lock(&P.lock);
         P.lock_timeout_ms = timeout_ms ? timeout_ms : KS_DEFAULT_LOCKSTEP_TIMEOUT_MS;
         if (on != (uint32_t)atomic_load(&P.lockstep_on)) {
@@ -676,6 +679,7 @@ static void reset_state(void) {
     atomic_store(&P.connected, 0);
     atomic_store(&P.lockstep_on, 0);
     atomic_store(&P.lock_timed_out, 0);
+    atomic_store(&P.quiet, 0);
     atomic_store(&P.last_rx_ns, 0);
     atomic_store(&P.ring_head, 0);
     atomic_store(&P.ring_tail, 0);

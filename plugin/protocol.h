@@ -20,7 +20,7 @@ enum {
     KS_HELLO = 1,     /* payload: 32-byte token; must be the first message of a connection */
     KS_STATES = 2,    /* payload: u32 mask, u32 buttons[4]; free-run: latest state wins */
     KS_STEP = 3,      /* same payload; lock-step: the state for the next poll; seq = step id */
-    KS_MODE = 4,      /* payload: u32 lockstep (0/1), u32 lockstep_timeout_ms (0 = default) */
+    KS_MODE = 4,      /* payload: u32 lockstep (0/1), u32 lockstep_timeout_ms (0 = default), u32 quiet (1 = no poll reports) */
     KS_STATS_REQ = 5, /* no payload; answered by KS_STATS */
     KS_KEEPALIVE = 6, /* no payload; only says "KartStudio is alive" */
 };

@@ -180,6 +180,8 @@ class PluginClient:
         self._ready_id = -1
         self._stats: dict | None = None
         self._lockstep = False
+        self._lockstep_timeout_ms = DEFAULT_LOCKSTEP_TIMEOUT_MS
+        self._quiet = False
         self._closed = threading.Event()
         self._close_reason = ""
         self._threads: list[threading.Thread] = []
@@ -280,8 +282,17 @@ class PluginClient:
         """Lock-step: the game waits (up to timeout_ms, then neutral) in each poll for the next step()."""
         if not 1 <= timeout_ms <= 60_000:
             raise ValueError("timeout_ms must be 1..60000")
-        self._lockstep = bool(enabled)
-        self._send(lambda seq: encode(MODE, seq, struct.pack("<II", int(enabled), timeout_ms)))
+        self._lockstep, self._lockstep_timeout_ms = bool(enabled), timeout_ms
+        self._send_mode()
+
+    def set_reports(self, enabled: bool) -> None:
+        """Poll reports on (the default) or off, for a client that only sends states."""
+        self._quiet = not enabled
+        self._send_mode()
+
+    def _send_mode(self) -> None:
+        payload = struct.pack("<III", int(self._lockstep), self._lockstep_timeout_ms, int(self._quiet))
+        self._send(lambda seq: encode(MODE, seq, payload))
 
     def step(self, states: Mapping[int, ControllerState], timeout: float = 5.0) -> list[PollReport]:
         """Lock-step: the game reads `states` at its next poll; returns that poll's reports (one per

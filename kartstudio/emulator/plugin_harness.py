@@ -141,24 +141,26 @@ class PluginHarness:
 
     def drive(self, rounds: int, interval_ns: int, controllers: tuple[int, ...] | None = None):
         """Calls GetKeys from C `rounds` times for each controller, one round every interval_ns, timing
-        every call. Runs without the GIL. Returns (durations_ns, buttons) arrays, one entry per call."""
+        every call. Runs without the GIL. Returns (durations_ns, buttons, returned_ns) arrays, one entry
+        per call (returned_ns: CLOCK_MONOTONIC when GetKeys returned, the clock of time.monotonic_ns())."""
         if self._driver is None:
             path = self.so_path.parent / DRIVER_FILE
             if not path.exists():
                 raise PluginError(f"{path} is not built: run `make -C plugin`")
             self._driver = ctypes.CDLL(str(path))
             self._driver.ks_drive_getkeys.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64,
-                                                      ctypes.c_void_p, ctypes.c_void_p]
+                                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
             self._driver.ks_drive_getkeys.restype = ctypes.c_int
         controllers = controllers or tuple(self.present())
         mask = sum(1 << (c - 1) for c in controllers)
         n = rounds * len(controllers)
         durations = np.zeros(n, dtype=np.uint64)
         buttons = np.zeros(n, dtype=np.uint32)
+        returned = np.zeros(n, dtype=np.uint64)
         getkeys = ctypes.cast(self.lib.GetKeys, ctypes.c_void_p)
         calls = self._driver.ks_drive_getkeys(getkeys, mask, rounds, interval_ns, durations.ctypes.data,
-                                              buttons.ctypes.data)
-        return durations[:calls], buttons[:calls]
+                                              buttons.ctypes.data, returned.ctypes.data)
+        return durations[:calls], buttons[:calls], returned[:calls]
 
     def stop(self) -> None:
         """RomClosed and PluginShutdown, as the core does when the game stops."""

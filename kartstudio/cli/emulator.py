@@ -1,0 +1,39 @@
+"""Emulator commands: `kartstudio doctor` and `kartstudio bench plugin`."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(commands, bench) -> None:
+    # -- doctor: added by the emulator launcher's owner (see issue 5, item 6) --------------------
+
+    plug = bench.add_parser("plugin", help="the real input plugin .so: GetKeys time, delivery latency, polls/s")
+    plug.add_argument("--seconds", type=float, default=2.0, help="length of each timed phase")
+    plug.add_argument("--json", action="store_true")
+    plug.set_defaults(func=cmd_bench_plugin)
+
+
+def cmd_bench_plugin(args) -> int:
+    from kartstudio.emulator.plugin_bench import bench_plugin
+
+    r = bench_plugin(seconds=args.seconds)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    g, d, ls, a = r["getkeys_us"], r["delivery_us"], r["lockstep"], r["anchor_getkeys_us"]
+    ok = {True: "met", False: "MISSED"}
+    print(f"input plugin {r['plugin']} on {r['machine']}, driven in-process as mupen64plus-core drives it")
+    print(f"  GetKeys (free-run)  p50 {g['p50']:.2f} us  p99 {g['p99']:.2f} us  max {g['max']:.1f} us  ({g['n']} calls)"
+          f"  target p99 <= 5 us: {ok[r['targets']['getkeys_p99_us<=5']]}")
+    print(f"  anchor (HTTP GET per poll) p50 {a['p50']:.0f} us  p99 {a['p99']:.0f} us: "
+          f"{r['speedup_vs_anchor']['p50']}x faster at p50, {r['speedup_vs_anchor']['p99']}x at p99")
+    print(f"  delivery (send -> GetKeys returns it)  p50 {d['p50']:.1f} us  p99 {d['p99']:.1f} us  max {d['max']:.0f} us"
+          f"  ({d['n']} states, {d['not_seen']} not seen)  target p99 <= 50 us: {ok[r['targets']['delivery_p99_us<=50']]}")
+    print(f"  polls/s (tight loop)  {r['polls_per_s']:,}")
+    print(f"  lock-step  {ls['steps_per_s']:,} steps/s  step p50 {ls['step_us']['p50']:.0f} us  p99 {ls['step_us']['p99']:.0f} us"
+          f"  exact reports {ls['steps_with_exact_reports']}/{ls['steps']}")
+    s = r["plugin_stats"]
+    print(f"  plugin counters: {s['polls']:,} polls, {s['messages_ok']:,} messages, {s['malformed_dropped']} malformed, "
+          f"{s['unauthenticated_dropped']} unauthenticated, {s['reports_dropped']:,} poll reports dropped (reader behind)")
+    return 0
