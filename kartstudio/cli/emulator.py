@@ -6,12 +6,35 @@ import json
 
 
 def register(commands, bench) -> None:
-    # -- doctor: added by the emulator launcher's owner (see issue 5, item 6) --------------------
+    doc = commands.add_parser(
+        "doctor", help="check the emulator, plugins, our input plugin, the display, your ROM and pads",
+        description="Checks what playing Mario Kart 64 through KartStudio needs. Exit status: 0 when every "
+                    "essential check passes, 1 when one fails (each failure prints a one-line fix).",
+    )
+    doc.add_argument("--rom", metavar="PATH", help="also check this ROM (default: $KARTSTUDIO_ROM)")
+    doc.add_argument("--selftest", action="store_true",
+                     help="also boot the test ROM through our plugin on a private Xvfb (about 2 s)")
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doc.set_defaults(func=cmd_doctor)
 
     plug = bench.add_parser("plugin", help="the real input plugin .so: GetKeys time, delivery latency, polls/s")
     plug.add_argument("--seconds", type=float, default=2.0, help="length of each timed phase")
     plug.add_argument("--json", action="store_true")
     plug.set_defaults(func=cmd_bench_plugin)
+
+
+def cmd_doctor(args) -> int:
+    from kartstudio.doctor import essential_ok, report, run_checks
+
+    checks = run_checks(rom=args.rom, selftest=args.selftest)
+    if args.json:
+        print(json.dumps(report(checks), indent=2))
+    else:
+        for check in checks:
+            print(check.line())
+        failed = [c.name for c in checks if c.essential and not c.ok]
+        print("ready to play" if not failed else f"not ready: fix {', '.join(failed)}")
+    return 0 if essential_ok(checks) else 1
 
 
 def cmd_bench_plugin(args) -> int:

@@ -40,7 +40,10 @@ class EmulatorBackend(GameBackend):
         input_plugin: str | Path | None = None,
         connect_timeout: float = 15.0,
         step_timeout: float = 5.0,
+        macro: bool | str | Path | None = None,
     ) -> None:
+        """macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
+        ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file."""
         self.rom = Path(rom)
         self.video = video
         self.display = display
@@ -50,6 +53,7 @@ class EmulatorBackend(GameBackend):
         self.input_plugin = input_plugin
         self.connect_timeout = connect_timeout
         self.step_timeout = step_timeout
+        self.macro = macro
         self.emulator: EmulatorProcess | None = None
         self.client: PluginClient | None = None
         self.pinner: WindowPinner | None = None
@@ -82,6 +86,9 @@ class EmulatorBackend(GameBackend):
             if not self.lockstep:
                 self.client.wait_polls(1, timeout=self.connect_timeout)
             self.startup_s = time.monotonic() - t0
+            boot_macro = self._boot_macro()
+            if boot_macro is not None:
+                self.play_macro(boot_macro)
         except KartStudioError:
             reason = self.emulator.exit_reason() if self.emulator else None
             self.stop()
@@ -89,6 +96,17 @@ class EmulatorBackend(GameBackend):
                 raise KartStudioError(f"the emulator did not start: {reason}") from None
             raise
         self._next_tick = time.monotonic()
+
+    def _boot_macro(self):
+        from kartstudio.emulator.macro import Macro, load_mk64_vs_macro
+
+        if self.macro is False:
+            return None
+        if self.macro is None or self.macro is True:
+            if self.emulator.rom is not None and self.emulator.rom.is_mario_kart_64:
+                return load_mk64_vs_macro()
+            return None
+        return Macro.load(self.macro)
 
     def stop(self) -> None:
         if self.pinner is not None:

@@ -78,7 +78,7 @@ class _EmulatorEnv(gym.Env):
             self._xvfb = VirtualDisplay()
             self.display = self._xvfb.start()
         self.backend = EmulatorBackend(self.rom, video=self.video, display=self.display, lockstep=True,
-                                       step_timeout=self.step_timeout)
+                                       step_timeout=self.step_timeout, macro=False)
         self.backend.start()
         self._after_boot()
         frame = self._advance(NEUTRAL)
