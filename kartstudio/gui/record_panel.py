@@ -46,6 +46,7 @@ class SeatPanel(QtWidgets.QGroupBox):
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
         self.partner: SeatPanel | None = None
+        self._unplugged = False
 
         v = QtWidgets.QVBoxLayout(self)
         self.preview = ImageView(f"Seat {seat}: start the game to see this half", (240, 90))
@@ -273,8 +274,16 @@ class SeatPanel(QtWidgets.QGroupBox):
         if frame is not None and self.isVisible():
             self.preview.set_image(self.game.backend.layout.crop(frame.image, self.seat))
         choice = self.current_choice()
-        if choice is not None and choice.pad is not None:
-            self.meter.set_state(choice.pad.last)
+        pad = choice.pad if choice is not None else None
+        if pad is not None and not getattr(pad, "connected", True):
+            what = "recording is paused until it is back" if self.recording else "plug it back in"
+            self.notice.show_message(f"Seat {self.seat}'s pad '{pad.name}' is unplugged: {what}.", "warning")
+            self._unplugged = True
+        elif self._unplugged:
+            self._unplugged = False
+            self.notice.clear_message()
+        if pad is not None:
+            self.meter.set_state(pad.last)
         elif loop is not None:
             state = loop.status.applied.get(self.seat)
             if state is not None:

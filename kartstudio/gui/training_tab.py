@@ -1,28 +1,305 @@
-"""The Training tab (wired to kartstudio.training.trainer when it lands)."""
+"""The Training tab: choose sessions and settings, train in a background worker with live
+loss / val-loss curves, samples/s, ETA and checkpoints; Cancel stops within one batch.
+
+The trainer (kartstudio.training.trainer) runs on a worker thread and reports through a queue;
+a 10 Hz timer here turns its reports into plot points, so TensorFlow never blocks the window.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import Notice, optional_module
+from kartstudio.gui.common import Notice, human_duration, optional_module
+from kartstudio.gui.datasets_tab import session_rows
+from kartstudio.gui.workers import BackgroundTask
+from kartstudio.settings import Settings
+
+TRAINER_MODULE = "kartstudio.training.trainer"
 
 
 class TrainingTab(QtWidgets.QWidget):
     model_saved = QtCore.pyqtSignal(str)
 
-    def __init__(self, settings, parent=None) -> None:
+    def __init__(self, settings: Settings, parent=None) -> None:
         super().__init__(parent)
         self.settings = settings
-        v = QtWidgets.QVBoxLayout(self)
-        self.notice = Notice()
-        v.addWidget(self.notice)
-        v.addStretch(1)
-        _, why = optional_module("kartstudio.training.trainer")
-        if why:
-            self.notice.show_message(f"Training is not available in this build: {why}.", "warning")
+        self.task: BackgroundTask | None = None
+        self.trainer = None
+        self.batches_seen = 0
+        self.samples_per_s = 0.0
+        self.epochs_done = 0
+        self.last_error = ""
+        self.model_path: Path | None = None
+        self.batch_points: tuple[list[float], list[float]] = ([], [])
+        self.epoch_points: dict[str, tuple[list[float], list[float]]] = {"loss": ([], []), "val_loss": ([], [])}
 
+        outer = QtWidgets.QHBoxLayout(self)
+        left = QtWidgets.QVBoxLayout()
+        left.addWidget(QtWidgets.QLabel("<b>Sessions to train on</b>"))
+        self.session_list = QtWidgets.QListWidget()
+        left.addWidget(self.session_list, 1)
+        row = QtWidgets.QHBoxLayout()
+        for text, slot in (("All", self.select_all_sessions), ("None", self.select_no_sessions),
+                           ("Refresh", self.refresh_sessions)):
+            b = QtWidgets.QPushButton(text)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        left.addLayout(row)
+
+        form = QtWidgets.QFormLayout()
+        self.name_edit = QtWidgets.QLineEdit(time.strftime("model-%Y%m%d-%H%M"))
+        form.addRow("Model name", self.name_edit)
+        self.epochs_box = QtWidgets.QSpinBox()
+        self.epochs_box.setRange(1, 10000)
+        self.epochs_box.setValue(10)
+        form.addRow("Epochs", self.epochs_box)
+        self.batch_box = QtWidgets.QSpinBox()
+        self.batch_box.setRange(1, 4096)
+        self.batch_box.setValue(50)
+        form.addRow("Batch size", self.batch_box)
+        self.lr_box = QtWidgets.QDoubleSpinBox()
+        self.lr_box.setDecimals(5)
+        self.lr_box.setRange(0.00001, 0.1)
+        self.lr_box.setSingleStep(0.0001)
+        self.lr_box.setValue(0.001)
+        form.addRow("Learning rate", self.lr_box)
+        self.loss_box = QtWidgets.QComboBox()
+        self.loss_box.addItems(["mse", "euclidean"])
+        form.addRow("Loss", self.loss_box)
+        self.augment_box = QtWidgets.QCheckBox("mirror and jitter frames")
+        form.addRow("Augment", self.augment_box)
+        left.addLayout(form)
+        row = QtWidgets.QHBoxLayout()
+        self.start_button = QtWidgets.QPushButton("▶ Start training")
+        self.start_button.clicked.connect(self.start_training)
+        self.cancel_button = QtWidgets.QPushButton("■ Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_training)
+        row.addWidget(self.start_button)
+        row.addWidget(self.cancel_button)
+        left.addLayout(row)
+        left_box = QtWidgets.QWidget()
+        left_box.setLayout(left)
+        left_box.setMaximumWidth(420)
+        outer.addWidget(left_box)
+
+        right = QtWidgets.QVBoxLayout()
+        self.notice = Notice()
+        right.addWidget(self.notice)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "loss")
+        self.plot.addLegend(offset=(-10, 10))
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.batch_curve = self.plot.plot([], [], pen=pg.mkPen("#9ecae1", width=1), name="loss (batches)")
+        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=6,
+                                         symbolBrush="#1f77b4", name="loss (epoch)")
+        self.val_curve = self.plot.plot([], [], pen=pg.mkPen("#d62728", width=2), symbol="s", symbolSize=6,
+                                        symbolBrush="#d62728", name="val loss")
+        right.addWidget(self.plot, 1)
+        self.stats = QtWidgets.QLabel("not running")
+        self.stats.setStyleSheet("font-family:monospace;font-size:13px;")
+        right.addWidget(self.stats)
+        self.progress = QtWidgets.QProgressBar()
+        right.addWidget(self.progress)
+        right.addWidget(QtWidgets.QLabel("<b>Checkpoints</b>"))
+        self.checkpoints = QtWidgets.QListWidget()
+        self.checkpoints.setMaximumHeight(110)
+        right.addWidget(self.checkpoints)
+        outer.addLayout(right, 1)
+
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._poll)
+        self.trainer_module, why = optional_module(TRAINER_MODULE)
+        self.available = self.trainer_module is not None
+        if not self.available:
+            self.notice.show_message(f"Training is not available in this build: {why}.", "warning")
+            self.start_button.setEnabled(False)
+        self.refresh_sessions()
+
+    # -- sessions ------------------------------------------------------------------------------------
     def refresh_sessions(self, *_args) -> None:
-        pass
+        checked = set(self.chosen_sessions())
+        first = self.session_list.count() == 0
+        self.session_list.clear()
+        for info in session_rows(self.settings.sessions_folder):
+            if "problem" in info or not info["frames"]:
+                continue
+            used = info["frames"] - info["excluded_frames"]
+            item = QtWidgets.QListWidgetItem(
+                f"{Path(info['path']).name}  ·  {info['kind']}  ·  {used} frames")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, info["path"])
+            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+            on = first or info["path"] in checked
+            item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
+            self.session_list.addItem(item)
+
+    def chosen_sessions(self) -> list[str]:
+        out = []
+        for i in range(self.session_list.count()):
+            item = self.session_list.item(i)
+            if item.checkState() == QtCore.Qt.CheckState.Checked:
+                out.append(item.data(QtCore.Qt.ItemDataRole.UserRole))
+        return out
+
+    def _check_all(self, state) -> None:
+        for i in range(self.session_list.count()):
+            self.session_list.item(i).setCheckState(state)
+
+    def select_all_sessions(self) -> None:
+        self._check_all(QtCore.Qt.CheckState.Checked)
+
+    def select_no_sessions(self) -> None:
+        self._check_all(QtCore.Qt.CheckState.Unchecked)
+
+    # -- running ---------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def model_output_path(self) -> Path:
+        name = self.name_edit.text().strip() or time.strftime("model-%Y%m%d-%H%M")
+        if not name.endswith(".keras"):
+            name += ".keras"
+        return self.settings.models_folder / name
+
+    def start_training(self) -> bool:
+        if self.running:
+            return True
+        if not self.available:
+            return False
+        sessions = self.chosen_sessions()
+        if not sessions:
+            self.notice.show_message("Choose at least one session to train on (record one in the Record tab, "
+                                     "or import TensorKart data in the Datasets tab).", "error")
+            return False
+        out = self.model_output_path()
+        if out.exists():
+            self.notice.show_message(f"{out} already exists; choose another model name (nothing is overwritten).",
+                                     "error")
+            return False
+        from kartstudio.gui.training_worker import make_training_job
+
+        config = {
+            "sessions": sessions,
+            "output": out,
+            "epochs": self.epochs_box.value(),
+            "batch_size": self.batch_box.value(),
+            "learning_rate": self.lr_box.value(),
+            "loss": self.loss_box.currentText(),
+            "augment": self.augment_box.isChecked(),
+        }
+        self.notice.clear_message()
+        self._reset_plot()
+        self.model_path = out
+        job, self.trainer_holder = make_training_job(self.trainer_module, config)
+        self.task = BackgroundTask(job, "training").start()
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.stats.setText("preparing the data and the model…")
+        self.progress.setRange(0, 0)
+        self._timer.start()
+        return True
+
+    def cancel_training(self) -> None:
+        if self.task is None:
+            return
+        self.task.cancel()
+        trainer = self.trainer_holder.get("trainer") if self.trainer_holder else None
+        if trainer is not None:
+            trainer.cancel()
+        self.cancel_button.setEnabled(False)
+        self.stats.setText(self.stats.text() + "   (cancelling after this batch…)")
 
     def shutdown(self) -> None:
-        pass
+        """The window is closing: cancel and wait for the worker (it keeps its last checkpoint)."""
+        if self.task is not None:
+            self.cancel_training()
+            self.task.wait(30)
+
+    def _reset_plot(self) -> None:
+        self.batches_seen = 0
+        self.samples_per_s = 0.0
+        self.epochs_done = 0
+        self.batch_points = ([], [])
+        self.epoch_points = {"loss": ([], []), "val_loss": ([], [])}
+        self.checkpoints.clear()
+        for curve in (self.batch_curve, self.loss_curve, self.val_curve):
+            curve.setData([], [])
+
+    def _poll(self) -> None:
+        task = self.task
+        if task is None:
+            self._timer.stop()
+            return
+        changed = False
+        for kind, payload in task.poll():
+            changed = True
+            if kind == "batch":
+                self._on_batch(payload)
+            elif kind == "epoch":
+                self._on_epoch(payload)
+            elif kind == "checkpoint":
+                self.checkpoints.addItem(str(payload))
+            elif kind in ("done", "error", "cancelled"):
+                self._finish(kind, payload)
+                return
+        if changed:
+            self.batch_curve.setData(*self.batch_points)
+            self.loss_curve.setData(*self.epoch_points["loss"])
+            self.val_curve.setData(*self.epoch_points["val_loss"])
+
+    def _on_batch(self, p: dict) -> None:
+        self.batches_seen += 1
+        x = p.get("epoch", 0) + p.get("fraction", 0.0)
+        if p.get("loss") is not None:
+            self.batch_points[0].append(x)
+            self.batch_points[1].append(float(p["loss"]))
+        self.samples_per_s = float(p.get("samples_per_s") or self.samples_per_s)
+        total, done = p.get("total_batches"), p.get("done_batches")
+        if total:
+            self.progress.setRange(0, int(total))
+            self.progress.setValue(int(done or 0))
+        eta = p.get("eta_s")
+        self.stats.setText(
+            f"epoch {p.get('epoch', 0) + 1}/{self.epochs_box.value()}  batch {p.get('batch', 0) + 1}"
+            f"  loss {float(p.get('loss') or 0):.4f}  {self.samples_per_s:.0f} samples/s"
+            f"  ETA {human_duration(eta) if eta is not None else '?'}"
+        )
+
+    def _on_epoch(self, p: dict) -> None:
+        self.epochs_done += 1
+        e = p.get("epoch", self.epochs_done - 1) + 1
+        for key in ("loss", "val_loss"):
+            if p.get(key) is not None:
+                self.epoch_points[key][0].append(e)
+                self.epoch_points[key][1].append(float(p[key]))
+
+    def _finish(self, kind: str, payload) -> None:
+        self._timer.stop()
+        self.task = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if kind == "done" else 0)
+        self.batch_curve.setData(*self.batch_points)
+        self.loss_curve.setData(*self.epoch_points["loss"])
+        self.val_curve.setData(*self.epoch_points["val_loss"])
+        saved = self.model_path if self.model_path is not None and self.model_path.exists() else None
+        if kind == "error":
+            self.last_error = str(payload)
+            self.notice.show_message(f"Training failed: {payload}", "error")
+        elif kind == "cancelled":
+            kept = f" The last checkpoint is kept: {saved}." if saved else ""
+            self.notice.show_message(f"Training cancelled after {self.epochs_done} epochs.{kept}", "info")
+        else:
+            self.notice.show_message(f"Training finished: {saved or payload}", "info")
+        if saved:
+            self.model_saved.emit(str(saved))
+        self.stats.setText(self.stats.text().replace("   (cancelling after this batch…)", ""))
+        self.name_edit.setText(time.strftime("model-%Y%m%d-%H%M%S"))
