@@ -9,8 +9,17 @@ from pathlib import Path
 from kartstudio.errors import KartStudioError
 
 
+def _qt_messages(kind, context, message) -> None:
+    # The offscreen platform (screenshots, tests) warns about window hints it cannot honour.
+    if "propagateSizeHints" in message:
+        return
+    print(message, file=sys.stderr)
+
+
 def make_app(argv: list[str] | None = None):
-    from PyQt6 import QtWidgets
+    from PyQt6 import QtCore, QtWidgets
+
+    QtCore.qInstallMessageHandler(_qt_messages)
 
     app = QtWidgets.QApplication.instance()
     if app is None:

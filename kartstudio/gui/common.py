@@ -36,6 +36,17 @@ def optional_module(name: str):
         return None, f"{name} failed to load: {type(exc).__name__}: {exc}"
 
 
+def missing_module(name: str) -> str | None:
+    """Why `name` is not part of this build, without importing it (TensorFlow takes seconds)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        found = False
+    return None if found else f"{name} is not installed in this build"
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for the user: our own errors as they are, anything else with its type and place."""
     if isinstance(exc, KartStudioError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.game import Frame
@@ -26,28 +27,74 @@ class ExpertDriver:
         return NEUTRAL
 
 
+def load_pilot(path):
+    """Load and warm up a Pilot (TensorFlow's import and the first traced call take seconds: call
+    this off the UI thread)."""
+    from kartstudio.pilot import Pilot
+
+    pilot = Pilot.load(path)
+    pilot.warm_up()
+    return pilot
+
+
 class PilotDriver:
     """The trained model driving a seat: one inference per frame on that seat's half.
 
-    Keeps the latest outputs and conv activations for the versus tab to show (read under a lock).
+    The half is first shrunk to the storage size exactly as the recorder stores it, so the
+    model sees what it was trained on. Keeps the latest outputs and conv activations for the
+    versus tab (read under a lock from the UI thread).
     """
 
     name = "AI"
 
-    def __init__(self, pilot, layout) -> None:
+    def __init__(self, pilot, layout, storage_size: tuple[int, int] = (120, 320)) -> None:
         self.pilot = pilot
         self.layout = layout
+        self.storage_size = tuple(storage_size)
         self._lock = threading.Lock()
         self.outputs: tuple[float, ...] | None = None
         self.activations: dict[str, object] = {}
         self.last_state: ControllerState = NEUTRAL
         self.steps = 0
+        self.inference_ms = 0.0
 
     def state(self, frame: Frame | None, seat: int) -> ControllerState:
         if frame is None:
             return NEUTRAL
-        return NEUTRAL
+        from kartstudio.images import resize
+
+        image = resize(self.layout.crop(frame.image, seat), self.storage_size)
+        t0 = time.perf_counter()
+        out = self.pilot.predict(image, activations=True)
+        ms = (time.perf_counter() - t0) * 1000
+        state = out.state
+        with self._lock:
+            self.outputs = tuple(float(v) for v in out.action)
+            self.activations = out.activations
+            self.last_state = state
+            self.steps += 1
+            self.inference_ms = 0.9 * self.inference_ms + 0.1 * ms if self.steps > 1 else ms
+        return state
 
     def snapshot(self):
+        """(outputs, activations, state, frames driven, smoothed inference ms)."""
         with self._lock:
-            return self.outputs, dict(self.activations), self.last_state, self.steps
+            return self.outputs, dict(self.activations), self.last_state, self.steps, self.inference_ms
+
+
+class TakeoverDriver:
+    """A human has taken a seat from the AI: the pad drives, the AI keeps watching.
+
+    The AI still runs on every frame, so its maps and would-be outputs stay live on screen
+    while the human shows it what to do.
+    """
+
+    def __init__(self, pad, pilot_driver: PilotDriver) -> None:
+        self.pad = pad
+        self.pilot_driver = pilot_driver
+        self.name = f"{getattr(pad, 'name', 'pad')} (takeover)"
+
+    def state(self, frame: Frame | None, seat: int) -> ControllerState:
+        self.pilot_driver.state(frame, seat)
+        sample = getattr(self.pad, "sample", None)
+        return sample() if callable(sample) else self.pad.last

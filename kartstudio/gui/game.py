@@ -14,7 +14,7 @@ from typing import Callable
 from PyQt6 import QtCore
 
 from kartstudio.errors import KartStudioError
-from kartstudio.gui.common import optional_module
+from kartstudio.gui.common import missing_module, optional_module
 from kartstudio.gui.keyboard import QtKeyboardPad
 from kartstudio.gui.workers import GameLoop, NeutralDriver, PadDriver
 from kartstudio.settings import Settings
@@ -56,6 +56,7 @@ class GameController(QtCore.QObject):
         self.backend = None
         self.source = settings.game_source
         self._announced = False
+        self.versus_active = False  # the Versus tab drives the seats; the Record tab leaves them alone
         self._extra_pads: list = []
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(100)
@@ -66,12 +67,12 @@ class GameController(QtCore.QObject):
     def source_problem(source: str, settings: Settings) -> str:
         """Why `source` cannot start now ("" if it can)."""
         if source == "practice":
-            _, why = optional_module("kartstudio.practice.backend")
+            why = missing_module("kartstudio.practice.backend")
             return f"The practice track is not available: {why}" if why else ""
         if not settings.rom_path:
             return ("No Mario Kart 64 ROM is set. Choose your own cartridge dump (.z64, .v64 or .n64) with "
                     "'Choose ROM…'; the practice track works without it.")
-        _, why = optional_module("kartstudio.emulator.backend")
+        why = missing_module("kartstudio.emulator.backend")
         return f"The emulator backend is not available: {why}" if why else ""
 
     def make_backend(self, source: str):

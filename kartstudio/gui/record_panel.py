@@ -121,7 +121,7 @@ class SeatPanel(QtWidgets.QGroupBox):
     def _apply_driver(self) -> None:
         loop = self.game.loop
         choice = self.current_choice()
-        if loop is not None and choice is not None:
+        if loop is not None and choice is not None and not self.game.versus_active:
             loop.set_driver(self.seat, choice.make())
 
     # -- file names --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import Notice, human_duration, optional_module
+from kartstudio.gui.common import Notice, human_duration, missing_module
 from kartstudio.gui.datasets_tab import session_rows
 from kartstudio.gui.workers import BackgroundTask
 from kartstudio.settings import Settings
@@ -115,8 +115,8 @@ class TrainingTab(QtWidgets.QWidget):
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._poll)
-        self.trainer_module, why = optional_module(TRAINER_MODULE)
-        self.available = self.trainer_module is not None
+        why = missing_module(TRAINER_MODULE)  # imported (with TensorFlow) only when training starts
+        self.available = why is None
         if not self.available:
             self.notice.show_message(f"Training is not available in this build: {why}.", "warning")
             self.start_button.setEnabled(False)
@@ -197,7 +197,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.notice.clear_message()
         self._reset_plot()
         self.model_path = out
-        job, self.trainer_holder = make_training_job(self.trainer_module, config)
+        job, self.trainer_holder = make_training_job(config)
         self.task = BackgroundTask(job, "training").start()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

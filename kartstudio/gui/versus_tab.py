@@ -1,37 +1,352 @@
-"""The Versus tab (wired to kartstudio.pilot when it lands)."""
+"""The Versus tab: a trained model drives seat 1 (top), a human seat 2 (bottom).
+
+Shows the AI's live activation maps (conv layers 2 and 4, every feature map in a grid) and its
+stick and button outputs, at the game's frame rate. 'Take over' (or the L button / Q key on the
+takeover pad) hands seat 1 to a human; everything the human does then is recorded as a
+correction session (kind="correction") for DAgger, and handing back resumes the AI.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import Notice, optional_module
+from kartstudio.controller import ControllerState
+from kartstudio.gui.common import ImageView, Notice, describe_error, missing_module
+from kartstudio.gui.game import GameController
+from kartstudio.gui.widgets import PadMeter, tile_maps
+from kartstudio.gui.workers import BackgroundTask, PadDriver
+
+AI_SEAT, HUMAN_SEAT = 1, 2
+REFRESH_MS = 33
 
 
 class VersusTab(QtWidgets.QWidget):
     session_saved = QtCore.pyqtSignal(str)
 
-    def __init__(self, game, parent=None) -> None:
+    def __init__(self, game: GameController, parent=None) -> None:
         super().__init__(parent)
         self.game = game
-        v = QtWidgets.QVBoxLayout(self)
-        self.notice = Notice()
-        v.addWidget(self.notice)
-        v.addStretch(1)
-        _, why = optional_module("kartstudio.pilot")
-        if why:
-            self.notice.show_message(f"Racing the AI is not available in this build: {why}.", "warning")
+        self.pilot_driver = None  # kartstudio.gui.drivers.PilotDriver while versus runs
+        self.takeover_driver = None
+        self.correction = None  # the Recorder of the current takeover
+        self.correction_path: Path | None = None
+        self.corrections_saved: list[Path] = []
+        self._stopping: threading.Thread | None = None
+        self._load_task: BackgroundTask | None = None
+        self._last_l = False
+        self.activation_frames = 0
 
+        outer = QtWidgets.QVBoxLayout(self)
+        self.notice = Notice()
+        outer.addWidget(self.notice)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(QtWidgets.QLabel("Model"))
+        self.model_box = QtWidgets.QComboBox()
+        self.model_box.setMinimumWidth(320)
+        top.addWidget(self.model_box, 1)
+        browse = QtWidgets.QPushButton("Browse…")
+        browse.clicked.connect(self.browse_model)
+        top.addWidget(browse)
+        top.addWidget(QtWidgets.QLabel("Seat 2 (you)"))
+        self.human_box = QtWidgets.QComboBox()
+        top.addWidget(self.human_box)
+        top.addWidget(QtWidgets.QLabel("Takeover pad"))
+        self.takeover_box = QtWidgets.QComboBox()
+        top.addWidget(self.takeover_box)
+        self.start_button = QtWidgets.QPushButton("▶ Race the AI")
+        self.start_button.clicked.connect(self.toggle_versus)
+        top.addWidget(self.start_button)
+        outer.addLayout(top)
+
+        middle = QtWidgets.QHBoxLayout()
+        views = QtWidgets.QVBoxLayout()
+        self.ai_view = ImageView("Seat 1 — the AI", (240, 90))
+        self.human_view = ImageView("Seat 2 — you", (240, 90))
+        views.addWidget(QtWidgets.QLabel("<b>Seat 1 (AI)</b>"))
+        views.addWidget(self.ai_view, 1)
+        views.addWidget(QtWidgets.QLabel("<b>Seat 2 (human)</b>"))
+        views.addWidget(self.human_view, 1)
+        middle.addLayout(views, 2)
+        maps = QtWidgets.QVBoxLayout()
+        self.conv2_label = QtWidgets.QLabel("<b>conv2</b> feature maps")
+        maps.addWidget(self.conv2_label)
+        self.conv2_view = ImageView("activations of conv layer 2 appear here", (240, 120))
+        maps.addWidget(self.conv2_view, 3)
+        self.conv4_label = QtWidgets.QLabel("<b>conv4</b> feature maps")
+        maps.addWidget(self.conv4_label)
+        self.conv4_view = ImageView("activations of conv layer 4 appear here", (240, 80))
+        maps.addWidget(self.conv4_view, 2)
+        middle.addLayout(maps, 3)
+        outer.addLayout(middle, 1)
+
+        bottom = QtWidgets.QHBoxLayout()
+        box = QtWidgets.QGroupBox("AI outputs (seat 1)")
+        bl = QtWidgets.QVBoxLayout(box)
+        self.ai_meter = PadMeter()
+        bl.addWidget(self.ai_meter)
+        self.ai_stats = QtWidgets.QLabel("not racing")
+        self.ai_stats.setStyleSheet("font-family:monospace;")
+        bl.addWidget(self.ai_stats)
+        bottom.addWidget(box, 2)
+        box = QtWidgets.QGroupBox("Seat 2 (you)")
+        hl = QtWidgets.QVBoxLayout(box)
+        self.human_meter = PadMeter()
+        hl.addWidget(self.human_meter)
+        bottom.addWidget(box, 1)
+        take = QtWidgets.QVBoxLayout()
+        self.takeover_button = QtWidgets.QPushButton("✋ Take over seat 1")
+        self.takeover_button.setCheckable(True)
+        self.takeover_button.setMinimumHeight(40)
+        self.takeover_button.setEnabled(False)
+        self.takeover_button.clicked.connect(lambda on: self.set_takeover(on))
+        take.addWidget(self.takeover_button)
+        self.takeover_label = QtWidgets.QLabel("L on the takeover pad (Q on the keyboard) toggles it too.\n"
+                                               "Your corrections are saved as correction sessions.")
+        self.takeover_label.setWordWrap(True)
+        take.addWidget(self.takeover_label)
+        bottom.addLayout(take, 1)
+        outer.addLayout(bottom)
+
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._refresh)
+        self._timer.start()
+        why = missing_module("kartstudio.pilot")  # imported (with TensorFlow) only when a race starts
+        self.available = why is None
+        if not self.available:
+            self.notice.show_message(f"Racing the AI is not available in this build: {why}.", "warning")
+            self.start_button.setEnabled(False)
+        self.refresh_models()
+        self.refresh_drivers()
+
+    # -- choices -----------------------------------------------------------------------------------
     def refresh_models(self, *_args) -> None:
-        pass
+        current = self.model_box.currentData()
+        self.model_box.clear()
+        folder = self.game.settings.models_folder
+        models = sorted(folder.glob("*.keras"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
+        for path in models:
+            if not path.name.startswith("."):
+                self.model_box.addItem(path.name, str(path))
+        if current and self.model_box.findData(current) < 0 and Path(current).exists():
+            self.model_box.addItem(Path(current).name, current)
+        if current:
+            self.model_box.setCurrentIndex(max(0, self.model_box.findData(current)))
+        if self.model_box.count() == 0:
+            self.model_box.addItem("no models yet: train one in the Training tab", None)
+
+    def choose_model(self, path: str | Path) -> None:
+        path = str(path)
+        if self.model_box.findData(path) < 0:
+            self.model_box.insertItem(0, Path(path).name, path)
+        self.model_box.setCurrentIndex(self.model_box.findData(path))
+
+    def browse_model(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a model", str(self.game.settings.models_folder),
+                                                        "Keras models (*.keras)")
+        if path:
+            self.choose_model(path)
 
     def refresh_drivers(self) -> None:
-        pass
+        pads = self.game.pads()
+        for box, default_last in ((self.human_box, False), (self.takeover_box, True)):
+            current = box.currentData()
+            box.clear()
+            for i, pad in enumerate(pads):
+                box.addItem(getattr(pad, "name", "pad"), i)
+            index = box.findData(current) if current is not None else -1
+            if index < 0:
+                # you (seat 2) take the first gamepad, the keyboard if none; takeover: the other one
+                index = 0 if not default_last else (len(pads) - 1 if len(pads) > 1 else 0)
+            box.setCurrentIndex(index)
+        self._pads = pads
 
-    def on_game_started(self) -> None:
-        pass
+    def _pad(self, box: QtWidgets.QComboBox):
+        i = box.currentData()
+        return self._pads[i] if i is not None and 0 <= i < len(self._pads) else self.game.keyboard
 
-    def on_game_stopped(self) -> None:
-        pass
+    # -- start / stop ------------------------------------------------------------------------------
+    @property
+    def racing(self) -> bool:
+        return self.pilot_driver is not None
+
+    def toggle_versus(self) -> None:
+        if self.racing or self._load_task is not None:
+            self.stop_versus()
+        else:
+            self.start_versus()
+
+    def start_versus(self) -> bool:
+        model = self.model_box.currentData()
+        if not model:
+            self.notice.show_message("Choose a model first: train one in the Training tab, or Browse… for a "
+                                     ".keras file.", "error")
+            return False
+        if self.game.loop is None or not self.game.loop.status.running:
+            if not self.game.running:
+                window = self.window()
+                if not (window.start_game() if hasattr(window, "start_game") else self.game.start()):
+                    return False
+        self.notice.show_message(f"Loading {Path(model).name}…", "info")
+        self.start_button.setText("■ Stop")
+        from kartstudio.gui.drivers import load_pilot
+
+        self._load_task = BackgroundTask(lambda report, cancelled: load_pilot(model), "pilot").start()
+        self._model_path = model
+        return True
+
+    def _pilot_loaded(self, pilot) -> None:
+        from kartstudio.gui.drivers import PilotDriver
+
+        loop = self.game.loop
+        if loop is None:
+            self.notice.show_message("The game stopped while the model was loading; press Race the AI again.", "warning")
+            self.start_button.setText("▶ Race the AI")
+            return
+        self.pilot_driver = PilotDriver(pilot, self.game.backend.layout, tuple(self.game.settings.storage_size))
+        self.game.versus_active = True
+        loop.set_driver(AI_SEAT, self.pilot_driver)
+        loop.set_driver(HUMAN_SEAT, PadDriver(self._pad(self.human_box)))
+        self.takeover_button.setEnabled(True)
+        self.notice.show_message(f"Racing {Path(self._model_path).name}: the AI drives seat 1 (top), you seat 2 "
+                                 "(bottom).", "info")
 
     def stop_versus(self) -> None:
-        pass
+        if self._load_task is not None:
+            self._load_task.cancel()
+            self._load_task = None
+        self.set_takeover(False, wait=True)
+        if self.pilot_driver is not None:
+            self.pilot_driver = None
+            self.game.versus_active = False
+            window = self.window()
+            if hasattr(window, "record_tab"):
+                for panel in window.record_tab.panels.values():
+                    panel._apply_driver()  # seats go back to what the Record tab says
+        self.start_button.setText("▶ Race the AI")
+        self.takeover_button.setEnabled(False)
+        self.takeover_button.setChecked(False)
+
+    def on_game_started(self) -> None:
+        self.refresh_drivers()
+
+    def on_game_stopped(self) -> None:
+        self.stop_versus()
+        if self.notice.level == "info":
+            self.notice.clear_message()
+
+    # -- takeover ----------------------------------------------------------------------------------
+    @property
+    def taken_over(self) -> bool:
+        return self.takeover_driver is not None
+
+    def set_takeover(self, on: bool, wait: bool = False) -> bool:
+        """Hand seat 1 to the human (on) or back to the AI (off); corrections are recorded meanwhile."""
+        loop = self.game.loop
+        if on and not self.taken_over:
+            if self.pilot_driver is None or loop is None:
+                self.takeover_button.setChecked(False)
+                return False
+            from kartstudio.gui.drivers import TakeoverDriver
+            from kartstudio.recorder import Recorder
+            from kartstudio.session import SessionMeta, new_session_path
+
+            pad = self._pad(self.takeover_box)
+            meta = SessionMeta(
+                game=self.game.game_name(), track=self.game.track(), pad_name=getattr(pad, "name", ""),
+                pad_guid=getattr(pad, "guid", ""), storage_size=tuple(self.game.settings.storage_size),
+                kind="correction", source="kartstudio-gui-takeover", fps=float(getattr(self.game.backend, "fps", 30.0)),
+                extra={"model": str(self._model_path)},
+            )
+            try:
+                folder = self.game.settings.sessions_folder
+                path = new_session_path(folder, f"{self.game.track()}-correction", AI_SEAT)
+                recorder = Recorder(folder, {AI_SEAT: (meta, pad)}, layout=self.game.backend.layout)
+                recorder.start(paths={AI_SEAT: path})
+            except Exception as exc:  # noqa: BLE001
+                self.notice.show_message(describe_error(exc), "error")
+                self.takeover_button.setChecked(False)
+                return False
+            self.correction, self.correction_path = recorder, path
+            self.takeover_driver = TakeoverDriver(pad, self.pilot_driver)
+            loop.set_driver(AI_SEAT, self.takeover_driver)
+            loop.add_consumer(recorder)
+            self.takeover_button.setChecked(True)
+            self.takeover_button.setText("↩ Hand seat 1 back to the AI")
+            self.takeover_label.setText(f"You drive seat 1 with {pad.name}; recording corrections to {path.name}")
+            return True
+        if not on and self.taken_over:
+            self.takeover_driver = None
+            if loop is not None and self.pilot_driver is not None:
+                loop.set_driver(AI_SEAT, self.pilot_driver)
+            recorder = self.correction
+            if loop is not None:
+                loop.remove_consumer(recorder)
+            self._stopping = threading.Thread(target=recorder.stop, name="kartstudio-stop-correction", daemon=True)
+            self._stopping.start()
+            if wait:
+                self._stopping.join()
+                self._finish_correction()
+            self.takeover_button.setChecked(False)
+            self.takeover_button.setText("✋ Take over seat 1")
+            return True
+        return self.taken_over == on
+
+    def _finish_correction(self) -> None:
+        recorder, path = self.correction, self.correction_path
+        self.correction, self._stopping = None, None
+        if recorder is None or path is None:
+            return
+        written = recorder.counters()[AI_SEAT].written
+        self.corrections_saved.append(path)
+        self.takeover_label.setText(f"Saved correction session {path.name} ({written} frames).")
+        self.session_saved.emit(str(path))
+
+    # -- refresh (UI timer) ------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        task = self._load_task
+        if task is not None:
+            for kind, payload in task.poll():
+                if kind == "done":
+                    self._load_task = None
+                    self._pilot_loaded(payload)
+                elif kind == "error":
+                    self._load_task = None
+                    self.notice.show_message(f"Cannot race this model: {payload}", "error")
+                    self.start_button.setText("▶ Race the AI")
+        if self._stopping is not None and not self._stopping.is_alive():
+            self._finish_correction()
+        if not self.isVisible():
+            return
+        loop = self.game.loop
+        frame = loop.latest() if loop is not None else None
+        if frame is not None:
+            layout = self.game.backend.layout
+            self.ai_view.set_image(layout.crop(frame.image, AI_SEAT))
+            self.human_view.set_image(layout.crop(frame.image, HUMAN_SEAT))
+        self.human_meter.set_state(self._pad(self.human_box).last)
+        driver = self.pilot_driver
+        if driver is None:
+            return
+        outputs, activations, state, steps, ms = driver.snapshot()
+        if outputs is not None:
+            self.ai_meter.set_state(state, tuple(float(v) for v in outputs))
+        for name, view, label in (("conv2", self.conv2_view, self.conv2_label), ("conv4", self.conv4_view, self.conv4_label)):
+            maps = activations.get(name)
+            if maps is not None:
+                view.set_image(tile_maps(maps))
+                label.setText(f"<b>{name}</b> feature maps: {maps.shape[-1]} × {maps.shape[-3]}×{maps.shape[-2]}")
+        if activations:
+            self.activation_frames += 1
+        who = "YOU (correction)" if self.taken_over else "AI"
+        self.ai_stats.setText(f"seat 1: {who}   inference {ms:.1f} ms   frames driven {steps}")
+        # the takeover pad's L toggles the takeover (TensorKart used the left bumper for its override)
+        pad = self._pad(self.takeover_box)
+        pressed = bool(getattr(pad.last, "l", False))
+        if pressed and not self._last_l:
+            self.set_takeover(not self.taken_over)
+        self._last_l = pressed
