@@ -17,6 +17,13 @@ def register(commands, bench) -> None:
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     doc.set_defaults(func=cmd_doctor)
 
+    emu = bench.add_parser("emulator", help="real mupen64plus + our plugin + the test ROM: startup, capture fps, "
+                                            "input-to-screen latency, lock-step steps/s")
+    emu.add_argument("--seconds", type=float, default=3.0, help="length of each timed phase")
+    emu.add_argument("--display", help="X display to use (default: a private Xvfb)")
+    emu.add_argument("--json", action="store_true")
+    emu.set_defaults(func=cmd_bench_emulator)
+
     plug = bench.add_parser("plugin", help="the real input plugin .so: GetKeys time, delivery latency, polls/s")
     plug.add_argument("--seconds", type=float, default=2.0, help="length of each timed phase")
     plug.add_argument("--json", action="store_true")
@@ -35,6 +42,26 @@ def cmd_doctor(args) -> int:
         failed = [c.name for c in checks if c.essential and not c.ok]
         print("ready to play" if not failed else f"not ready: fix {', '.join(failed)}")
     return 0 if essential_ok(checks) else 1
+
+
+def cmd_bench_emulator(args) -> int:
+    from kartstudio.emulator.bench import bench_emulator
+
+    r = bench_emulator(seconds=args.seconds, display=args.display)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    lat, w = r["input_to_screen_ms"], r["window"]
+    print(f"mupen64plus + KartStudio input plugin + test ROM ({r['video_plugin']}, {r['display']}) on {r['machine']}")
+    print(f"  startup (launch -> window pinned, first poll)  {r['startup_s']:.2f} s; window at "
+          f"({w['x']},{w['y']}) {w['width']}x{w['height']}")
+    print(f"  capture  {r['capture_fps']:.0f} grabs/s; game frames seen on screen {r['game_frames_seen_per_s']:.1f}/s;"
+          f" polls {r['polls_per_s']:.1f}/s")
+    if lat.get("n"):
+        print(f"  input -> screen  p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  ({lat['n']} states)")
+    print(f"  lock-step (step + capture)  {r['lockstep_steps_per_s']:.1f} steps/s at the game's 60 Hz, "
+          f"{r['lockstep_steps_per_s_no_speed_limit']:.1f} steps/s with --nospeedlimit")
+    return 0
 
 
 def cmd_bench_plugin(args) -> int:

@@ -41,6 +41,7 @@ class EmulatorBackend(GameBackend):
         connect_timeout: float = 15.0,
         step_timeout: float = 5.0,
         macro: bool | str | Path | None = None,
+        speed_limit: bool = True,
     ) -> None:
         """macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
         ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file."""
@@ -54,6 +55,7 @@ class EmulatorBackend(GameBackend):
         self.connect_timeout = connect_timeout
         self.step_timeout = step_timeout
         self.macro = macro
+        self.speed_limit = speed_limit
         self.emulator: EmulatorProcess | None = None
         self.client: PluginClient | None = None
         self.pinner: WindowPinner | None = None
@@ -70,7 +72,7 @@ class EmulatorBackend(GameBackend):
         self._endpoint = PluginEndpoint.create(controllers=self.seats)
         self.emulator = EmulatorProcess(
             LaunchOptions(self.rom, video=self.video, input_plugin=self.input_plugin, display=self.display,
-                          env=self._endpoint.env())
+                          env=self._endpoint.env(), speed_limit=self.speed_limit)
         )
         try:
             self.emulator.start()

@@ -89,6 +89,7 @@ class LaunchOptions:
     resolution: tuple[int, int] = (640, 480)
     display: str | None = None  # X display; default $DISPLAY
     env: dict[str, str] = field(default_factory=dict)  # e.g. the plugin endpoint's env()
+    speed_limit: bool = True  # False: run as fast as the host can (lock-step training)
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -125,7 +126,7 @@ class EmulatorProcess:
         cmd += [
             "--windowed", "--resolution", f"{width}x{height}",
             "--gfx", o.video, "--audio", "dummy", "--input", input_spec, "--rsp", "mupen64plus-rsp-hle",
-            *o.extra_args, str(Path(o.rom).resolve()),
+            *([] if o.speed_limit else ["--nospeedlimit"]), *o.extra_args, str(Path(o.rom).resolve()),
         ]  # fmt: skip
         return cmd
 

@@ -36,7 +36,10 @@ class _EmulatorEnv(gym.Env):
     video: str = ""
 
     def __init__(self, rom: str | Path, seat: int = 1, render_mode: str | None = None,
-                 display: str | None = None, headless: bool | None = None, step_timeout: float = 5.0) -> None:
+                 display: str | None = None, headless: bool | None = None, step_timeout: float = 5.0,
+                 speed_limit: bool = True) -> None:
+        """display: X display (default $DISPLAY; none: a private Xvfb). speed_limit=False runs the
+        emulator as fast as it can (each step still waits for exactly one input poll)."""
         if render_mode not in (None, "rgb_array"):
             raise KartStudioError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         if seat not in (1, 2):
@@ -47,6 +50,7 @@ class _EmulatorEnv(gym.Env):
         self.rom = Path(rom)
         self.seat = seat
         self.step_timeout = step_timeout
+        self.speed_limit = speed_limit
         # No display given and none around (a server, CI): run the emulator on a private Xvfb.
         self._want_xvfb = headless if headless is not None else not (display or os.environ.get("DISPLAY"))
         self.display = display
@@ -78,7 +82,8 @@ class _EmulatorEnv(gym.Env):
             self._xvfb = VirtualDisplay()
             self.display = self._xvfb.start()
         self.backend = EmulatorBackend(self.rom, video=self.video, display=self.display, lockstep=True,
-                                       step_timeout=self.step_timeout, macro=False)
+                                       step_timeout=self.step_timeout, macro=False,
+                                       speed_limit=self.speed_limit)
         self.backend.start()
         self._after_boot()
         frame = self._advance(NEUTRAL)
