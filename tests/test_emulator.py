@@ -113,12 +113,13 @@ def test_crash_is_reported_with_the_signal(testrom_path, xdisplay):
 
 
 def test_failure_exit_is_reported_with_the_emulators_error(tmp_path, xdisplay, testrom_path):
-    # A 1 MB ROM-shaped file the core refuses? The core runs anything with a header, so give
-    # it a plugin name that does not exist instead: the UI prints why and exits non-zero.
+    # The core runs anything with a valid header, so make it fail another way: an RSP plugin that
+    # does not exist. The UI logs why and exits non-zero; the reason quotes that line.
     emulator = launch(testrom_path, xdisplay, extra_args=["--rsp", "/nonexistent/rsp.so"])
     emulator.process.wait(10)
     reason = emulator.exit_reason()
     assert reason.startswith("mupen64plus failed with exit status")
+    assert "RSP plugin not found" in reason
     emulator.stop()
 
 
