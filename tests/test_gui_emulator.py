@@ -49,3 +49,46 @@ def test_record_session_from_the_emulator_labels_what_the_game_read(qtbot, testr
     window.stop_game()
     assert not window.game.running
     window.close()
+
+
+@pytest.fixture(scope="module")
+def fresh_model(tmp_path_factory):
+    """An untrained model saved to a .keras file: real weights, real TensorFlow."""
+    from kartstudio.model import build_model, save_model
+
+    return save_model(build_model("kartstudio"), tmp_path_factory.mktemp("models") / "fresh.keras")
+
+
+def test_versus_on_the_emulator_shows_maps_and_records_a_takeover(qtbot, testrom_path, xdisplay, monkeypatch,
+                                                                   fresh_model):
+    from kartstudio.emulator.launcher import VIDEO_FOR_TEST_ROM
+    from kartstudio.gui.main_window import MainWindow
+
+    monkeypatch.setenv("DISPLAY", xdisplay)
+    settings = Settings(game_source="mk64", rom_path=str(testrom_path), video_plugin=VIDEO_FOR_TEST_ROM)
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    tab = window.versus_tab
+    window.tabs.setCurrentWidget(tab)
+    human = ScriptedPadSource("human", policy=lambda: ControllerState(x=-30, b=True))
+    window.game.add_pad(human)
+    tab.refresh_drivers()
+    tab.takeover_box.setCurrentIndex(tab.takeover_box.findText("human"))
+    tab.choose_model(fresh_model)
+    assert tab.start_versus()
+    qtbot.waitUntil(lambda: tab.racing, timeout=90_000)
+    qtbot.waitUntil(lambda: tab.activation_frames > 5, timeout=30_000)
+    assert tab.conv2_view.has_image() and tab.conv4_view.has_image()
+    assert "36" in tab.conv2_label.text() and "64" in tab.conv4_label.text()
+    assert tab.pilot_driver.steps > 5
+    assert tab.set_takeover(True)
+    qtbot.wait(1500)
+    assert tab.set_takeover(False, wait=True)
+    assert len(tab.corrections_saved) == 1
+    with open_session(tab.corrections_saved[0]) as s:
+        assert s.meta.kind == "correction" and s.meta.seat == 1 and len(s) > 5
+        assert s.meta.extra["model"] == str(fresh_model)
+        late = [s.state(i) for i in range(len(s) // 2, len(s))]
+    assert all(st.x == -30 and st.b for st in late)  # the human's corrections, as the game read them
+    window.close()
