@@ -49,7 +49,13 @@ class WindowCapture:
         if sct is None:
             sct = self._local.sct = _new_mss(self.display)
         region = self.geometry().as_region()
-        shot = sct.grab(region)
+        try:
+            shot = sct.grab(region)
+        except Exception as exc:  # mss.ScreenShotError: e.g. the window is partly off the screen
+            raise KartStudioError(
+                f"cannot capture the emulator window at {region} ({str(exc).splitlines()[0]}); "
+                "keep the window fully on the screen"
+            ) from exc
         bgra = np.frombuffer(shot.bgra, dtype=np.uint8).reshape(shot.height, shot.width, 4)
         rgb = np.ascontiguousarray(bgra[:, :, 2::-1])
         return fit(rgb, *self.size)
