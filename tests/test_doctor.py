@@ -90,3 +90,31 @@ def test_plain_text_output_names_each_fix(capsys, monkeypatch, tmp_path):
     assert code == 1
     assert "[FAIL] input plugin" in out and "fix: make -C plugin" in out
     assert out.rstrip().splitlines()[-1].startswith("not ready: fix")
+
+
+def test_pads_check_counts_a_virtual_sdl_gamepad():
+    """A real SDL virtual joystick (no hardware): the doctor's pad check sees it, and its absence."""
+    import ctypes
+    import glob
+    import os
+
+    import pygame
+
+    from kartstudio.doctor import check_pads
+
+    libs = glob.glob(os.path.join(os.path.dirname(pygame.__file__) + ".libs", "libSDL2-*.so*"))
+    if not libs:
+        pytest.skip("pygame's bundled SDL2 library was not found")
+    sdl = ctypes.CDLL(libs[0])
+    pygame.joystick.init()
+    before = pygame.joystick.get_count()
+    index = sdl.SDL_JoystickAttachVirtual(1, 6, 11, 1)  # game controller, 6 axes, 11 buttons, 1 hat
+    assert index >= 0
+    try:
+        check = check_pads()
+        assert check.ok and check.detail.startswith(f"{before + 1}:")
+        assert check.essential is False
+    finally:
+        sdl.SDL_JoystickDetachVirtual(index)
+    if before == 0:
+        assert not check_pads().ok
