@@ -1,0 +1,263 @@
+"""`kartstudio bench train` and `kartstudio bench infer`, and the synthetic sessions they use.
+
+The sessions are synthetic (named as such): a pseudo-3D road per frame whose bend matches the
+stick label, with textured grass and per-frame sensor noise so frames compress like game frames
+rather than flat colour. They are written through the real SessionWriter, so what is measured
+is the real reading, decoding, resizing and training path.
+
+Training figures run in child processes (one per measurement), so each peak RSS is that
+measurement's own and not the maximum of everything before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kartstudio.controller import ControllerState
+from kartstudio.session import SessionMeta, SessionWriter
+
+SEAT_SIZE = (120, 320)  # (height, width): one seat's stored view
+
+
+def synthetic_seat_frame(steer: float, t: int, rng: np.random.Generator, size: tuple[int, int] = SEAT_SIZE) -> np.ndarray:
+    """A seat view whose road bends with `steer` (-1..1), so a network can learn steer from pixels."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    horizon = int(h * 0.35)
+    depth = np.clip((yy - horizon) / (h - horizon), 0.0, 1.0)
+    centre = w / 2 + steer * w * 0.4 * (1 - depth) ** 2
+    half = 6 + w * 0.45 * depth
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (70, 150, 70)  # grass
+    img[:horizon] = (110, 170, 240)  # sky
+    road = (yy >= horizon) & (np.abs(xx - centre) < half)
+    stripes = ((6 / (depth + 0.05) + 0.5 * t) % 6) < 3
+    img[road] = (110, 110, 115)
+    img[road & stripes & (np.abs(xx - centre) < 0.04 * half + 1)] = (240, 240, 240)
+    img += rng.normal(0, 6, (h, w, 1)).astype(np.float32)  # texture and sensor noise
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_synthetic_session(
+    path: str | os.PathLike, frames: int, seed: int = 0, size: tuple[int, int] = SEAT_SIZE, distinct: int = 0
+) -> Path:
+    """A session file of `frames` synthetic frames with labels matching the pictures.
+
+    Steering follows a smooth random curve in -1..1; A is held, B and R are tapped now and then.
+    distinct > 0 renders only that many pictures and cycles them with fresh noise rows (fast,
+    for large benchmark files).
+    """
+    rng = np.random.default_rng(seed)
+    steps = np.cumsum(rng.normal(0, 0.15, frames))
+    steer = np.sin(steps) * 0.95
+    pool: list[np.ndarray] = []
+    if distinct:
+        pool = [synthetic_seat_frame(float(s), i, rng, size) for i, s in enumerate(np.linspace(-0.95, 0.95, distinct))]
+    meta = SessionMeta(game="synthetic", track=f"bench-{seed}", storage_size=size, source="kartstudio.bench.training", fps=30.0)
+    with SessionWriter(path, meta) as w:
+        for i in range(frames):
+            if distinct:
+                k = int(round((steer[i] + 0.95) / 1.9 * (distinct - 1)))
+                image = pool[k].copy()
+                row = rng.integers(0, size[0])
+                image[row] = rng.integers(0, 255, image[row].shape, dtype=np.uint8)  # no two frames alike
+                label_x = float(np.linspace(-0.95, 0.95, distinct)[k])
+            else:
+                image = synthetic_seat_frame(float(steer[i]), i, rng, size)
+                label_x = float(steer[i])
+            state = ControllerState(x=label_x * 80, a=True, b=i % 97 == 5, r=i % 53 < 3)
+            w.append(image, state, i / 30.0, i)
+    return Path(path)
+
+
+def _rss_peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def make_dataset(folder: Path, megabytes: float, frames_per_file: int = 3000, seed: int = 0) -> list[Path]:
+    """Synthetic session files adding up to about `megabytes` on disk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = write_synthetic_session(folder / "probe.h5", 200, seed=seed, distinct=64)
+    per_frame = probe.stat().st_size / 200
+    probe.unlink()
+    total = max(1, int(megabytes * 2**20 / per_frame))
+    paths = []
+    for k, start in enumerate(range(0, total, frames_per_file)):
+        n = min(frames_per_file, total - start)
+        paths.append(write_synthetic_session(folder / f"bench-{k:04d}.h5", n, seed=seed + k, distinct=64))
+    return paths
+
+
+def measure_training(paths: list[str], mode: str, batch_size: int, max_samples: int, seconds: float) -> dict:
+    """Train the default network for up to `max_samples` samples or `seconds`; samples/s and peak RSS.
+
+    mode "stream": SessionDataset over the files. mode "memory": the same frames decoded and
+    resized to 66x200 into one uint8 array first (TensorKart's X.npy way), then ArrayDataset.
+    The first 5 batches (tracing) are not timed.
+    """
+    from kartstudio.model import LOSSES, build_model, keras, resize_images, tf
+    from kartstudio.training.dataset import ArrayDataset, SessionDataset
+
+    keras.utils.set_random_seed(0)
+    if mode == "stream":
+        data = SessionDataset(paths, batch_size=batch_size, seed=0)
+    else:
+        with SessionDataset(paths, batch_size=256, shuffle=False) as stream:
+            images = np.empty((stream.frames, 66, 200, 3), np.uint8)
+            actions = stream.actions.copy()
+            for k, (x, _) in enumerate(stream.batches(0)):
+                images[k * 256 : k * 256 + len(x)] = np.asarray(x + 0.5, np.uint8)
+        data = ArrayDataset(images, actions, batch_size=batch_size, seed=0)
+    model = build_model("kartstudio")
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    loss_fn = LOSSES["euclidean"]
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    timed, start, batches, rss = 0, None, 0, []
+    epoch = 0
+    while True:
+        for x, y in data.batches(epoch):
+            float(step(x, y))
+            batches += 1
+            if batches == 5:
+                start = time.monotonic()
+            elif start is not None:
+                timed += int(y.shape[0])
+            if batches % 20 == 0:
+                rss.append(_current_rss_mb())
+            if start is not None and (timed >= max_samples or time.monotonic() - start >= seconds):
+                break
+        else:
+            epoch += 1
+            continue
+        break
+    elapsed = time.monotonic() - start
+    return {
+        "mode": mode,
+        "frames": data.frames,
+        "samples": timed,
+        "seconds": round(elapsed, 2),
+        "samples_per_s": round(timed / elapsed, 1),
+        "peak_rss_mb": round(_rss_peak_mb(), 1),
+        "steady_rss_mb": round(float(np.median(rss)) if rss else _current_rss_mb(), 1),
+    }
+
+
+def _child(paths: list[Path], mode: str, batch_size: int, max_samples: int, seconds: float) -> dict:
+    """measure_training in a fresh process, so its peak RSS is its own."""
+    args = json.dumps([list(map(str, paths)), mode, batch_size, max_samples, seconds])
+    code = "import json,sys; from kartstudio.bench.training import measure_training as m; print(json.dumps(m(*json.loads(sys.argv[1]))))"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        from kartstudio.errors import KartStudioError
+
+        raise KartStudioError(f"benchmark child failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_train(
+    small_mb: float = 150, large_mb: float = 600, batch_size: int = 50, samples: int = 6000, seconds: float = 60.0,
+    folder: Path | None = None,
+) -> dict:
+    """Streaming vs in-memory samples/s on the same frames, and peak RSS at two dataset sizes."""
+    from kartstudio.bench import machine
+
+    own = folder is None
+    folder = Path(tempfile.mkdtemp(prefix="kartstudio-bench-train-")) if own else Path(folder)
+    try:
+        t0 = time.monotonic()
+        small = make_dataset(folder / "small", small_mb, seed=0)
+        large = make_dataset(folder / "large", large_mb, seed=100)
+        made = time.monotonic() - t0
+        size = lambda ps: sum(p.stat().st_size for p in ps)  # noqa: E731
+        runs = {
+            "stream_small": _child(small, "stream", batch_size, samples, seconds),
+            "memory_small": _child(small, "memory", batch_size, samples, seconds),
+            "stream_large": _child(large, "stream", batch_size, samples, seconds),
+        }
+        s, m, big = runs["stream_small"], runs["memory_small"], runs["stream_large"]
+        return {
+            "dataset_small": {"files": len(small), "frames": s["frames"], "mb_on_disk": round(size(small) / 2**20, 1)},
+            "dataset_large": {"files": len(large), "frames": big["frames"], "mb_on_disk": round(size(large) / 2**20, 1)},
+            "seconds_to_generate": round(made, 1),
+            "batch_size": batch_size,
+            "runs": runs,
+            "streaming_vs_memory": round(s["samples_per_s"] / m["samples_per_s"], 3),
+            "peak_rss_ratio_large_vs_small": round(big["peak_rss_mb"] / s["peak_rss_mb"], 3),
+            "in_memory_array_mb": round(s["frames"] * 66 * 200 * 3 / 2**20, 1),
+            "model": "kartstudio",
+            "machine": machine(),
+        }
+    finally:
+        if own:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- inference -------------------------------------------------------------------------------
+
+
+def bench_infer(model_path: str | None = None, kind: str = "kartstudio", frames: int = 2000, size: tuple[int, int] = SEAT_SIZE) -> dict:
+    """Per-frame latency of Pilot.predict on stored seat images, with and without activations."""
+    from kartstudio.bench import machine
+    from kartstudio.model import build_model
+    from kartstudio.pilot import Pilot
+
+    pilot = Pilot.load(model_path) if model_path else Pilot(build_model(kind), name=kind)
+    rng = np.random.default_rng(0)
+    images = [synthetic_seat_frame(float(s), i, rng, size) for i, s in enumerate(np.linspace(-1, 1, 64))]
+    pilot.warm_up(size)
+    result = {}
+    for activations in (True, False):
+        for i in range(50):
+            pilot.predict(images[i % 64], activations=activations)
+        times = np.empty(frames)
+        for i in range(frames):
+            t0 = time.perf_counter()
+            pilot.predict(images[i % 64], activations=activations)
+            times[i] = time.perf_counter() - t0
+        ms = times * 1000
+        result["with_activations" if activations else "without_activations"] = {
+            "p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "mean_ms": round(float(ms.mean()), 3),
+            "max_ms": round(float(ms.max()), 3),
+        }
+    maps = pilot.predict(images[0]).activations
+    return {
+        "model": model_path or kind,
+        "input": f"{size[1]}x{size[0]} uint8 seat image (resized inside the compiled call)",
+        "frames": frames,
+        **result,
+        "activation_shapes": {k: list(v.shape) for k, v in maps.items()},
+        "machine": machine(),
+    }
+
+
+__all__ = ["bench_infer", "bench_train", "make_dataset", "measure_training", "synthetic_seat_frame", "write_synthetic_session"]

@@ -1,0 +1,301 @@
+"""The driving networks (Keras 3), their preprocessing, and safe loading.
+
+Two networks map one seat's view to TensorKart's 5 outputs ``(x, y, a, b, rb)`` (softsign):
+
+- ``kartstudio`` (the default): the seed's network: 5 convolutions (24, 36, 48, 64, 64 filters
+  with TensorKart's kernels and strides), max pooling between the 2nd and 3rd, dropout after the
+  5th, then 4 dense layers (1164, 100, 50, 10) each followed by dropout.
+- ``tensorkart``: TensorKart's exact network (train.py), so its ``model_weights.h5`` loads into it.
+
+Every model starts with a ``Preprocess`` layer that takes RGB images of any size with values
+0..255, resizes them to 66x200 and scales them to 0..1 (what TensorKart's skimage resize gave).
+The layer is registered and serializable, so a saved ``.keras`` file carries its own
+preprocessing settings in its config and loads in Keras safe mode: no Lambda layer, no code.
+
+This module is the one place that imports TensorFlow; it keeps TensorFlow's C++ logging quiet
+first. Other modules take ``tf`` and ``keras`` from here.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the first TensorFlow import
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow and Keras without their start-up chatter.
+
+    TF_CPP_MIN_LOG_LEVEL does not cover what TensorFlow's C++ side prints before its logging is
+    set up (oneDNN and CUDA-stub notices, a cuInit error on machines without a GPU), so stderr
+    is pointed at /dev/null while TensorFlow loads and looks for devices, then restored.
+    """
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe happens here, still silenced
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf, keras
+
+
+tf, keras = _import_tensorflow_quietly()
+
+from kartstudio.errors import KartStudioError  # noqa: E402
+
+INPUT_SIZE = (66, 200)  # (height, width) the networks see, as TensorKart's X.npy
+OUTPUT_NAMES = ("x", "y", "a", "b", "rb")
+MODEL_KINDS = ("kartstudio", "tensorkart")
+ACTIVATION_LAYERS = ("conv2", "conv4")  # shown live in the versus mode
+
+
+class ModelFileError(KartStudioError):
+    """A model file that cannot be used (missing, corrupt, unsafe, or not a driving model)."""
+
+
+def resize_images(images, size: tuple[int, int] = INPUT_SIZE):
+    """Resize a batch of (B, H, W, 3) images to `size` the way training and the pilot both do.
+
+    Bilinear with antialiasing, like skimage's resize in TensorKart. A batch that already has
+    the size (known while tracing) is passed through untouched.
+    """
+    images = tf.cast(images, tf.float32)
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images
+    return tf.image.resize(images, size, method="bilinear", antialias=True)
+
+
+@keras.saving.register_keras_serializable(package="kartstudio")
+class Preprocess(keras.layers.Layer):
+    """Images of any size, values 0..255 -> (66, 200, 3) floats in 0..1.
+
+    Its settings (size, scale) live in the model's config, so a model file says how its input
+    must be prepared and the pilot and trainer never guess.
+    """
+
+    def __init__(self, size=INPUT_SIZE, scale=1.0 / 255.0, **kwargs):
+        super().__init__(**kwargs)
+        self.size = (int(size[0]), int(size[1]))
+        self.scale = float(scale)
+
+    def call(self, images):
+        return resize_images(images, self.size) * self.scale
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size[0], self.size[1], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="kartstudio")
+def euclidean_loss(y_true, y_pred):
+    """TensorKart's loss: the distance between predicted and true 5-vectors, per sample."""
+    return keras.ops.sqrt(keras.ops.sum(keras.ops.square(y_pred - y_true), axis=-1))
+
+
+LOSSES = {"mse": "mse", "euclidean": euclidean_loss}
+
+
+def _image_input() -> keras.KerasTensor:
+    return keras.Input(shape=(None, None, 3), name="image")
+
+
+def _head(x, dropout: float):
+    """TensorKart's dense layers: 1164, 100, 50, 10 (relu), each followed by dropout, then 5 softsign."""
+    for i, units in enumerate((1164, 100, 50, 10), start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense{i}")(x)
+        x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
+    return keras.layers.Dense(5, activation="softsign", name="actions")(x)
+
+
+def build_kartstudio(dropout: float = 0.2) -> keras.Model:
+    """The seed's network (the default).
+
+    'same' padding keeps room for the 3x3 convolutions after the extra pooling layer
+    (with TensorKart's 'valid' padding the 4th convolution would get a 2-pixel-high input).
+    """
+    image = _image_input()
+    x = Preprocess(name="preprocess")(image)
+    x = keras.layers.Conv2D(24, 5, strides=2, padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.Conv2D(36, 5, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(48, 5, strides=2, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv5")(x)
+    x = keras.layers.Dropout(dropout, name="conv_dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(image, _head(x, dropout), name="kartstudio")
+
+
+def build_tensorkart(dropout: float = 0.2) -> keras.Model:
+    """TensorKart's train.py network, layer for layer (1,595,555 parameters)."""
+    image = _image_input()
+    x = Preprocess(name="preprocess")(image)
+    x = keras.layers.Conv2D(24, 5, strides=2, activation="relu", name="conv1")(x)
+    x = keras.layers.Conv2D(36, 5, strides=2, activation="relu", name="conv2")(x)
+    x = keras.layers.Conv2D(48, 5, strides=2, activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(64, 3, activation="relu", name="conv4")(x)
+    x = keras.layers.Conv2D(64, 3, activation="relu", name="conv5")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(image, _head(x, dropout), name="tensorkart")
+
+
+def build_model(kind: str = "kartstudio") -> keras.Model:
+    if kind == "kartstudio":
+        return build_kartstudio()
+    if kind == "tensorkart":
+        return build_tensorkart()
+    raise KartStudioError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+
+
+def input_size(model: keras.Model) -> tuple[int, int]:
+    """The (height, width) the model's Preprocess layer resizes to."""
+    return model.get_layer("preprocess").size
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Save as .keras, atomically: a crash mid-save never leaves a half-written model behind."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise KartStudioError(f"{path}: model files must end in .keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"cannot write model {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
+    """Load a driving model in Keras safe mode; any problem is one ModelFileError naming the file.
+
+    Safe mode refuses files that carry code (Lambda layers, pickled functions) before any of
+    it runs. compile=True also restores the optimizer state (the trainer's resume).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"{path} is not a .keras model file (for TensorKart's model_weights.h5 use `kartstudio import-model`)"
+        )
+    try:
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError for bad files
+        text = str(exc)
+        if "safe_mode" in text or "lambda" in text.lower():
+            raise ModelFileError(
+                f"{path} contains code (e.g. a Lambda layer); KartStudio loads models in safe mode and refused it"
+            ) from None
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ModelFileError(f"{path} is not a usable KartStudio model ({first[:200]})") from None
+    check_driving_model(model, path)
+    return model
+
+
+def check_driving_model(model: keras.Model, path: str | os.PathLike = "model") -> None:
+    """Raise ModelFileError unless the model maps RGB images to the 5 driving outputs."""
+    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 3:
+        raise ModelFileError(f"{path}: its input is {model.inputs[0].shape if model.inputs else None}, expected RGB images")
+    if len(model.outputs) != 1 or tuple(model.outputs[0].shape[1:]) != (5,):
+        shape = model.outputs[0].shape if model.outputs else None
+        raise ModelFileError(f"{path}: its output is {shape}, expected 5 values (x, y, a, b, rb)")
+    try:
+        model.get_layer("preprocess")
+    except ValueError:
+        raise ModelFileError(f"{path} has no KartStudio preprocessing layer; it was not made by KartStudio") from None
+    for name in ACTIVATION_LAYERS:
+        try:
+            model.get_layer(name)
+        except ValueError:
+            raise ModelFileError(f"{path} has no layer {name!r}; it is not a KartStudio driving model") from None
+
+
+# -- TensorKart weights --------------------------------------------------------------------------
+
+
+def _legacy_h5_weights(path: Path) -> list[np.ndarray]:
+    """The weight arrays of a Keras 1/2 ``save_weights`` HDF5 file, in layer order."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise ModelFileError(f"{path} is not an HDF5 weights file (TensorKart's model_weights.h5)") from None
+    with f:
+        group = f["model_weights"] if "model_weights" in f else f
+        names = group.attrs.get("layer_names")
+        if names is None:
+            raise ModelFileError(f"{path} has no layer_names: not a Keras weights file like TensorKart's model_weights.h5")
+        arrays = []
+        for layer in names:
+            layer = layer.decode() if isinstance(layer, bytes) else str(layer)
+            g = group[layer]
+            for w in g.attrs.get("weight_names", []):
+                w = w.decode() if isinstance(w, bytes) else str(w)
+                arrays.append(np.asarray(g[w]))
+        return arrays
+
+
+def import_tensorkart_weights(weights_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """TensorKart's ``model_weights.h5`` -> a KartStudio ``.keras`` model of the ``tensorkart`` kind.
+
+    Weights are matched in layer order (kernel, bias per layer) and must have TensorKart's shapes.
+    """
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise ModelFileError(f"{weights_path}: no such weights file")
+    arrays = _legacy_h5_weights(weights_path)
+    model = build_tensorkart()
+    expected = [v for layer in model.layers for v in layer.weights]
+    if len(arrays) != len(expected):
+        raise ModelFileError(
+            f"{weights_path} holds {len(arrays)} weight arrays; TensorKart's network has {len(expected)}"
+        )
+    for var, arr in zip(expected, arrays):
+        if tuple(var.shape) != arr.shape:
+            raise ModelFileError(
+                f"{weights_path}: weight {var.path} has shape {arr.shape}, TensorKart's network needs {tuple(var.shape)}"
+            )
+        var.assign(arr.astype(np.float32))
+    return save_model(model, out)
+
+
+__all__ = [
+    "ACTIVATION_LAYERS",
+    "INPUT_SIZE",
+    "LOSSES",
+    "MODEL_KINDS",
+    "ModelFileError",
+    "OUTPUT_NAMES",
+    "Preprocess",
+    "build_kartstudio",
+    "build_model",
+    "build_tensorkart",
+    "check_driving_model",
+    "euclidean_loss",
+    "import_tensorkart_weights",
+    "input_size",
+    "keras",
+    "load_model",
+    "resize_images",
+    "save_model",
+    "tf",
+]

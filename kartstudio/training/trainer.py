@@ -1,0 +1,312 @@
+"""The Trainer: one class behind `kartstudio train`, the GUI's training worker and DAgger.
+
+    from kartstudio.training import Trainer, TrainConfig
+
+    trainer = Trainer(TrainConfig(epochs=20, augment=True, val_sessions=1),
+                      on_batch=lambda p: print(p.batch, p.loss),
+                      on_epoch=lambda p: print(p.epoch, p.loss, p.val_loss, p.eta_s))
+    result = trainer.fit(["sessions/"], "driver.keras")   # blocks; call from a worker thread
+    trainer.cancel()                                      # from any thread: stops within one batch
+
+It knows nothing of Qt. The callbacks are plain callables run on the training thread, with
+small dataclasses (BatchProgress, EpochProgress); a GUI should hand them to its own thread.
+
+Checkpoints (default folder ``<output>.checkpoints/``): ``last.keras`` after every epoch (with
+the optimizer state, for resume), ``best.keras`` whenever the monitored loss improves (val loss,
+or train loss without validation sessions), ``state.json``, and TensorBoard logs in ``logs/``.
+When training ends (all epochs, early stop or cancel), the best checkpoint is copied to the
+output path. A cancelled epoch is not saved: the last checkpoint stays the last whole epoch, and
+resume re-runs the cancelled epoch with the same batches (the order depends on seed and epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from kartstudio.errors import KartStudioError
+from kartstudio.model import LOSSES, MODEL_KINDS, build_model, input_size, keras, load_model, save_model, tf
+from kartstudio.session import find_sessions
+from kartstudio.training.dataset import SessionDataset, split_by_session
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults follow TensorKart (Adam 1e-3, batch 50, euclidean loss)."""
+
+    epochs: int = 20
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    loss: str = "euclidean"  # "euclidean" (TensorKart's) or "mse"
+    seed: int = 0
+    augment: bool = False  # mirror (steering flipped) + brightness/contrast jitter
+    val_sessions: int = 0  # whole session files held out for validation
+    patience: int = 0  # early stopping: epochs without improvement before stopping (0 = off)
+    turn_oversample: float = 1.0  # times each turning frame is served per epoch
+    model: str = "kartstudio"  # network for a new model: "kartstudio" or "tensorkart"
+    init_model: str | None = None  # start from this .keras model instead (fine-tuning, DAgger)
+    checkpoint_dir: str | None = None  # default: <output>.checkpoints next to the output
+    resume: bool = False  # continue the run saved in checkpoint_dir
+    tensorboard: bool = True
+
+    def check(self) -> None:
+        if self.epochs < 1:
+            raise KartStudioError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise KartStudioError(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise KartStudioError(f"learning rate must be above 0, got {self.learning_rate}")
+        if self.loss not in LOSSES:
+            raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.model not in MODEL_KINDS:
+            raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
+        if self.val_sessions < 0 or self.patience < 0:
+            raise KartStudioError("val_sessions and patience cannot be negative")
+
+
+@dataclass
+class BatchProgress:
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based, within the epoch
+    batches: int
+    loss: float  # mean training loss of the epoch so far
+    samples_per_s: float
+    eta_s: float  # whole run, at the current pace
+
+
+@dataclass
+class EpochProgress:
+    epoch: int  # 1-based
+    epochs: int
+    loss: float
+    val_loss: float | None
+    samples_per_s: float
+    eta_s: float
+    elapsed_s: float
+    improved: bool  # this epoch is the new best.keras
+    checkpoint: str
+
+
+@dataclass
+class TrainResult:
+    model_path: Path | None  # the best model, copied to the output (None if no epoch finished)
+    checkpoint_dir: Path
+    epochs_done: int
+    best_epoch: int | None
+    best_loss: float | None  # of the monitored loss (val loss with validation sessions)
+    cancelled: bool = False
+    stopped_early: bool = False
+    train_frames: int = 0
+    val_frames: int = 0
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, val_loss, samples_per_s
+
+
+class Trainer:
+    """Trains a driving model on session files; see the module docstring."""
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        on_batch: Callable[[BatchProgress], None] | None = None,
+        on_epoch: Callable[[EpochProgress], None] | None = None,
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.on_batch = on_batch
+        self.on_epoch = on_epoch
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask fit() to stop after the batch in progress (safe from any thread)."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def fit(self, data: Sequence[str | os.PathLike], output: str | os.PathLike) -> TrainResult:
+        """Train on session files (or folders of them) and write the best model to `output`."""
+        cfg = self.config
+        cfg.check()
+        output = Path(output)
+        if output.suffix != ".keras":
+            raise KartStudioError(f"{output}: the model file must end in .keras")
+        ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else output.with_suffix(".checkpoints")
+        state_file = ckpt / "state.json"
+
+        paths = find_sessions(data)
+        if not paths:
+            raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
+        train_paths, val_paths = split_by_session(paths, cfg.val_sessions, cfg.seed)
+
+        keras.utils.set_random_seed(cfg.seed)
+        if cfg.resume:
+            if not state_file.is_file() or not (ckpt / "last.keras").is_file():
+                raise KartStudioError(f"nothing to resume in {ckpt}: no last.keras/state.json from an earlier run")
+            state = json.loads(state_file.read_text())
+            model = load_model(ckpt / "last.keras", compile=True)
+            val_paths = [Path(p) for p in state.get("val_paths", [])]  # keep the run's split
+            train_paths = [p for p in paths if str(p) not in set(map(str, val_paths))]
+        else:
+            state = {"epochs_done": 0, "best_loss": None, "best_epoch": None, "wait": 0, "history": []}
+            model = load_model(cfg.init_model) if cfg.init_model else build_model(cfg.model)
+            model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=LOSSES[cfg.loss])
+        state["val_paths"] = [str(p) for p in val_paths]
+        state["config"] = {**asdict(cfg), "loss": state.get("config", {}).get("loss", cfg.loss)}
+
+        size = input_size(model)
+        train = SessionDataset(
+            train_paths, cfg.batch_size, augment=cfg.augment, seed=cfg.seed, turn_oversample=cfg.turn_oversample, size=size
+        )
+        val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size) if val_paths else None
+        ckpt.mkdir(parents=True, exist_ok=True)
+        writer = tf.summary.create_file_writer(str(ckpt / "logs")) if cfg.tensorboard else None
+        try:
+            return self._loop(model, train, val, ckpt, state, output, writer)
+        finally:
+            train.close()
+            if val is not None:
+                val.close()
+            if writer is not None:
+                writer.close()
+
+    def _loop(self, model, train, val, ckpt: Path, state: dict, output: Path, writer) -> TrainResult:
+        cfg = self.config
+        loss_name = state["config"]["loss"]  # a resumed run keeps the loss it started with
+        loss_fn = keras.losses.get(LOSSES[loss_name]) if isinstance(LOSSES[loss_name], str) else LOSSES[loss_name]
+        optimizer = model.optimizer
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x, y):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        @tf.function(reduce_retracing=True)
+        def eval_step(x, y):
+            return tf.reduce_sum(loss_fn(y, model(x, training=False)))
+
+        steps = train.steps_per_epoch
+        first = state["epochs_done"]
+        run_start = time.monotonic()
+        batch_times: list[float] = []  # seconds per batch, this run
+        stopped_early = False
+        result_epoch = first
+
+        for epoch in range(first, cfg.epochs):
+            if self._cancel.is_set():
+                break
+            epoch_start = time.monotonic()
+            total, seen = 0.0, 0
+            for step, (x, y) in enumerate(train.batches(epoch)):
+                if self._cancel.is_set():
+                    break
+                t0 = time.monotonic()
+                loss = float(train_step(x, y))
+                batch_times.append(time.monotonic() - t0)
+                n = int(y.shape[0])
+                total += loss * n
+                seen += n
+                if self.on_batch is not None:
+                    rate = seen / max(1e-9, time.monotonic() - epoch_start)
+                    left = (steps - step - 1) + (cfg.epochs - epoch - 1) * steps
+                    self.on_batch(BatchProgress(epoch + 1, cfg.epochs, step + 1, steps, total / seen, rate, left * cfg.batch_size / rate))
+            if self._cancel.is_set() or seen == 0:
+                break  # the cancelled epoch is dropped; last.keras stays the last whole epoch
+            elapsed = time.monotonic() - epoch_start
+            train_loss = total / seen
+            val_loss = self._evaluate(eval_step, val) if val is not None else None
+            if self._cancel.is_set():
+                break
+            monitored = val_loss if val_loss is not None else train_loss
+            improved = state["best_loss"] is None or monitored < state["best_loss"]
+            if improved:
+                state.update(best_loss=monitored, best_epoch=epoch + 1, wait=0)
+                save_model(model, ckpt / "best.keras")
+            else:
+                state["wait"] += 1
+            save_model(model, ckpt / "last.keras")
+            rate = seen / elapsed
+            record = {"epoch": epoch + 1, "loss": train_loss, "val_loss": val_loss, "samples_per_s": rate}
+            state["history"].append(record)
+            state["epochs_done"] = epoch + 1
+            result_epoch = epoch + 1
+            _write_json(ckpt / "state.json", state)
+            if writer is not None:
+                scalars = {"loss": train_loss, "val_loss": val_loss, "samples_per_s": rate}
+                _write_scalars(writer, epoch + 1, {k: v for k, v in scalars.items() if v is not None})
+            if self.on_epoch is not None:
+                epoch_s = (time.monotonic() - run_start) / (epoch + 1 - first)
+                self.on_epoch(
+                    EpochProgress(epoch + 1, cfg.epochs, train_loss, val_loss, rate, epoch_s * (cfg.epochs - epoch - 1),
+                                  time.monotonic() - run_start, improved, str(ckpt / "last.keras"))
+                )
+            if cfg.patience and state["wait"] >= cfg.patience:
+                stopped_early = True
+                break
+
+        model_path = None
+        if (ckpt / "best.keras").is_file() and state["epochs_done"] > 0:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            tmp = output.with_name(f".{output.stem}.tmp.keras")
+            shutil.copyfile(ckpt / "best.keras", tmp)
+            os.replace(tmp, output)
+            model_path = output
+        return TrainResult(
+            model_path=model_path,
+            checkpoint_dir=ckpt,
+            epochs_done=result_epoch,
+            best_epoch=state["best_epoch"],
+            best_loss=state["best_loss"],
+            cancelled=self._cancel.is_set(),
+            stopped_early=stopped_early,
+            train_frames=train.frames,
+            val_frames=val.frames if val is not None else 0,
+            history=list(state["history"]),
+        )
+
+    def _evaluate(self, eval_step, val: SessionDataset) -> float:
+        total, seen = 0.0, 0
+        for x, y in val.batches(0):
+            if self._cancel.is_set():
+                break
+            total += float(eval_step(x, y))
+            seen += int(y.shape[0])
+        return total / max(1, seen)
+
+
+def _write_scalars(writer, step: int, values: dict[str, float]) -> None:
+    """TensorBoard scalars, written with TensorFlow's own summary op.
+
+    tf.summary.scalar needs the tensorboard package; the raw op with the "scalars" plugin tag
+    writes the same event records without it (view them with `tensorboard --logdir`).
+    """
+    from tensorflow.core.framework.summary_pb2 import SummaryMetadata
+
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+    with writer.as_default(step=step):
+        for tag, value in values.items():
+            tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata)
+    writer.flush()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
+    os.replace(tmp, path)
+
+
+__all__ = ["BatchProgress", "EpochProgress", "TrainConfig", "TrainResult", "Trainer"]
