@@ -143,3 +143,24 @@ def test_a_macro_reaches_the_game_poll_by_poll(backend):
     assert read[1] == [states[1] for states in expected]
     assert read[2] == [states[2] for states in expected]
     assert backend.lockstep is False  # back to free-run afterwards
+
+
+def test_a_mario_kart_rom_gets_the_vs_boot_macro(tmp_path, xdisplay):
+    """A stand-in ROM with Mario Kart 64's game code (our test ROM, nothing of the game) makes the
+    backend play the VS boot macro; the game read every poll of it, in order, for both seats."""
+    from kartstudio.emulator.macro import load_mk64_vs_macro
+
+    rom = testrom.build_test_rom(tmp_path, game_code="NKTE")
+    backend = EmulatorBackend(rom, video=VIDEO_FOR_TEST_ROM, display=xdisplay, speed_limit=False)
+    try:
+        backend.start()
+        macro = load_mk64_vs_macro()
+        expected = list(macro.frames())
+        for seat in (1, 2):
+            read = [r.state for r in backend.boot_reports if r.controller == seat]
+            assert read == [states[seat] for states in expected]
+        assert backend.lockstep is False  # free-run for the players afterwards
+        backend.set_controller(2, P2)
+        assert testrom.decode_screen(wait_for_screen(backend, {1: NEUTRAL, 2: P2}).image)[2] == P2
+    finally:
+        backend.stop()

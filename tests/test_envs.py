@@ -7,6 +7,8 @@ import pytest
 import kartstudio.envs  # noqa: F401 - registers the environments
 from kartstudio.controller import ControllerState
 from kartstudio.emulator import testrom
+from kartstudio.emulator.launcher import VIDEO_FOR_TEST_ROM
+from kartstudio.emulator.macro import load_mk64_vs_macro
 from kartstudio.envs import ACTION_SPACE, OBSERVATION_SPACE, action_to_state
 from kartstudio.errors import KartStudioError
 from emulator_support import needs_emulator, xdisplay  # noqa: F401 - fixtures
@@ -61,5 +63,27 @@ def test_test_rom_env_steps_through_the_real_emulator(xdisplay):
             env.step([100, 0, 0, 0, 0])
         obs, info = env.reset()  # a fresh boot
         assert testrom.decode_screen(obs)[1].is_neutral
+    finally:
+        env.close()
+
+
+@pytest.mark.emulator
+@needs_emulator
+def test_mario_kart_env_runs_its_boot_macro_then_hands_over(xdisplay, tmp_path):
+    """The MarioKart64 env on a stand-in ROM (our test ROM carrying Mario Kart 64's game code):
+    reset plays the VS boot macro poll by poll, then every step is one poll of the agent's action."""
+    rom = testrom.build_test_rom(tmp_path, game_code="NKTE")
+    env = gymnasium.make("KartStudio/MarioKart64-v0", rom=str(rom), display=xdisplay, video=VIDEO_FOR_TEST_ROM,
+                         speed_limit=False)
+    try:
+        obs, info = env.reset()
+        first = info["frame"]
+        assert first == load_mk64_vs_macro().length + 1  # the macro's polls, then the first observation
+        for i in range(5):
+            action = [10 * i, -10 * i, 1, 0, i % 2]
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert reward == -1.0 and not terminated
+            assert info["frame"] == first + i + 1
+            assert testrom.decode_screen(obs)[1] == action_to_state(action) == info["read"]
     finally:
         env.close()

@@ -61,6 +61,7 @@ class EmulatorBackend(GameBackend):
         self.pinner: WindowPinner | None = None
         self.capture: WindowCapture | None = None
         self.startup_s: float | None = None  # launch until the first poll was reported
+        self.boot_reports: list[PollReport] = []  # what the game read while the boot macro played
         self._endpoint: PluginEndpoint | None = None
         self._states: dict[int, ControllerState] = {seat: NEUTRAL for seat in self.seats}
         self._last_read: dict[int, PollReport] = {}
@@ -90,7 +91,7 @@ class EmulatorBackend(GameBackend):
             self.startup_s = time.monotonic() - t0
             boot_macro = self._boot_macro()
             if boot_macro is not None:
-                self.play_macro(boot_macro)
+                self.boot_reports = self.play_macro(boot_macro)
         except KartStudioError:
             reason = self.emulator.exit_reason() if self.emulator else None
             self.stop()

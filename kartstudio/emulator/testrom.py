@@ -78,27 +78,34 @@ def cic6102_checksum(rom: bytes) -> tuple[int, int]:
     return t6 ^ t4 ^ t3, t5 ^ t2 ^ t1
 
 
-def build_rom(code: bytes) -> bytes:
+def build_rom(code: bytes, game_code: str = GAME_CODE) -> bytes:
     """A 1 MB big-endian (.z64) ROM image with `code` as its boot code."""
+    if len(game_code) != 4 or not game_code.isascii():
+        raise ValueError(f"game code {game_code!r} must be 4 ASCII characters")
     rom = bytearray(ROM_SIZE)
     struct.pack_into(">IIII", rom, 0, 0x80371240, 0x0000000F, 0x80000400, 0x00001444)
     rom[0x20:0x34] = NAME.ljust(20).encode("ascii")
-    rom[0x3B:0x3F] = GAME_CODE.encode("ascii")
+    rom[0x3B:0x3F] = game_code.encode("ascii")
     rom[BOOT_START : BOOT_START + len(code)] = code
     struct.pack_into(">II", rom, 0x10, *cic6102_checksum(bytes(rom)))
     return bytes(rom)
 
 
-def build_test_rom(out_dir: Path | str | None = None) -> Path:
-    """Assemble and write the test ROM; returns its path. Rebuilt only when the source changes."""
+def build_test_rom(out_dir: Path | str | None = None, game_code: str = GAME_CODE) -> Path:
+    """Assemble and write the test ROM; returns its path. Rebuilt only when the source changes.
+
+    game_code: "NKTE" makes a stand-in that carries Mario Kart 64's game code (and nothing else of
+    it), so that tests can run the Mario Kart code paths (boot macro, MarioKart64 env) for real.
+    """
     code = assemble()
     digest = hashlib.sha256(code).hexdigest()[:12]
     out = Path(out_dir) if out_dir else Path(tempfile.gettempdir()) / "kartstudio-testrom"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"kartstudio-test-{digest}.z64"
+    suffix = "" if game_code == GAME_CODE else f"-{game_code}"
+    path = out / f"kartstudio-test-{digest}{suffix}.z64"
     if not path.is_file() or path.stat().st_size != ROM_SIZE:
         tmp = path.with_suffix(".part")
-        tmp.write_bytes(build_rom(code))
+        tmp.write_bytes(build_rom(code, game_code))
         tmp.replace(path)
     return path
 

@@ -37,9 +37,10 @@ class _EmulatorEnv(gym.Env):
 
     def __init__(self, rom: str | Path, seat: int = 1, render_mode: str | None = None,
                  display: str | None = None, headless: bool | None = None, step_timeout: float = 5.0,
-                 speed_limit: bool = True) -> None:
+                 speed_limit: bool = True, video: str | None = None) -> None:
         """display: X display (default $DISPLAY; none: a private Xvfb). speed_limit=False runs the
-        emulator as fast as it can (each step still waits for exactly one input poll)."""
+        emulator as fast as it can (each step still waits for exactly one input poll). video: another
+        mupen64plus video plugin than the game's default."""
         if render_mode not in (None, "rgb_array"):
             raise KartStudioError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         if seat not in (1, 2):
@@ -51,6 +52,8 @@ class _EmulatorEnv(gym.Env):
         self.seat = seat
         self.step_timeout = step_timeout
         self.speed_limit = speed_limit
+        if video is not None:
+            self.video = video
         # No display given and none around (a server, CI): run the emulator on a private Xvfb.
         self._want_xvfb = headless if headless is not None else not (display or os.environ.get("DISPLAY"))
         self.display = display
