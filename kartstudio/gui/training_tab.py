@@ -68,8 +68,13 @@ class TrainingTab(QtWidgets.QWidget):
         self.lr_box.setValue(0.001)
         form.addRow("Learning rate", self.lr_box)
         self.loss_box = QtWidgets.QComboBox()
-        self.loss_box.addItems(["mse", "euclidean"])
+        self.loss_box.addItems(["euclidean", "mse"])  # TensorKart's loss first
         form.addRow("Loss", self.loss_box)
+        self.val_box = QtWidgets.QSpinBox()
+        self.val_box.setRange(0, 100)
+        self.val_box.setValue(1)
+        self.val_box.setToolTip("Whole sessions held out to measure the validation loss (0: none)")
+        form.addRow("Validation sessions", self.val_box)
         self.augment_box = QtWidgets.QCheckBox("mirror and jitter frames")
         form.addRow("Augment", self.augment_box)
         left.addLayout(form)
@@ -178,6 +183,14 @@ class TrainingTab(QtWidgets.QWidget):
             self.notice.show_message("Choose at least one session to train on (record one in the Record tab, "
                                      "or import TensorKart data in the Datasets tab).", "error")
             return False
+        val = self.val_box.value()
+        if val and val >= len(sessions):
+            if len(sessions) == 1:
+                val = 0  # one session: train on it, without a validation curve
+            else:
+                self.notice.show_message(f"{val} validation sessions leave none to train on; choose fewer "
+                                         f"(you picked {len(sessions)} sessions).", "error")
+                return False
         out = self.model_output_path()
         if out.exists():
             self.notice.show_message(f"{out} already exists; choose another model name (nothing is overwritten).",
@@ -193,6 +206,7 @@ class TrainingTab(QtWidgets.QWidget):
             "learning_rate": self.lr_box.value(),
             "loss": self.loss_box.currentText(),
             "augment": self.augment_box.isChecked(),
+            "val_sessions": val,
         }
         self.notice.clear_message()
         self._reset_plot()
@@ -268,6 +282,7 @@ class TrainingTab(QtWidgets.QWidget):
         eta = p.get("eta_s")
         self.stats.setText(
             f"epoch {p.get('epoch', 0) + 1}/{self.epochs_box.value()}  batch {p.get('batch', 0) + 1}"
+            f"/{p.get('batches', '?')}"
             f"  loss {float(p.get('loss') or 0):.4f}  {self.samples_per_s:.0f} samples/s"
             f"  ETA {human_duration(eta) if eta is not None else '?'}"
         )

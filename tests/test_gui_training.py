@@ -1,0 +1,67 @@
+"""The Training tab with the real Trainer (TensorFlow) on a tiny set: live points, cancel, errors."""
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("kartstudio.training.trainer")
+
+from test_gui import window, write_session  # noqa: E402,F401 - fixture and helper
+
+
+def test_training_worker_runs_an_epoch_and_the_plot_gets_points(window, qtbot):
+    folder = window.settings.sessions_folder
+    for i in range(3):
+        write_session(folder, f"s{i}-p1.h5", n=60)
+    tab = window.training_tab
+    window.tabs.setCurrentWidget(tab)
+    tab.refresh_sessions()
+    assert len(tab.chosen_sessions()) == 3
+    tab.epochs_box.setValue(2)
+    tab.batch_box.setValue(16)
+    tab.val_box.setValue(1)
+    tab.name_edit.setText("tiny")
+    saved = []
+    tab.model_saved.connect(saved.append)
+    assert tab.start_training()
+    assert tab.running and not tab.start_button.isEnabled()
+    qtbot.waitUntil(lambda: not tab.running, timeout=180_000)
+    assert tab.notice.level == "info" and "Training finished" in tab.notice.text(), tab.notice.text()
+    xs, ys = tab.batch_curve.getData()
+    assert len(xs) == tab.batches_seen >= 2 * 8  # 2 epochs x ceil(120/16) batches, every one plotted
+    ex, ey = tab.loss_curve.getData()
+    vx, vy = tab.val_curve.getData()
+    assert list(ex) == [1, 2] and list(vx) == [1, 2] and all(v > 0 for v in vy)
+    assert tab.samples_per_s > 0 and tab.checkpoints.count() == 2
+    assert saved == [str(window.settings.models_folder / "tiny.keras")]
+    assert (window.settings.models_folder / "tiny.keras").is_file()
+    # the versus tab lists the new model at once
+    assert window.versus_tab.model_box.findData(saved[0]) >= 0
+
+
+def test_cancel_stops_training_and_keeps_the_window_usable(window, qtbot):
+    folder = window.settings.sessions_folder
+    write_session(folder, "only-p1.h5", n=200)
+    tab = window.training_tab
+    tab.refresh_sessions()
+    tab.epochs_box.setValue(500)
+    tab.batch_box.setValue(8)
+    assert tab.start_training()
+    qtbot.waitUntil(lambda: tab.batches_seen >= 3, timeout=120_000)
+    tab.cancel_training()
+    qtbot.waitUntil(lambda: not tab.running, timeout=60_000)
+    assert "cancelled" in tab.notice.text()
+    assert tab.start_button.isEnabled()
+
+
+def test_training_errors_are_shown_in_the_tab(window, qtbot):
+    tab = window.training_tab
+    tab.refresh_sessions()
+    assert not tab.start_training()  # no sessions at all
+    assert tab.notice.level == "error" and "at least one session" in tab.notice.text()
+    path = write_session(window.settings.sessions_folder, "x-p1.h5", n=20)
+    tab.refresh_sessions()
+    tab.select_all_sessions()
+    path.write_bytes(b"damaged after listing")
+    assert tab.start_training()
+    qtbot.waitUntil(lambda: not tab.running, timeout=120_000)
+    assert tab.notice.level == "error" and "Training failed" in tab.notice.text() and "x-p1.h5" in tab.notice.text()
