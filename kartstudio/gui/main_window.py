@@ -93,6 +93,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_label = QtWidgets.QLabel("stopped")
         self.status_label.setMinimumWidth(300)
         row.addWidget(self.status_label)
+        self.menus_button = QtWidgets.QPushButton("Menus → 2P VS race")
+        self.menus_button.setToolTip("Play the menu macro: from boot to a 2-player VS race in Mario Kart 64")
+        self.menus_button.clicked.connect(self.go_to_vs_race)
+        self.menus_button.setVisible(False)
+        row.addWidget(self.menus_button)
         self.pair_button = QtWidgets.QPushButton("Pair controllers…")
         self.pair_button.clicked.connect(self.open_pair_wizard)
         row.addWidget(self.pair_button)
@@ -231,6 +236,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.versus_tab.stop_versus()
         self.game.stop()
 
+    def go_to_vs_race(self) -> None:
+        """Drive the menus to a 2-player VS race with the emulator's menu macro (on the game thread)."""
+        loop = self.game.loop
+        if loop is None or not hasattr(self.game.backend, "play_macro"):
+            return
+
+        def play(backend) -> str:
+            from kartstudio.emulator.macro import load_mk64_vs_macro
+
+            reports = backend.play_macro(load_mk64_vs_macro())
+            return f"Menu macro played ({len(reports)} input polls): the race should be on."
+
+        self._last_note = ""
+        self.statusBar().showMessage("Playing the menu macro…", 5000)
+        loop.call_soon(play, "the menu macro")
+
     def _on_game_started(self) -> None:
         self.start_button.setText("■ Stop")
         self.source_box.setEnabled(False)
@@ -246,6 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _refresh_status(self) -> None:
         loop = self.game.loop
         if loop is None:
+            self.menus_button.setVisible(False)
             self.status_label.setText("● stopped")
             self.status_label.setStyleSheet("color:#777;")
             if not self.game.running:
@@ -253,6 +275,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.source_box.setEnabled(True)
             return
         st = loop.status
+        self.menus_button.setVisible(self.game.source == "mk64" and st.running)
+        if st.note and st.note != getattr(self, "_last_note", ""):
+            self._last_note = st.note
+            self.notice.show_message(st.note, "error" if "failed" in st.note else "info")
         if st.starting:
             text, colour = "● starting…", "#b80"
         else:

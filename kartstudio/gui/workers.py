@@ -62,6 +62,7 @@ class LoopStatus:
     frames: int = 0
     fps: float = 0.0
     error: str = ""
+    note: str = ""  # the outcome of the last call_soon task, for the window to show
     applied: dict[int, ControllerState] = field(default_factory=dict)  # what each seat's driver set last
 
 
@@ -81,6 +82,7 @@ class GameLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._latest: Frame | None = None
+        self._tasks: queue.Queue = queue.Queue()
         self.status = LoopStatus()
         # What the loop set for each seat, as pad samples: the labels for seats no human pad drives.
         self._applied_pads: dict[int, PadSource] = {}
@@ -123,6 +125,24 @@ class GameLoop:
             if consumer in self._consumers:
                 self._consumers.remove(consumer)
 
+    def call_soon(self, fn: Callable[[GameBackend], str], label: str = "task") -> None:
+        """Run fn(backend) on the loop thread between two frames (e.g. a menu macro); its returned
+        text, or its error, lands in status.note."""
+        self._tasks.put((fn, label))
+
+    def _run_tasks(self) -> None:
+        while True:
+            try:
+                fn, label = self._tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.status.note = str(fn(self.backend) or f"{label}: done")
+            except Exception as exc:  # noqa: BLE001 - shown in the window
+                from kartstudio.gui.common import describe_error
+
+                self.status.note = f"{label} failed: {describe_error(exc)}"
+
     def latest(self) -> Frame | None:
         return self._latest
 
@@ -151,6 +171,7 @@ class GameLoop:
         try:
             self._drive(frame)
             while not self._stop.is_set():
+                self._run_tasks()
                 frame = self.backend.next_frame(timeout=0.5)
                 if frame is None:
                     if not getattr(self.backend, "running", True):
