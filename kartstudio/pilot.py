@@ -52,7 +52,7 @@ class Pilot:
         self.layers = ACTIVATION_LAYERS
         # One functional model with three outputs: the actions and the two conv maps.
         self._inference = keras.Model(
-            model.inputs, [model.outputs[0], *(model.get_layer(n).output for n in ACTIVATION_LAYERS)]
+            model.inputs[0], [model.outputs[0], *(model.get_layer(n).output for n in ACTIVATION_LAYERS)]
         )
         signature = [tf.TensorSpec((None, None, 3), tf.uint8, name="image")]
         self._with_maps = tf.function(self._run_with_maps, input_signature=signature)

@@ -49,6 +49,7 @@ class TrainConfig:
     augment: bool = False  # mirror (steering flipped) + brightness/contrast jitter
     val_sessions: int = 0  # whole session files held out for validation
     patience: int = 0  # early stopping: epochs without improvement before stopping (0 = off)
+    min_delta: float = 0.0  # a loss must drop by more than this to count as an improvement
     turn_oversample: float = 1.0  # times each turning frame is served per epoch
     model: str = "kartstudio"  # network for a new model: "kartstudio" or "tensorkart"
     init_model: str | None = None  # start from this .keras model instead (fine-tuning, DAgger)
@@ -232,7 +233,7 @@ class Trainer:
             if self._cancel.is_set():
                 break
             monitored = val_loss if val_loss is not None else train_loss
-            improved = state["best_loss"] is None or monitored < state["best_loss"]
+            improved = state["best_loss"] is None or monitored < state["best_loss"] - cfg.min_delta
             if improved:
                 state.update(best_loss=monitored, best_epoch=epoch + 1, wait=0)
                 save_model(model, ckpt / "best.keras")

@@ -1,0 +1,168 @@
+"""Training commands: train, import-model, bench train, bench infer."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+
+def register(commands, bench) -> None:
+    train = commands.add_parser("train", help="train a driving model on session files")
+    train.add_argument("data", nargs="+", metavar="DATA", help="session files or folders of them")
+    train.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=50)
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
+    train.add_argument("--loss", choices=("euclidean", "mse"), default="euclidean",
+                       help="euclidean: TensorKart's distance loss (default); mse: mean squared error")
+    train.add_argument("--model", choices=("kartstudio", "tensorkart"), default="kartstudio", help="network for a new model")
+    train.add_argument("--init", metavar="MODEL.keras", help="start from this model instead of a new one")
+    train.add_argument("--augment", action="store_true", help="mirror (steering flipped) and brightness/contrast jitter")
+    train.add_argument("--val-sessions", type=int, default=0, metavar="K", help="hold out K whole sessions for validation")
+    train.add_argument("--patience", type=int, default=0, metavar="N", help="stop after N epochs without improvement")
+    train.add_argument("--oversample-turns", type=float, default=1.0, metavar="F", help="serve turning frames F times per epoch")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint-dir", metavar="DIR", help="default: MODEL.checkpoints next to the output")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in the checkpoint folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    train.set_defaults(func=cmd_train)
+
+    imp = commands.add_parser("import-model", help="turn TensorKart's model_weights.h5 into a KartStudio model")
+    imp.add_argument("weights", metavar="model_weights.h5")
+    imp.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
+    imp.set_defaults(func=cmd_import_model)
+
+    bt = bench.add_parser("train", help="streaming vs in-memory training speed, peak memory at two dataset sizes")
+    bt.add_argument("--small-mb", type=float, default=150, help="smaller dataset size on disk (default 150 MB)")
+    bt.add_argument("--large-mb", type=float, default=600, help="larger dataset size on disk (default 600 MB)")
+    bt.add_argument("--samples", type=int, default=6000, help="training samples timed per measurement")
+    bt.add_argument("--seconds", type=float, default=60.0, help="time limit per measurement")
+    bt.add_argument("--batch-size", type=int, default=50)
+    bt.add_argument("--folder", help="where to write the synthetic sessions (default: a temporary folder, removed)")
+    bt.add_argument("--json", action="store_true")
+    bt.set_defaults(func=cmd_bench_train)
+
+    bi = bench.add_parser("infer", help="per-frame inference latency with and without activations")
+    bi.add_argument("--model", metavar="MODEL.keras", help="a trained model (default: a new kartstudio network)")
+    bi.add_argument("--kind", choices=("kartstudio", "tensorkart"), default="kartstudio")
+    bi.add_argument("--frames", type=int, default=2000)
+    bi.add_argument("--json", action="store_true")
+    bi.set_defaults(func=cmd_bench_infer)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class _ProgressBar:
+    """One updating line per epoch on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+
+    def batch(self, p) -> None:
+        if self.quiet or not self.tty:
+            return
+        filled = int(24 * p.batch / p.batches)
+        bar = "#" * filled + "." * (24 - filled)
+        sys.stderr.write(
+            f"\repoch {p.epoch}/{p.epochs} [{bar}] {p.batch}/{p.batches} loss {p.loss:.4f}"
+            f"  {p.samples_per_s:.0f} samples/s  ETA {_duration(p.eta_s)}  "
+        )
+        sys.stderr.flush()
+
+    def epoch(self, p) -> None:
+        if self.quiet:
+            return
+        val = f"  val loss {p.val_loss:.4f}" if p.val_loss is not None else ""
+        best = "  (best)" if p.improved else ""
+        end = "\r" if self.tty else ""
+        sys.stderr.write(
+            f"{end}epoch {p.epoch}/{p.epochs}: loss {p.loss:.4f}{val}  {p.samples_per_s:.0f} samples/s"
+            f"  ETA {_duration(p.eta_s)}{best}{' ' * 20}\n"
+        )
+        sys.stderr.flush()
+
+
+def cmd_train(args) -> int:
+    from kartstudio.training import TrainConfig, Trainer
+
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, loss=args.loss, seed=args.seed,
+        augment=args.augment, val_sessions=args.val_sessions, patience=args.patience,
+        turn_oversample=args.oversample_turns, model=args.model, init_model=args.init,
+        checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+    )
+    bar = _ProgressBar(args.quiet)
+    trainer = Trainer(config, on_batch=bar.batch, on_epoch=bar.epoch)
+
+    # Ctrl-C stops after the current batch and still writes the best model; a second one kills.
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.stderr.write("\nstopping after this batch (Ctrl-C again to abort)...\n")
+        trainer.cancel()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        result = trainer.fit(args.data, args.output)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    how = "cancelled" if result.cancelled else "stopped early" if result.stopped_early else "done"
+    print(f"{how}: {result.epochs_done} epoch(s) on {result.train_frames} frames"
+          + (f", validated on {result.val_frames}" if result.val_frames else ""))
+    if result.model_path is None:
+        print(f"no epoch finished, so no model was written; checkpoints: {result.checkpoint_dir}")
+        return 1
+    print(f"best model (epoch {result.best_epoch}, loss {result.best_loss:.4f}) -> {result.model_path}")
+    print(f"checkpoints and TensorBoard logs: {result.checkpoint_dir}")
+    return 0
+
+
+def cmd_import_model(args) -> int:
+    from kartstudio.model import import_tensorkart_weights
+
+    out = import_tensorkart_weights(args.weights, args.output)
+    print(f"wrote {out} (TensorKart's network with the weights of {args.weights})")
+    return 0
+
+
+def cmd_bench_train(args) -> int:
+    from kartstudio.bench.training import bench_train
+
+    r = bench_train(args.small_mb, args.large_mb, args.batch_size, args.samples, args.seconds,
+                    Path(args.folder) if args.folder else None)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    for key in ("dataset_small", "dataset_large"):
+        d = r[key]
+        print(f"{key[8:]:>5} dataset: {d['files']} synthetic session files, {d['frames']} frames, {d['mb_on_disk']} MB on disk")
+    for name, run in r["runs"].items():
+        print(f"{name:>13}: {run['samples_per_s']:7.1f} samples/s over {run['samples']} samples;"
+              f" peak RSS {run['peak_rss_mb']:.0f} MB (steady {run['steady_rss_mb']:.0f} MB)")
+    print(f"streaming / in-memory throughput: {r['streaming_vs_memory']:.1%} (target >= 90%)")
+    print(f"peak RSS large / small: {r['peak_rss_ratio_large_vs_small']:.3f} (target <= 1.10);"
+          f" the in-memory array alone is {r['in_memory_array_mb']} MB for the small set")
+    print(f"model: {r['model']}, batch {r['batch_size']}; machine: {r['machine']}")
+    return 0
+
+
+def cmd_bench_infer(args) -> int:
+    from kartstudio.bench.training import bench_infer
+
+    r = bench_infer(args.model, args.kind, args.frames)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"model: {r['model']}; input: {r['input']}; {r['frames']} frames")
+    for key in ("with_activations", "without_activations"):
+        v = r[key]
+        print(f"{key.replace('_', ' '):>20}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms  max {v['max_ms']:.2f} ms")
+    print(f"targets with activations: p50 <= 1.5 ms, p99 <= 3 ms; activation maps {r['activation_shapes']}")
+    print(f"machine: {r['machine']}")
+    return 0
