@@ -17,6 +17,8 @@ def register(commands, bench) -> None:
     b = bench.add_parser("gui", help="event-loop stalls of the window while recording and while training")
     b.add_argument("--seconds", type=float, default=10.0, help="length of each phase (default 10)")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--rom", metavar="ROM", help="record from mupen64plus with this ROM instead of the practice track")
+    b.add_argument("--video", default=None, metavar="PLUGIN", help="video plugin for --rom (default: the settings')")
     b.add_argument("--binary", metavar="PATH", help="also check that a PyInstaller-built kartstudio binary starts")
     b.set_defaults(func=cmd_bench_gui)
 
@@ -38,7 +40,7 @@ def cmd_install_desktop(args) -> int:
 def cmd_bench_gui(args) -> int:
     from kartstudio.gui.bench import bench_gui
 
-    result = bench_gui(seconds=args.seconds, binary=args.binary)
+    result = bench_gui(seconds=args.seconds, binary=args.binary, rom=args.rom, video=args.video)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

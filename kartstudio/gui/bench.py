@@ -67,7 +67,7 @@ def _spin(app, seconds: float, until=None) -> bool:
     return until is None
 
 
-def bench_gui(seconds: float = 10.0, binary: str | None = None) -> dict:
+def bench_gui(seconds: float = 10.0, binary: str | None = None, rom: str | None = None, video: str | None = None) -> dict:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = Path(tempfile.mkdtemp(prefix="kartstudio-bench-gui-"))
@@ -75,9 +75,15 @@ def bench_gui(seconds: float = 10.0, binary: str | None = None) -> dict:
     os.environ["KARTSTUDIO_DATA_DIR"] = str(home / "data")
     from kartstudio.gui.app import make_app
     from kartstudio.gui.main_window import MainWindow
+    from kartstudio.settings import Settings
 
+    settings = Settings()
+    if rom:
+        settings.game_source, settings.rom_path = "mk64", str(rom)
+        if video:
+            settings.video_plugin = video
     app = make_app()
-    window = MainWindow()
+    window = MainWindow(settings)
     window.show()
     meter = StallMeter()
     phases: dict[str, dict] = {}

@@ -158,7 +158,7 @@ class GameController(QtCore.QObject):
             value = getattr(b, attr, None)
             if value:
                 return str(value)
-        return f"seed-{self.settings.practice_seed}" if self.source == "practice" else "unknown"
+        return f"seed-{self.settings.practice_seed}" if self.source == "practice" else "mk64"
 
     def pads(self) -> list:
         """Gamepads the pads module offers now, then the keyboard."""

@@ -282,13 +282,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if st.starting:
             text, colour = "● starting…", "#b80"
         else:
-            what = "Practice track" if self.game.source == "practice" else "Mario Kart 64"
-            text = f"● {what} running · {st.fps:.1f} fps · frame {st.frames}"
+            what = "Practice track" if self.game.source == "practice" else "MK64"
+            text = f"● {what} running · {st.fps:.1f} fps"
             if self.game.source == "mk64":
                 place = self.game.window_place()
-                text += f" · window pinned at {place}" if place else " · window not pinned yet"
+                text += f" · window pinned at {place[0]},{place[1]}" if place else " · window not pinned yet"
             colour = "#1a8f3a"
         self.status_label.setText(text)
+        self.status_label.setToolTip(f"{st.frames} frames since start")
         self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")
 
     # -- dialogs -----------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class VersusTab(QtWidgets.QWidget):
         hl.addWidget(self.human_meter)
         bottom.addWidget(box, 1)
         take = QtWidgets.QVBoxLayout()
-        self.takeover_button = QtWidgets.QPushButton("✋ Take over seat 1")
+        self.takeover_button = QtWidgets.QPushButton("Take over seat 1")
         self.takeover_button.setCheckable(True)
         self.takeover_button.setMinimumHeight(40)
         self.takeover_button.setEnabled(False)
@@ -276,7 +276,7 @@ class VersusTab(QtWidgets.QWidget):
             loop.set_driver(AI_SEAT, self.takeover_driver)
             loop.add_consumer(recorder)
             self.takeover_button.setChecked(True)
-            self.takeover_button.setText("↩ Hand seat 1 back to the AI")
+            self.takeover_button.setText("Hand seat 1 back to the AI")
             self.takeover_label.setText(f"You drive seat 1 with {pad.name}; recording corrections to {path.name}")
             return True
         if not on and self.taken_over:
@@ -292,7 +292,7 @@ class VersusTab(QtWidgets.QWidget):
                 self._stopping.join()
                 self._finish_correction()
             self.takeover_button.setChecked(False)
-            self.takeover_button.setText("✋ Take over seat 1")
+            self.takeover_button.setText("Take over seat 1")
             return True
         return self.taken_over == on
 
