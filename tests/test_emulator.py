@@ -145,3 +145,42 @@ def test_no_display_is_a_clear_error(monkeypatch, testrom_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(KartStudioError, match="no X display"):
         EmulatorProcess(LaunchOptions(testrom_path, input_plugin="dummy")).start()
+
+
+@pytest.mark.skipif(__import__("shutil").which("openbox") is None, reason="openbox is not installed (apt-get install openbox)")
+def test_pinning_and_capture_under_a_window_manager(testrom_path):
+    """On a desktop a window manager decorates and places the window: the frame goes to (0,0),
+    the client area sits under the title bar, and the capture follows the client area."""
+    import os
+    import subprocess
+
+    from kartstudio.emulator.xvfb import VirtualDisplay
+
+    with VirtualDisplay() as xvfb:
+        wm = subprocess.Popen(["openbox"], env=dict(os.environ, DISPLAY=xvfb.display),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        emulator = None
+        pinner = None
+        try:
+            time.sleep(0.5)  # openbox takes the screen before the emulator maps its window
+            emulator = launch(testrom_path, xvfb.display)
+            window = find_window(emulator.pid, xvfb.display, alive=lambda: emulator.running)
+            pinner = WindowPinner(window, xvfb.display, interval=0.1).start()
+            # Under openbox's title bar, at the left edge (the frame is at 0,0).
+            assert wait_for(lambda: 0 <= pinner.geometry.x < 20 and 0 < pinner.geometry.y < 60)
+            pinned = window_geometry(window, xvfb.display)
+            assert (pinned.width, pinned.height) == (640, 480) and pinned == pinner.geometry
+            capture = WindowCapture(lambda: pinner.geometry, xvfb.display)
+            assert wait_for(lambda: testrom.looks_like_test_screen(capture.grab()), timeout=10)
+            repins = pinner.repins
+            move_window(window, 300, 200, xvfb.display)
+            assert wait_for(lambda: pinner.repins > repins and window_geometry(window, xvfb.display) == pinned)
+            # The game redraws the moved window at its next frame.
+            assert wait_for(lambda: testrom.looks_like_test_screen(capture.grab()), timeout=2)
+        finally:
+            if pinner is not None:
+                pinner.stop()
+            if emulator is not None:
+                emulator.stop()
+            wm.terminate()
+            wm.wait(5)

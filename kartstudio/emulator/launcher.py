@@ -124,7 +124,7 @@ class EmulatorProcess:
             cmd += ["--datadir", str(data_dir)]
         width, height = o.resolution
         cmd += [
-            "--windowed", "--resolution", f"{width}x{height}",
+            "--windowed", "--resolution", f"{width}x{height}", "--noosd",  # no OSD text in the frames
             "--gfx", o.video, "--audio", "dummy", "--input", input_spec, "--rsp", "mupen64plus-rsp-hle",
             *([] if o.speed_limit else ["--nospeedlimit"]), *o.extra_args, str(Path(o.rom).resolve()),
         ]  # fmt: skip

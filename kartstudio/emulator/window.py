@@ -68,11 +68,20 @@ def find_window(pid: int, display: str | None = None, timeout: float = 20.0, ali
 
 
 def window_geometry(window: int, display: str | None = None) -> Geometry:
-    """Where the window's client area really is now."""
-    run = _run(["getwindowgeometry", "--shell", str(window)], display)
-    values = dict(re.findall(r"^(\w+)=(-?\d+)$", run.stdout, re.M))
+    """Where the window's client area really is now, in root-window pixels.
+
+    Asked with xwininfo (x11-utils): xdotool's getwindowgeometry counts a reparenting window
+    manager's decorations twice (checked here under openbox), xwininfo's absolute corner is right.
+    """
+    xwininfo = shutil.which("xwininfo")
+    if xwininfo is None:
+        raise KartStudioError("xwininfo not found: install it (sudo apt-get install x11-utils)")
+    env = dict(os.environ, **({"DISPLAY": display} if display else {}))
+    run = subprocess.run([xwininfo, "-id", str(window)], capture_output=True, text=True, env=env, timeout=5)
+    values = dict(re.findall(r"^\s*(Absolute upper-left X|Absolute upper-left Y|Width|Height):\s+(-?\d+)", run.stdout, re.M))
     try:
-        return Geometry(int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"]))
+        return Geometry(int(values["Absolute upper-left X"]), int(values["Absolute upper-left Y"]),
+                        int(values["Width"]), int(values["Height"]))
     except KeyError:
         raise KartStudioError(f"the emulator window {window} is gone ({run.stderr.strip() or 'no geometry'})") from None
 
@@ -127,14 +136,17 @@ class WindowPinner:
             return self._geometry
 
     def pin(self, settle: float = 2.0) -> Geometry:
-        """Move the window to the target and wait until it is there (or has stopped moving)."""
+        """Move the window to the target and wait until it is there, or until it has moved and then
+        stayed put (a window manager may keep it a title bar lower), at most `settle` seconds."""
+        before = window_geometry(self.window, self.display)
         move_window(self.window, *self.target, self.display)
         deadline = time.monotonic() + settle
         previous = None
         while True:
             geometry = window_geometry(self.window, self.display)
             at_target = (geometry.x, geometry.y) == self.target
-            if at_target or geometry == previous or time.monotonic() > deadline:
+            moved_and_still = geometry != before and geometry == previous
+            if at_target or moved_and_still or time.monotonic() > deadline:
                 break
             previous = geometry
             time.sleep(0.05)
