@@ -112,9 +112,12 @@ def check_display() -> Check:
 
 
 def check_xdotool() -> Check:
-    path = shutil.which("xdotool")
-    return Check("window tool", bool(path), f"xdotool {'at ' + path if path else 'missing'} (pins the window at 0,0)",
-                 f"{APT} xdotool")
+    missing = [tool for tool, package in (("xdotool", "xdotool"), ("xwininfo", "x11-utils")) if not shutil.which(tool)]
+    if missing:
+        packages = " ".join("xdotool" if t == "xdotool" else "x11-utils" for t in missing)
+        return Check("window tools", False, f"missing {', '.join(missing)} (they find and pin the window at 0,0)",
+                     f"{APT} {packages}")
+    return Check("window tools", True, "xdotool and xwininfo (find and pin the window at 0,0)")
 
 
 def check_rom(rom: str | None) -> Check | None:

@@ -43,7 +43,7 @@ def test_all_essential_checks_pass_here(capsys, monkeypatch, xdisplay, tmp_path)
     code, result = doctor(capsys, "--rom", str(rom), "--selftest")
     checks = by_name(result)
     assert code == 0 and result["ok"], [c for c in result["checks"] if not c["ok"]]
-    for name in ("emulator", "video plugin", "RSP plugin", "input plugin", "X display", "window tool", "ROM", "self-test"):
+    for name in ("emulator", "video plugin", "RSP plugin", "input plugin", "X display", "window tools", "ROM", "self-test"):
         assert checks[name]["ok"], checks[name]
     assert "KartStudio" in checks["input plugin"]["detail"]  # it really loaded and named itself
     assert "Mario Kart 64" in checks["ROM"]["detail"]
@@ -61,7 +61,7 @@ def test_missing_pieces_fail_with_a_fix(capsys, monkeypatch, tmp_path):
     assert not checks["emulator"]["ok"] and "apt-get install" in checks["emulator"]["fix"]
     assert not checks["input plugin"]["ok"] and checks["input plugin"]["fix"] == "make -C plugin"
     assert not checks["X display"]["ok"] and checks["X display"]["fix"]
-    assert not checks["window tool"]["ok"]
+    assert not checks["window tools"]["ok"]
 
 
 def test_a_plugin_that_is_not_a_plugin(capsys, monkeypatch, tmp_path):
