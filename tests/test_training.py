@@ -1,0 +1,216 @@
+"""The streaming dataset and the Trainer, on small generated session files (real HDF5, real TF)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kartstudio.bench.training import write_synthetic_session
+from kartstudio.cli import main
+from kartstudio.errors import KartStudioError
+from kartstudio.model import keras, load_model, resize_images
+from kartstudio.session import open_session, set_excluded
+from kartstudio.training import ArrayDataset, SessionDataset, TrainConfig, Trainer, split_by_session
+from kartstudio.training.dataset import TURN_THRESHOLD
+
+SMALL = (60, 160)  # stored seat size for fast tests; the dataset resizes to 66x200 like any other
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sessions")
+    return [write_synthetic_session(folder / f"s{i}.h5", 160, seed=i, size=SMALL, distinct=24) for i in range(3)]
+
+
+def _read_all(ds, epoch=0):
+    xs, ys = [], []
+    for x, y in ds.batches(epoch):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_streams_every_included_frame_with_its_label(sessions, tmp_path):
+    path = tmp_path / "trimmed.h5"
+    path.write_bytes(sessions[0].read_bytes())
+    set_excluded(path, [(10, 50), (150, 400)])
+    with open_session(path) as s:
+        keep = s.included_indices()
+        labels = s.actions[:][keep]
+        frames = s.frames[:][keep]
+    assert len(keep) == 160 - 40 - 10
+    with SessionDataset([path], batch_size=16, shuffle=False) as ds:
+        assert ds.frames == len(keep) and ds.steps_per_epoch == -(-len(keep) // 16)
+        x, y = _read_all(ds)
+    np.testing.assert_array_equal(y, labels)  # excluded frames never served
+    assert x.shape == (len(keep), 66, 200, 3)
+    np.testing.assert_allclose(x, resize_images(frames).numpy(), atol=1e-3)
+
+
+def test_batches_are_shuffled_across_files_and_differ_per_epoch(sessions):
+    with SessionDataset(sessions, batch_size=20, seed=5) as ds:
+        order0, order1 = ds.epoch_order(0), ds.epoch_order(1)
+        assert sorted(order0) == list(range(ds.frames))  # each frame once per epoch
+        assert not np.array_equal(order0, order1)
+        np.testing.assert_array_equal(order0, ds.epoch_order(0))  # the same epoch repeats exactly
+        assert len(np.unique(ds.index.file_ids[order0[:20]])) > 1  # one batch mixes files
+        _, y = _read_all(ds, epoch=1)
+        np.testing.assert_array_equal(y, ds.actions[order1])
+
+
+def test_turning_frames_are_oversampled(sessions):
+    with SessionDataset(sessions, batch_size=32, turn_oversample=3.0) as ds:
+        turning = np.abs(ds.actions[:, 0]) >= TURN_THRESHOLD
+        assert 0 < turning.sum() < ds.frames
+        order = ds.epoch_order(0)
+        assert len(order) == ds.frames + 2 * turning.sum()
+        counts = np.bincount(order, minlength=ds.frames)
+        assert set(counts[turning]) == {3} and set(counts[~turning]) == {1}
+
+
+def test_augmentation_mirrors_with_steering_flipped_and_jitters_light():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 200, (4, 66, 200, 3), dtype=np.uint8)
+    actions = np.array([[0.5, 0.1, 1, 0, 1]] * 4, np.float32)
+    ds = ArrayDataset(images, actions, batch_size=4, augment=True)
+    flip = np.array([True, False, True, False])
+    gain = np.array([1.0, 1.0, 1.2, 0.8], np.float32)
+    shift = np.array([0.0, 0.0, 10.0, -10.0], np.float32)
+    x, y = (t.numpy() for t in ds._prepare(images, actions, flip, gain, shift))
+    np.testing.assert_allclose(x[0], images[0][:, ::-1], atol=1e-4)
+    np.testing.assert_allclose(x[1], images[1], atol=1e-4)
+    np.testing.assert_allclose(y[:, 0], [-0.5, 0.5, -0.5, 0.5])
+    np.testing.assert_array_equal(y[:, 1:], actions[:, 1:])
+    assert x[2].std() > images[2].std() * 1.1 and x[3].std() < images[3].std() * 0.9  # contrast
+    assert x[2].mean() > images[2].mean() + 5 and x[3].mean() < images[3].mean() - 5  # brightness
+    # a whole augmented epoch: about half the samples mirrored, labels flipped to match
+    x, y = _read_all(ArrayDataset(images.repeat(25, 0), actions.repeat(25, 0), batch_size=20, augment=True))
+    assert 20 < (y[:, 0] < 0).sum() < 80
+
+
+def test_split_by_whole_sessions(sessions):
+    train, val = split_by_session(sessions, 1, seed=0)
+    assert len(train) == 2 and len(val) == 1 and set(train).isdisjoint(val)
+    assert split_by_session(sessions, 0) == (list(sessions), [])
+    with pytest.raises(KartStudioError, match="leaves nothing to train on"):
+        split_by_session(sessions, 3)
+
+
+def test_no_data_and_corrupt_files_are_named(tmp_path, sessions):
+    with pytest.raises(KartStudioError, match="no session files"):
+        SessionDataset([tmp_path])
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(KartStudioError, match="bad.h5"):
+        SessionDataset([sessions[0], bad])
+    empty = tmp_path / "all-excluded.h5"
+    empty.write_bytes(sessions[0].read_bytes())
+    set_excluded(empty, [(0, 160)])
+    with pytest.raises(KartStudioError, match="no frames to train on"):
+        SessionDataset([empty])
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_memory_does_not_grow_with_the_dataset(tmp_path):
+    """Small-scale memory check: streaming 4x more frames costs no more memory than 1x.
+
+    The large set decodes to ~90 MB of frames; loading it whole would show that in RSS.
+    """
+    small = [write_synthetic_session(tmp_path / "small.h5", 200, seed=1, distinct=8)]
+    large = [write_synthetic_session(tmp_path / f"large{i}.h5", 200, seed=2 + i, distinct=8) for i in range(4)]
+    decoded_mb = 800 * 120 * 320 * 3 / 2**20
+
+    def peak_growth(paths):
+        with SessionDataset(paths, batch_size=50) as ds:
+            before = _rss_mb()
+            peak = before
+            for _ in ds.batches(0):
+                peak = max(peak, _rss_mb())
+        return peak - before
+
+    peak_growth(small)  # warm-up: TensorFlow's own first-use allocations
+    grow_small = peak_growth(small)
+    grow_large = peak_growth(large)
+    assert grow_large < grow_small + 0.2 * decoded_mb, (grow_small, grow_large, decoded_mb)
+
+
+def test_training_lowers_the_loss(sessions, tmp_path):
+    epochs = []
+    trainer = Trainer(TrainConfig(epochs=4, batch_size=16, val_sessions=1, seed=0, model="tensorkart"), on_epoch=epochs.append)
+    result = trainer.fit(sessions, tmp_path / "m.keras")
+    assert result.epochs_done == 4 and not result.cancelled
+    assert result.train_frames == 320 and result.val_frames == 160
+    assert epochs[-1].loss < 0.8 * epochs[0].loss
+    assert min(e.val_loss for e in epochs[1:]) < epochs[0].val_loss
+    assert result.best_loss == min(e.val_loss for e in epochs)
+    assert all(e.samples_per_s > 0 and e.eta_s >= 0 for e in epochs) and epochs[-1].eta_s == 0
+    # the best checkpoint became the output, loadable in safe mode
+    assert result.model_path == tmp_path / "m.keras"
+    load_model(result.model_path)
+    assert (result.checkpoint_dir / "last.keras").is_file() and (result.checkpoint_dir / "best.keras").is_file()
+    events = list((result.checkpoint_dir / "logs").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100  # TensorBoard logs
+
+
+def test_cancel_stops_within_a_batch_and_resume_continues(sessions, tmp_path):
+    seen = []
+    trainer = Trainer(TrainConfig(epochs=3, batch_size=32, seed=1), on_batch=seen.append)
+
+    def cancel_in_epoch_2(p):
+        seen.append(p)
+        if p.epoch == 2 and p.batch == 3:
+            trainer.cancel()
+
+    trainer.on_batch = cancel_in_epoch_2
+    result = trainer.fit(sessions, tmp_path / "m.keras")
+    assert result.cancelled and result.epochs_done == 1
+    assert (seen[-1].epoch, seen[-1].batch) == (2, 3)  # no batch ran after cancel()
+    ckpt = result.checkpoint_dir
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epochs_done"] == 1  # the last checkpoint is the last whole epoch
+    assert result.model_path.is_file()
+    weights_epoch1 = [np.asarray(v) for v in load_model(ckpt / "last.keras").weights]
+
+    resumed = Trainer(TrainConfig(epochs=3, batch_size=32, seed=1, resume=True))
+    result2 = resumed.fit(sessions, tmp_path / "m.keras")
+    assert result2.epochs_done == 3 and not result2.cancelled
+    assert [h["epoch"] for h in result2.history] == [1, 2, 3]
+    weights_after = [np.asarray(v) for v in load_model(ckpt / "last.keras").weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(weights_epoch1, weights_after))
+
+    with pytest.raises(KartStudioError, match="nothing to resume"):
+        Trainer(TrainConfig(resume=True)).fit(sessions, tmp_path / "fresh.keras")
+
+
+def test_early_stopping(sessions, tmp_path):
+    config = TrainConfig(epochs=6, batch_size=32, learning_rate=1e-9, patience=1, min_delta=1e-3, val_sessions=1)
+    result = Trainer(config).fit(sessions, tmp_path / "m.keras")
+    assert result.stopped_early and result.epochs_done == 2 and result.best_epoch == 1
+
+
+def test_train_cli(sessions, tmp_path, capsys):
+    out = tmp_path / "driver.keras"
+    assert main(["train", *map(str, sessions), "-o", str(out), "--epochs", "1", "--batch-size", "32", "--augment",
+                 "--val-sessions", "1", "--oversample-turns", "2"]) == 0
+    text = capsys.readouterr()
+    assert "epoch 1/1" in text.err and f"-> {out}" in text.out
+    assert out.is_file()
+
+    assert main(["train", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
+    assert "nowhere: no such file or folder" in capsys.readouterr().err
+
+    bad = tmp_path / "corrupt.h5"
+    bad.write_bytes(b"garbage")
+    assert main(["train", str(sessions[0]), str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corrupt.h5" in err[0]
+
+    inp = keras.Input((66, 200, 1))
+    keras.Model(inp, keras.layers.Dense(5)(keras.layers.Flatten()(inp))).save(tmp_path / "gray.keras")
+    assert main(["train", str(sessions[0]), "-o", str(out), "--init", str(tmp_path / "gray.keras")]) == 2
+    assert "gray.keras: its input" in capsys.readouterr().err
