@@ -92,10 +92,10 @@ class EmulatorBackend(GameBackend):
             boot_macro = self._boot_macro()
             if boot_macro is not None:
                 self.boot_reports = self.play_macro(boot_macro)
-        except KartStudioError:
+        except BaseException as exc:  # never leave an emulator behind
             reason = self.emulator.exit_reason() if self.emulator else None
             self.stop()
-            if reason:
+            if reason and isinstance(exc, KartStudioError):
                 raise KartStudioError(f"the emulator did not start: {reason}") from None
             raise
         self._next_tick = time.monotonic()

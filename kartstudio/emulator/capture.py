@@ -43,11 +43,15 @@ class WindowCapture:
         self.display = display
         self.size = size
         self._local = threading.local()
+        self._handles: list = []  # every thread's mss handle, closed together by close()
+        self._handles_lock = threading.Lock()
 
     def grab(self) -> np.ndarray:
         sct = getattr(self._local, "sct", None)
         if sct is None:
             sct = self._local.sct = _new_mss(self.display)
+            with self._handles_lock:
+                self._handles.append(sct)
         region = self.geometry().as_region()
         try:
             shot = sct.grab(region)
@@ -61,7 +65,12 @@ class WindowCapture:
         return fit(rgb, *self.size)
 
     def close(self) -> None:
-        sct = getattr(self._local, "sct", None)
-        if sct is not None:
-            sct.close()
-            self._local.sct = None
+        """Close every thread's X connection (call when no thread grabs any more)."""
+        with self._handles_lock:
+            handles, self._handles = self._handles, []
+        for sct in handles:
+            try:
+                sct.close()
+            except Exception:  # noqa: BLE001 - the display may already be gone
+                pass
+        self._local = threading.local()
