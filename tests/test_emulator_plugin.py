@@ -164,3 +164,26 @@ def test_a_mario_kart_rom_gets_the_vs_boot_macro(tmp_path, xdisplay):
         assert testrom.decode_screen(wait_for_screen(backend, {1: NEUTRAL, 2: P2}).image)[2] == P2
     finally:
         backend.stop()
+
+
+def test_a_failed_start_leaves_no_emulator_behind(testrom_path, xdisplay):
+    # Without our plugin (--input dummy) nobody listens on the socket: connecting times out.
+    backend = EmulatorBackend(testrom_path, video=VIDEO_FOR_TEST_ROM, display=xdisplay, input_plugin="dummy",
+                              connect_timeout=1.0)
+    with pytest.raises(KartStudioError, match="not listening"):
+        backend.start()
+    process = backend.emulator.process
+    assert process.poll() is not None  # stopped, not orphaned
+
+
+def test_a_crash_while_running_is_reported(testrom_path, xdisplay):
+    import signal
+
+    backend = start_backend(testrom_path, xdisplay)
+    try:
+        backend.emulator.process.send_signal(signal.SIGSEGV)
+        backend.emulator.process.wait(5)
+        with pytest.raises(KartStudioError, match=r"crashed \(SIGSEGV\)"):
+            backend.next_frame()
+    finally:
+        backend.stop()
