@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import traceback
 
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from kartstudio.errors import KartStudioError
+from kartstudio.gui.common_errors import describe_error  # noqa: F401 - re-exported
 
 
 def to_qimage(image: np.ndarray) -> QtGui.QImage:
@@ -45,15 +44,6 @@ def missing_module(name: str) -> str | None:
     except (ModuleNotFoundError, ValueError):
         found = False
     return None if found else f"{name} is not installed in this build"
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the user: our own errors as they are, anything else with its type and place."""
-    if isinstance(exc, KartStudioError):
-        return str(exc)
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-    return f"unexpected {type(exc).__name__}: {exc}{where}"
 
 
 def human_size(n: float) -> str:

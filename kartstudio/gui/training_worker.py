@@ -1,50 +1,146 @@
-"""The training job the Training tab runs on a BackgroundTask: the real Trainer, its progress
-callbacks turned into queued events ("batch", "epoch", "checkpoint") for the UI thread."""
+"""The training job behind the Training tab.
+
+Training runs in a child process (`python -m kartstudio.gui.training_process`), so TensorFlow
+never competes with the window for Python's GIL, a crash in it cannot take the window down,
+and its memory is returned when it ends. The child prints one JSON event per line ("batch",
+"epoch", "checkpoint", then "done" or "error"); a reader thread here turns them into the
+BackgroundTask events the tab polls. Cancel is a line "cancel" on the child's stdin, which
+calls Trainer.cancel() there (it stops within one batch and keeps the last checkpoint).
+
+A frozen (PyInstaller) build cannot start `python -m`, so there the Trainer runs on the
+worker thread instead, with the same events.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
+
+from kartstudio.errors import KartStudioError
+
+
+def batch_event(p) -> dict:
+    return {
+        "epoch": p.epoch - 1,
+        "batch": p.batch - 1,
+        "batches": p.batches,
+        "fraction": p.batch / max(1, p.batches),
+        "loss": p.loss,
+        "samples_per_s": p.samples_per_s,
+        "eta_s": p.eta_s,
+        "total_batches": p.epochs * p.batches,
+        "done_batches": (p.epoch - 1) * p.batches + p.batch,
+    }
+
+
+def epoch_events(p) -> list[tuple[str, object]]:
+    ckpt = Path(p.checkpoint)
+    line = (f"epoch {p.epoch}: {ckpt.parent.name}/{ckpt.name}{'  (best so far)' if p.improved else ''}"
+            f"  loss {p.loss:.4f}" + (f"  val {p.val_loss:.4f}" if p.val_loss is not None else ""))
+    return [
+        ("epoch", {"epoch": p.epoch - 1, "loss": p.loss, "val_loss": p.val_loss,
+                   "samples_per_s": p.samples_per_s, "eta_s": p.eta_s}),
+        ("checkpoint", line),
+    ]
+
+
+def result_summary(result) -> dict:
+    return {
+        "model_path": str(result.model_path) if result.model_path else None,
+        "epochs_done": result.epochs_done,
+        "best_epoch": result.best_epoch,
+        "best_loss": result.best_loss,
+        "cancelled": result.cancelled,
+        "train_frames": result.train_frames,
+        "val_frames": result.val_frames,
+    }
+
+
+def make_trainer(config: dict, on_batch, on_epoch):
+    from kartstudio.training.trainer import TrainConfig, Trainer  # TensorFlow loads here
+
+    return Trainer(
+        TrainConfig(
+            epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
+            loss=config["loss"], augment=config["augment"], val_sessions=config["val_sessions"],
+        ),
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+    )
+
+
+class _Cancel:
+    """What the tab's Cancel reaches: the child's stdin, or the in-process Trainer."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.trainer = None
+
+    def cancel(self) -> None:
+        if self.trainer is not None:
+            self.trainer.cancel()
+        process = self.process
+        if process is not None and process.poll() is None:
+            try:
+                process.stdin.write("cancel\n")
+                process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
 
 
 def make_training_job(config: dict):
-    """(job, holder): job(report, cancelled) trains; holder["trainer"] is the Trainer once it exists,
-    so Cancel can reach it (Trainer.cancel() stops within one batch)."""
-    holder: dict = {}
+    """(job, holder): job(report, cancelled) trains; holder["trainer"].cancel() stops it."""
+    canceller = _Cancel()
+    holder = {"trainer": canceller}
+    config = {**config, "sessions": [str(s) for s in config["sessions"]], "output": str(config["output"])}
 
-    def job(report, cancelled):
-        from kartstudio.training.trainer import TrainConfig, Trainer  # TensorFlow loads here, off the UI thread
-
-        def on_batch(p) -> None:
-            report("batch", {
-                "epoch": p.epoch - 1,
-                "batch": p.batch - 1,
-                "batches": p.batches,
-                "fraction": p.batch / max(1, p.batches),
-                "loss": p.loss,
-                "samples_per_s": p.samples_per_s,
-                "eta_s": p.eta_s,
-                "total_batches": p.epochs * p.batches,
-                "done_batches": (p.epoch - 1) * p.batches + p.batch,
-            })
-
+    def in_process(report, cancelled):
         def on_epoch(p) -> None:
-            report("epoch", {"epoch": p.epoch - 1, "loss": p.loss, "val_loss": p.val_loss,
-                             "samples_per_s": p.samples_per_s, "eta_s": p.eta_s})
-            report("checkpoint", f"epoch {p.epoch}: {Path(p.checkpoint).parent.name}/{Path(p.checkpoint).name}"
-                                 f"{'  (best so far)' if p.improved else ''}  loss {p.loss:.4f}"
-                                 + (f"  val {p.val_loss:.4f}" if p.val_loss is not None else ""))
+            for kind, payload in epoch_events(p):
+                report(kind, payload)
 
-        trainer = Trainer(
-            TrainConfig(
-                epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
-                loss=config["loss"], augment=config["augment"], val_sessions=config["val_sessions"],
-            ),
-            on_batch=on_batch,
-            on_epoch=on_epoch,
-        )
-        holder["trainer"] = trainer
+        trainer = make_trainer(config, lambda p: report("batch", batch_event(p)), on_epoch)
+        canceller.trainer = trainer
         if cancelled.is_set():
             trainer.cancel()
-        return trainer.fit(config["sessions"], config["output"])
+        return result_summary(trainer.fit(config["sessions"], config["output"]))
 
-    return job, holder
+    def in_child(report, cancelled):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kartstudio.gui.training_process"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        canceller.process = process
+        process.stdin.write(json.dumps(config) + "\n")
+        process.stdin.flush()
+        if cancelled.is_set():
+            canceller.cancel()
+        stderr: list[str] = []
+        drain = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
+        drain.start()
+        outcome: tuple[str, object] | None = None
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a stray print from a library
+            kind, payload = event.get("kind"), event.get("payload")
+            if kind in ("done", "error"):
+                outcome = (kind, payload)
+            elif kind:
+                report(kind, payload)
+        process.wait()
+        drain.join(5)
+        if outcome is None:
+            tail = "".join(stderr).strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
+            raise KartStudioError(f"the training process stopped unexpectedly ({tail[0][:300]})")
+        if outcome[0] == "error":
+            raise KartStudioError(str(outcome[1]))
+        return outcome[1]
+
+    return (in_process if getattr(sys, "frozen", False) else in_child), holder

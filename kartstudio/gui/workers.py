@@ -139,7 +139,7 @@ class GameLoop:
             try:
                 self.status.note = str(fn(self.backend) or f"{label}: done")
             except Exception as exc:  # noqa: BLE001 - shown in the window
-                from kartstudio.gui.common import describe_error
+                from kartstudio.gui.common_errors import describe_error
 
                 self.status.note = f"{label} failed: {describe_error(exc)}"
 
@@ -159,7 +159,7 @@ class GameLoop:
         try:
             self.backend.start()
         except BaseException as exc:  # shown in the window; the loop simply does not run
-            from kartstudio.gui.common import describe_error
+            from kartstudio.gui.common_errors import describe_error
 
             self.status.error = describe_error(exc)
             self.status.starting = False
@@ -192,7 +192,7 @@ class GameLoop:
                 if len(times) > 1 and times[-1] > times[0]:
                     self.status.fps = (len(times) - 1) / (times[-1] - times[0])
         except BaseException as exc:
-            from kartstudio.gui.common import describe_error
+            from kartstudio.gui.common_errors import describe_error
 
             self.status.error = describe_error(exc)
         finally:
@@ -269,7 +269,7 @@ class BackgroundTask:
         except Cancelled:
             self.events.put(("cancelled", None))
         except BaseException as exc:
-            from kartstudio.gui.common import describe_error
+            from kartstudio.gui.common_errors import describe_error
 
             self.events.put(("error", describe_error(exc)))
         else:
