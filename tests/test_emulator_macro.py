@@ -63,3 +63,62 @@ def test_unreadable_macro_file(tmp_path):
         Macro.load(bad)
     with pytest.raises(KartStudioError, match="does not exist"):
         Macro.load(tmp_path / "none.json")
+
+
+def test_macro_command_saves_a_screenshot_per_step(tmp_path, monkeypatch, capsys):
+    """`kartstudio macro` on the stand-in ROM (our test ROM with Mario Kart 64's game code)."""
+    import os
+
+    from emulator_support import missing_for_emulator
+
+    from kartstudio.cli import main
+    from kartstudio.emulator import testrom
+    from kartstudio.emulator.launcher import OUR_PLUGIN, VIDEO_FOR_TEST_ROM
+    from kartstudio.emulator.xvfb import VirtualDisplay
+
+    why = missing_for_emulator() or (None if OUR_PLUGIN.is_file() else "the input plugin is not built")
+    if why:
+        pytest.skip(why)
+    rom = testrom.build_test_rom(tmp_path, game_code="NKTE")
+    macro_file = tmp_path / "short.json"
+    macro_file.write_text(json.dumps({"name": "short", "steps": [
+        {"wait": 3, "note": "boot"}, {"press": ["a", "start"], "frames": 2, "note": "press A + Start"},
+        {"stick": [-80, 40], "frames": 1, "note": "stick"},
+    ]}))
+    with VirtualDisplay() as xvfb:
+        monkeypatch.setenv("DISPLAY", xvfb.display)
+        code = main(["macro", "--rom", str(rom), "--file", str(macro_file), "--shots", str(tmp_path / "shots"),
+                     "--video", VIDEO_FOR_TEST_ROM, "--exit"])
+    out = capsys.readouterr().out
+    assert code == 0 and "saved 3 screenshots" in out
+    shots = sorted(os.listdir(tmp_path / "shots"))
+    assert shots == ["step-001-poll-00003-boot.png", "step-002-poll-00005-press-a-start.png",
+                     "step-003-poll-00006-stick.png"]
+    assert all((tmp_path / "shots" / s).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for s in shots)
+    # Each picture shows where its step left the game: the test ROM paints what it read.
+    from kartstudio.controller import ControllerState
+
+    shown = [testrom.decode_screen(read_png(tmp_path / "shots" / s))[1] for s in shots]
+    assert shown == [ControllerState(), ControllerState(a=True, start=True), ControllerState(x=-80, y=40)]
+
+
+def read_png(path):
+    """Decode the plain RGB PNGs mss writes (8-bit, filter 0 on every row) to an array."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    data = path.read_bytes()
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + 3 * width)
+    assert not rows[:, 0].any(), "expected filter type 0 on every row"
+    return rows[:, 1:].reshape(height, width, 3)

@@ -1,4 +1,4 @@
-"""Emulator commands: `kartstudio doctor` and `kartstudio bench plugin`."""
+"""Emulator commands: `kartstudio doctor`, `kartstudio macro`, `kartstudio bench emulator`, `kartstudio bench plugin`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,19 @@ def register(commands, bench) -> None:
                      help="also boot the test ROM through our plugin on a private Xvfb (about 2 s)")
     doc.add_argument("--json", action="store_true", help="print the checks as JSON")
     doc.set_defaults(func=cmd_doctor)
+
+    mac = commands.add_parser(
+        "macro", help="play the Mario Kart 64 boot macro step by step, saving a screenshot after each step (tuning)",
+        description="Boots the ROM, plays the menu macro in lock-step and saves a PNG after every step, so you can "
+                    "see where each press lands and adjust the frame counts in the JSON file. Then the game "
+                    "keeps running (free-run) until you close its window or press Ctrl-C.",
+    )
+    mac.add_argument("--rom", required=True, metavar="PATH", help="your Mario Kart 64 ROM")
+    mac.add_argument("--file", metavar="MACRO.json", help="the macro to play (default: the shipped mk64_vs_macro.json)")
+    mac.add_argument("--shots", metavar="DIR", default="macro-shots", help="where to save the screenshots")
+    mac.add_argument("--video", help="mupen64plus video plugin (default: rice)")
+    mac.add_argument("--exit", action="store_true", help="stop the emulator when the macro is done")
+    mac.set_defaults(func=cmd_macro)
 
     emu = bench.add_parser("emulator", help="real mupen64plus + our plugin + the test ROM: startup, capture fps, "
                                             "input-to-screen latency, lock-step steps/s")
@@ -42,6 +55,36 @@ def cmd_doctor(args) -> int:
         failed = [c.name for c in checks if c.essential and not c.ok]
         print("ready to play" if not failed else f"not ready: fix {', '.join(failed)}")
     return 0 if essential_ok(checks) else 1
+
+
+def cmd_macro(args) -> int:
+    import time
+
+    from kartstudio.emulator.backend import EmulatorBackend
+    from kartstudio.emulator.launcher import VIDEO_FOR_GAME
+    from kartstudio.emulator.macro import load_mk64_vs_macro, play_with_screenshots
+    from kartstudio.emulator.rom import check_rom
+
+    info = check_rom(args.rom)
+    print(info.describe())
+    macro = load_mk64_vs_macro(args.file)
+    print(f"macro: {macro.name} ({len(macro.steps)} steps, {macro.length} polls)"
+          + ("" if macro.verified else "  [not verified against the game]"))
+    backend = EmulatorBackend(args.rom, video=args.video or VIDEO_FOR_GAME, macro=False)
+    backend.start()
+    try:
+        saved = play_with_screenshots(backend, macro, args.shots)
+        print(f"saved {len(saved)} screenshots in {args.shots}/")
+        if args.exit:
+            return 0
+        print("the game is yours now: close the emulator window or press Ctrl-C to stop")
+        while backend.running:
+            time.sleep(0.5)
+        reason = backend.exit_reason
+        print(reason or "stopped")
+        return 0
+    finally:
+        backend.stop()
 
 
 def cmd_bench_emulator(args) -> int:

@@ -127,3 +127,38 @@ def play(macro: Macro, step: Callable[[dict[int, ControllerState]], object], sea
         if progress is not None:
             progress(done, total)
     return done
+
+
+def safe_note(note: str, limit: int = 40) -> str:
+    """A file-name-safe form of a step's note."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in note.lower()).strip("-")
+    while "--" in cleaned:
+        cleaned = cleaned.replace("--", "-")
+    return cleaned[:limit] or "step"
+
+
+def play_with_screenshots(backend, macro: Macro, folder: str | Path, log: Callable[[str], None] = print) -> list[Path]:
+    """Play `macro` through a started EmulatorBackend in lock-step, saving a PNG of the screen after
+    each step (the game stands still between polls, so each picture is exactly where that step
+    left the game). For tuning a macro: the file names carry the step number and its note."""
+    from mss.tools import to_png
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    was_lockstep = backend.lockstep
+    backend.set_lockstep(True)
+    saved: list[Path] = []
+    poll = 0
+    try:
+        for number, step in enumerate(macro.steps, 1):
+            backend.play_macro(Macro(macro.name, (step,)))
+            poll += step.frames
+            image = backend.capture.grab()
+            path = folder / f"step-{number:03d}-poll-{poll:05d}-{safe_note(step.note)}.png"
+            to_png(image.tobytes(), (image.shape[1], image.shape[0]), output=str(path))
+            saved.append(path)
+            what = ", ".join(step.state.pressed()) or ("stick" if (step.state.x or step.state.y) else "wait")
+            log(f"step {number:3d}  polls {poll - step.frames + 1:5d}-{poll:5d}  seat {step.seat}  {what:12s} {step.note}")
+    finally:
+        backend.set_lockstep(was_lockstep)
+    return saved
