@@ -190,3 +190,40 @@ def test_import_of_a_folder_without_data_csv_says_so(window, tmp_path):
     (tmp_path / "empty").mkdir()
     assert window.datasets_tab.start_import([tmp_path / "empty"]) is None
     assert "no data.csv" in window.datasets_tab.notice.text()
+
+
+def test_keyboard_drives_a_pad_only_while_a_game_reads_it(window, qtbot):
+    from PyQt6 import QtCore
+
+    pad = window.game.keyboard
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Left)
+    assert pad.last.is_neutral  # no game running: keys are left to the widgets
+    pad.enabled = True
+    qtbot.keyPress(window, QtCore.Qt.Key.Key_Left)
+    qtbot.keyPress(window, QtCore.Qt.Key.Key_X)
+    assert pad.last.x == -80 and pad.last.a
+    qtbot.keyRelease(window, QtCore.Qt.Key.Key_Left)
+    qtbot.keyRelease(window, QtCore.Qt.Key.Key_X)
+    assert pad.last.is_neutral
+    pad.enabled = False
+
+
+def test_settings_dialog_saves_and_refuses_bad_values(window, qtbot, tmp_path):
+    from kartstudio.gui.settings import SettingsDialog
+    from kartstudio.settings import settings_path
+
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.rom[1].setText(str(tmp_path / "nothing.z64"))
+    dialog.save()
+    assert dialog.notice.level == "error" and "does not exist" in dialog.notice.text()
+    assert not settings_path().exists()
+    dialog.rom[1].setText("")
+    dialog.data[1].setText(str(tmp_path / "elsewhere"))
+    dialog.width_box.setValue(200)
+    dialog.height_box.setValue(66)
+    dialog.save()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    saved = json.loads(settings_path().read_text())
+    assert saved["data_folder"] == str(tmp_path / "elsewhere") and saved["storage_size"] == [66, 200]
+    assert window.settings.sessions_folder == tmp_path / "elsewhere" / "sessions"

@@ -92,3 +92,47 @@ def test_versus_on_the_emulator_shows_maps_and_records_a_takeover(qtbot, testrom
         late = [s.state(i) for i in range(len(s) // 2, len(s))]
     assert all(st.x == -30 and st.b for st in late)  # the human's corrections, as the game read them
     window.close()
+
+
+def _emulator_window(qtbot, testrom_path, xdisplay, monkeypatch):
+    from kartstudio.emulator.launcher import VIDEO_FOR_TEST_ROM
+    from kartstudio.gui.main_window import MainWindow
+
+    monkeypatch.setenv("DISPLAY", xdisplay)
+    settings = Settings(game_source="mk64", rom_path=str(testrom_path), video_plugin=VIDEO_FOR_TEST_ROM)
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.start_game()
+    qtbot.waitUntil(lambda: window.game.loop is not None and window.game.loop.status.running, timeout=60_000)
+    return window
+
+
+def test_an_existing_file_name_is_refused_and_closing_keeps_what_was_recorded(qtbot, testrom_path, xdisplay,
+                                                                             monkeypatch):
+    window = _emulator_window(qtbot, testrom_path, xdisplay, monkeypatch)
+    tab = window.record_tab
+    folder = window.settings.sessions_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = folder / "mine.h5"
+    taken.write_bytes(b"someone's earlier recording")
+    seat1 = tab.panels[1]
+    seat1.name_edit.setText("mine")
+    seat1.name_edit.textEdited.emit("mine")
+    assert not seat1.start()
+    assert "already exists" in seat1.notice.text() and "never overwrites" in seat1.notice.text()
+    assert taken.read_bytes() == b"someone's earlier recording"
+    # same name for both seats: the second is refused
+    seat1.name_edit.setText("race")
+    seat1.name_edit.textEdited.emit("race")
+    seat2 = tab.panels[2]
+    seat2.name_edit.setText("race.h5")
+    seat2.name_edit.textEdited.emit("race.h5")
+    assert seat1.start()
+    assert not seat2.start()
+    assert seat2.notice.level == "error"
+    qtbot.wait(1000)
+    window.close()  # closing while recording finishes the file, nothing is lost
+    assert not window.game.running
+    with open_session(folder / "race.h5") as s:
+        assert s.complete and len(s) > 5

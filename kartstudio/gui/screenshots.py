@@ -4,7 +4,7 @@
 
 It uses a throw-away config and data folder, starts the game, records both seats, trims a range
 in the dataset browser, trains a small model for a few epochs, and races it; each tab is
-captured while it shows live data. With --source mk64, KARTSTUDIO_SCREENSHOT_ROM names the ROM.
+captured while it shows live data. With --source mk64, --rom names the ROM (and --video its plugin).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _spin(app, seconds: float, until=None) -> bool:
     return until is None
 
 
-def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0, epochs: int = 3) -> list[Path]:
+def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0, epochs: int = 3,
+                     rom: str = "", video: str = "") -> list[Path]:
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = Path(tempfile.mkdtemp(prefix="kartstudio-shots-"))
@@ -39,7 +40,9 @@ def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0
     from kartstudio.settings import Settings
 
     app = make_app()
-    settings = Settings(game_source=source, rom_path=os.environ.get("KARTSTUDIO_SCREENSHOT_ROM", ""))
+    settings = Settings(game_source=source, rom_path=rom)
+    if video:
+        settings.video_plugin = video
     window = MainWindow(settings)
     window.resize(1280, 860)
     window.show()
@@ -126,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=("practice", "mk64"), default="practice")
     parser.add_argument("--record-seconds", type=float, default=12.0)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rom", default="", help="with --source mk64: the ROM to run")
+    parser.add_argument("--video", default="", help="with --source mk64: the video plugin")
     args = parser.parse_args(argv)
-    make_screenshots(Path(args.out), args.source, args.record_seconds, args.epochs)
+    make_screenshots(Path(args.out), args.source, args.record_seconds, args.epochs, args.rom, args.video)
     return 0
 
 
