@@ -187,3 +187,21 @@ def test_a_crash_while_running_is_reported(testrom_path, xdisplay):
             backend.next_frame()
     finally:
         backend.stop()
+
+
+def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
+    """rice (the default for Mario Kart 64) draws display lists only, so the test ROM's CPU-drawn
+    picture stays blank there; the emulator still runs with it, window pinned, polls flowing."""
+    from kartstudio.emulator.launcher import VIDEO_FOR_GAME
+
+    backend = EmulatorBackend(testrom_path, video=VIDEO_FOR_GAME, display=xdisplay, macro=False)
+    try:
+        backend.start()
+        assert (backend.pinner.geometry.x, backend.pinner.geometry.y) == (0, 0)
+        backend.client.polls()
+        reports = backend.client.wait_polls(20, timeout=3)
+        assert {r.controller for r in reports} == {1, 2}
+        frame = backend.next_frame()
+        assert frame.image.shape == (480, 640, 3) and frame.inputs is not None
+    finally:
+        backend.stop()
