@@ -91,7 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start_button.clicked.connect(self.toggle_game)
         row.addWidget(self.start_button)
         self.status_label = QtWidgets.QLabel("stopped")
-        self.status_label.setMinimumWidth(300)
+        self.status_label.setMinimumWidth(330)
         row.addWidget(self.status_label)
         self.menus_button = QtWidgets.QPushButton("Menus → 2P VS race")
         self.menus_button.setToolTip("Play the menu macro: from boot to a 2-player VS race in Mario Kart 64")
@@ -286,7 +286,7 @@ class MainWindow(QtWidgets.QMainWindow):
             text = f"● {what} running · {st.fps:.1f} fps"
             if self.game.source == "mk64":
                 place = self.game.window_place()
-                text += f" · window pinned at {place[0]},{place[1]}" if place else " · window not pinned yet"
+                text += f" · pinned at {place[0]},{place[1]}" if place else " · not pinned yet"
             colour = "#1a8f3a"
         self.status_label.setText(text)
         self.status_label.setToolTip(f"{st.frames} frames since start")

@@ -64,8 +64,20 @@ def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0
             raise SystemExit(f"the game did not start: {window.notice.text()}")
         if not _spin(app, 120, lambda: window.game.loop is not None and window.game.loop.status.running):
             raise SystemExit(f"the game did not start: {window.notice.text()}")
-        for panel in rec.panels.values():
-            panel.choose_driver("expert") or panel.choose_driver("nobody")
+        for seat, panel in rec.panels.items():
+            if not panel.choose_driver("expert"):
+                # no expert in this build: a scripted weaving pad, so the traces show something
+                import math
+
+                from kartstudio.controller import ControllerState
+                from kartstudio.pads.base import ScriptedPadSource
+
+                pad = ScriptedPadSource(f"scripted demo pad {seat}", policy=lambda seat=seat: ControllerState(
+                    x=70 * math.sin(time.monotonic() * (1.3 + 0.4 * seat)), a=True,
+                    b=math.sin(time.monotonic() * 0.7 + seat) > 0.8))
+                window.game.add_pad(pad)
+                rec.refresh_drivers()
+                panel.choose_driver(f"pad:{pad.guid}")
         rec.start_all()
         _spin(app, record_s)
         shot("record")
