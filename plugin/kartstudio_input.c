@@ -83,6 +83,8 @@ static struct {
     pending_t pending[MAX_PENDING];
     int n_pending;
     int stats_pending; /* a stats request whose answer did not fit in the socket yet */
+    int ack_pending;   /* likewise for a mode change's acknowledgement */
+    uint32_t ack_seq;
     pthread_t io_thread;
     atomic_int stop;
 
@@ -282,7 +284,7 @@ static void disconnect_client(const char *why) {
         return;
     close(P.client_fd);
     P.client_fd = -1;
-    P.stats_pending = 0;
+    P.stats_pending = P.ack_pending = 0;
     pthread_mutex_lock(&P.lock);
     atomic_store(&P.connected, 0);
     atomic_store(&P.lockstep_on, 0);
@@ -311,6 +313,15 @@ static void send_welcome(void) {
     put_u32(msg + 28, (uint32_t)P.lock_ctrl + 1);
     if (send_msg(P.client_fd, msg) < 0)
         disconnect_client("could not send the welcome");
+}
+
+static void send_mode_ack(void) {
+    uint8_t msg[KS_MSG_SIZE];
+    header(msg, KS_MODE_ACK, P.ack_seq);
+    int rc = send_msg(P.client_fd, msg);
+    P.ack_pending = rc > 0;
+    if (rc < 0)
+        disconnect_client("could not acknowledge a mode change");
 }
 
 static void send_stats(void) {
@@ -389,6 +400,8 @@ static int handle_message(const uint8_t *msg, ssize_t n) {
             pthread_cond_broadcast(&P.cond);
         }
         pthread_mutex_unlock(&P.lock);
+        P.ack_seq = seq; /* in force from now on: say so, so that KartStudio can rely on it */
+        send_mode_ack();
         return 0;
     }
     case KS_STATS_REQ:
@@ -542,6 +555,8 @@ static void *io_main(void *arg) {
         }
         if (fds[1].revents & POLLIN)
             accept_one();
+        if (P.ack_pending && P.client_fd >= 0)
+            send_mode_ack();
         if (P.stats_pending && P.client_fd >= 0)
             send_stats();
         flush_reports();

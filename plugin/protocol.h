@@ -28,9 +28,10 @@ enum {
 /* plugin -> KartStudio */
 enum {
     KS_WELCOME = 0x81, /* payload: u32 present mask, u32 plugin version, u32 silence_ms, u32 lockstep controller */
-    KS_POLL = 0x82,    /* seq = that controller's poll counter; see ks_poll_payload */
+    KS_POLL = 0x82,    /* seq = that controller's poll counter; payload in docs/plugin-protocol.md */
     KS_READY = 0x83,   /* lock-step: seq = last step consumed; the game waits for the next one */
-    KS_STATS = 0x84,   /* payload: counters, see ks_stats_payload */
+    KS_STATS = 0x84,   /* payload: counters (docs/plugin-protocol.md) */
+    KS_MODE_ACK = 0x85, /* seq = the KS_MODE message now in force */
 };
 
 /* Where the state a poll returned came from (KS_POLL "source"). */

@@ -42,7 +42,7 @@ HEADER = struct.Struct("<4sHHII")  # magic, version, type, seq, reserved (0)
 # KartStudio -> plugin
 HELLO, STATES, STEP, MODE, STATS_REQ, KEEPALIVE = 1, 2, 3, 4, 5, 6
 # plugin -> KartStudio
-WELCOME, POLL, READY, STATS = 0x81, 0x82, 0x83, 0x84
+WELCOME, POLL, READY, STATS, MODE_ACK = 0x81, 0x82, 0x83, 0x84, 0x85
 
 # Where the state a poll returned came from.
 SOURCES = {0: "state", 1: "no-client", 2: "silence", 3: "lockstep-timeout", 4: "no-state-yet"}
@@ -178,6 +178,7 @@ class PluginClient:
         self._last_states: dict[int, ControllerState] = {}
         self._reports: collections.deque[PollReport] = collections.deque(maxlen=max_reports)
         self._ready_id = -1
+        self._mode_ack = -1
         self._stats: dict | None = None
         self._lockstep = False
         self._lockstep_timeout_ms = DEFAULT_LOCKSTEP_TIMEOUT_MS
@@ -279,7 +280,8 @@ class PluginClient:
         return self._send(lambda seq: encode_states(STATES, seq, states))
 
     def set_lockstep(self, enabled: bool, timeout_ms: int = DEFAULT_LOCKSTEP_TIMEOUT_MS) -> None:
-        """Lock-step: the game waits (up to timeout_ms, then neutral) in each poll for the next step()."""
+        """Lock-step: the game waits (up to timeout_ms, then neutral) in each poll for the next step().
+        Returns once the plugin has switched (from the next poll on)."""
         if not 1 <= timeout_ms <= 60_000:
             raise ValueError("timeout_ms must be 1..60000")
         self._lockstep, self._lockstep_timeout_ms = bool(enabled), timeout_ms
@@ -290,9 +292,16 @@ class PluginClient:
         self._quiet = not enabled
         self._send_mode()
 
-    def _send_mode(self) -> None:
+    def _send_mode(self, timeout: float = 2.0) -> None:
         payload = struct.pack("<III", int(self._lockstep), self._lockstep_timeout_ms, int(self._quiet))
-        self._send(lambda seq: encode(MODE, seq, payload))
+        seq = self._send(lambda seq: encode(MODE, seq, payload))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._mode_ack != seq:
+                left = deadline - time.monotonic()
+                if self._closed.is_set() or left <= 0:
+                    raise PluginError("the input plugin did not acknowledge a mode change")
+                self._cond.wait(left)
 
     def step(self, states: Mapping[int, ControllerState], timeout: float = 5.0) -> list[PollReport]:
         """Lock-step: the game reads `states` at its next poll; returns that poll's reports (one per
@@ -370,6 +379,8 @@ class PluginClient:
                     self._reports.append(PollReport(ctrl, seq, buttons, t_ns, state_seq, SOURCES.get(source, "unknown")))
                 elif msg_type == READY:
                     self._ready_id = seq
+                elif msg_type == MODE_ACK:
+                    self._mode_ack = seq
                 elif msg_type == STATS:
                     v = _STATS_PAYLOAD.unpack_from(msg, 16)
                     names = ("polls", "messages_ok", "malformed_dropped", "unauthenticated_dropped", "neutral_on_silence",
