@@ -107,26 +107,11 @@ def make_dataset(folder: Path, megabytes: float, frames_per_file: int = 3000, se
     return paths
 
 
-def measure_training(paths: list[str], mode: str, batch_size: int, max_samples: int, seconds: float) -> dict:
-    """Train the default network for up to `max_samples` samples or `seconds`; samples/s and peak RSS.
-
-    mode "stream": SessionDataset over the files. mode "memory": the same frames decoded and
-    resized to 66x200 into one uint8 array first (TensorKart's X.npy way), then ArrayDataset.
-    The first 5 batches (tracing) are not timed.
-    """
-    from kartstudio.model import LOSSES, build_model, keras, resize_images, tf
-    from kartstudio.training.dataset import ArrayDataset, SessionDataset
+def _train_step():
+    """The Trainer's step on a new default network (Adam, TensorKart's loss)."""
+    from kartstudio.model import LOSSES, build_model, keras, tf
 
     keras.utils.set_random_seed(0)
-    if mode == "stream":
-        data = SessionDataset(paths, batch_size=batch_size, seed=0)
-    else:
-        with SessionDataset(paths, batch_size=256, shuffle=False) as stream:
-            images = np.empty((stream.frames, 66, 200, 3), np.uint8)
-            actions = stream.actions.copy()
-            for k, (x, _) in enumerate(stream.batches(0)):
-                images[k * 256 : k * 256 + len(x)] = np.asarray(x + 0.5, np.uint8)
-        data = ArrayDataset(images, actions, batch_size=batch_size, seed=0)
     model = build_model("kartstudio")
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
@@ -139,51 +124,99 @@ def measure_training(paths: list[str], mode: str, batch_size: int, max_samples: 
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 
-    timed, start, batches, rss = 0, None, 0, []
+    return step
+
+
+def _forever(dataset):
     epoch = 0
     while True:
-        for x, y in data.batches(epoch):
-            float(step(x, y))
-            batches += 1
-            if batches == 5:
-                start = time.monotonic()
-            elif start is not None:
-                timed += int(y.shape[0])
-            if batches % 20 == 0:
-                rss.append(_current_rss_mb())
-            if start is not None and (timed >= max_samples or time.monotonic() - start >= seconds):
-                break
-        else:
-            epoch += 1
-            continue
-        break
+        yield from dataset.batches(epoch)
+        epoch += 1
+
+
+def measure_streaming(paths: list[str], batch_size: int, samples: int, seconds: float) -> dict:
+    """Train from session files for `samples` samples (or `seconds`): samples/s and peak RSS."""
+    from kartstudio.training.dataset import SessionDataset
+
+    data = SessionDataset(paths, batch_size=batch_size, seed=0)
+    step = _train_step()
+    batches = _forever(data)
+    for _ in range(5):  # tracing and warm-up, not timed
+        float(step(*next(batches)))
+    rss, timed, start = [], 0, time.monotonic()
+    while timed < samples and time.monotonic() - start < seconds:
+        x, y = next(batches)
+        float(step(x, y))
+        timed += int(y.shape[0])
+        rss.append(_current_rss_mb())
     elapsed = time.monotonic() - start
     return {
-        "mode": mode,
         "frames": data.frames,
         "samples": timed,
-        "seconds": round(elapsed, 2),
         "samples_per_s": round(timed / elapsed, 1),
         "peak_rss_mb": round(_rss_peak_mb(), 1),
-        "steady_rss_mb": round(float(np.median(rss)) if rss else _current_rss_mb(), 1),
+        "steady_rss_mb": round(float(np.median(rss)), 1),
     }
 
 
-def _child(paths: list[Path], mode: str, batch_size: int, max_samples: int, seconds: float) -> dict:
-    """measure_training in a fresh process, so its peak RSS is its own."""
-    args = json.dumps([list(map(str, paths)), mode, batch_size, max_samples, seconds])
-    code = "import json,sys; from kartstudio.bench.training import measure_training as m; print(json.dumps(m(*json.loads(sys.argv[1]))))"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, env=env)
+def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int, seconds: float) -> dict:
+    """Samples/s from session files vs from an in-memory array of the same frames, same model.
+
+    The in-memory side is TensorKart's way: every frame decoded and resized to 66x200 into one
+    uint8 array first. The two alternate in rounds of 10 batches on one model, so both see the
+    same machine load (this machine is shared) and the same network.
+    """
+    from kartstudio.training.dataset import ArrayDataset, SessionDataset
+
+    stream = SessionDataset(paths, batch_size=batch_size, seed=0)
+    with SessionDataset(paths, batch_size=256, shuffle=False) as reader:
+        images = np.empty((reader.frames, 66, 200, 3), np.uint8)
+        for k, (x, _) in enumerate(reader.batches(0)):
+            images[k * 256 : k * 256 + len(x)] = np.asarray(x + 0.5, np.uint8)
+        memory = ArrayDataset(images, reader.actions.copy(), batch_size=batch_size, seed=0)
+    step = _train_step()
+    sources = {"stream": _forever(stream), "memory": _forever(memory)}
+    for it in sources.values():
+        for _ in range(5):
+            float(step(*next(it)))
+    spent = {"stream": 0.0, "memory": 0.0}
+    done = {"stream": 0, "memory": 0}
+    start = time.monotonic()
+    while sum(done.values()) < 2 * samples and time.monotonic() - start < seconds:
+        for name, it in sources.items():
+            t0 = time.monotonic()
+            for _ in range(10):
+                x, y = next(it)
+                float(step(x, y))
+                done[name] += int(y.shape[0])
+            spent[name] += time.monotonic() - t0
+    rate = {k: done[k] / spent[k] for k in spent}
+    return {
+        "frames": stream.frames,
+        "samples_each": done["stream"],
+        "stream_samples_per_s": round(rate["stream"], 1),
+        "memory_samples_per_s": round(rate["memory"], 1),
+        "ratio": round(rate["stream"] / rate["memory"], 3),
+    }
+
+
+def _child(function: str, *args) -> dict:
+    """Run one measurement in a fresh process, so its peak RSS is its own."""
+    code = (
+        "import json,sys; import kartstudio.bench.training as b;"
+        f" print(json.dumps(b.{function}(*json.loads(sys.argv[1]))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True)
     if done.returncode != 0:
         from kartstudio.errors import KartStudioError
 
-        raise KartStudioError(f"benchmark child failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        raise KartStudioError(f"benchmark child ({function}) failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def bench_train(
-    small_mb: float = 150, large_mb: float = 600, batch_size: int = 50, samples: int = 6000, seconds: float = 60.0,
+    small_mb: float = 150, large_mb: float = 600, batch_size: int = 50, samples: int = 6000, seconds: float = 90.0,
     folder: Path | None = None,
 ) -> dict:
     """Streaming vs in-memory samples/s on the same frames, and peak RSS at two dataset sizes."""
@@ -197,23 +230,24 @@ def bench_train(
         large = make_dataset(folder / "large", large_mb, seed=100)
         made = time.monotonic() - t0
         size = lambda ps: sum(p.stat().st_size for p in ps)  # noqa: E731
-        runs = {
-            "stream_small": _child(small, "stream", batch_size, samples, seconds),
-            "memory_small": _child(small, "memory", batch_size, samples, seconds),
-            "stream_large": _child(large, "stream", batch_size, samples, seconds),
-        }
-        s, m, big = runs["stream_small"], runs["memory_small"], runs["stream_large"]
+        names = lambda ps: [str(p) for p in ps]  # noqa: E731
+        stream_small = _child("measure_streaming", names(small), batch_size, samples, seconds)
+        stream_large = _child("measure_streaming", names(large), batch_size, samples, seconds)
+        compare = _child("compare_streaming_to_memory", names(small), batch_size, samples, 2 * seconds)
         return {
-            "dataset_small": {"files": len(small), "frames": s["frames"], "mb_on_disk": round(size(small) / 2**20, 1)},
-            "dataset_large": {"files": len(large), "frames": big["frames"], "mb_on_disk": round(size(large) / 2**20, 1)},
+            "dataset_small": {"files": len(small), "frames": stream_small["frames"], "mb_on_disk": round(size(small) / 2**20, 1)},
+            "dataset_large": {"files": len(large), "frames": stream_large["frames"], "mb_on_disk": round(size(large) / 2**20, 1)},
             "seconds_to_generate": round(made, 1),
             "batch_size": batch_size,
-            "runs": runs,
-            "streaming_vs_memory": round(s["samples_per_s"] / m["samples_per_s"], 3),
-            "peak_rss_ratio_large_vs_small": round(big["peak_rss_mb"] / s["peak_rss_mb"], 3),
-            "in_memory_array_mb": round(s["frames"] * 66 * 200 * 3 / 2**20, 1),
+            "stream_small": stream_small,
+            "stream_large": stream_large,
+            "peak_rss_ratio_large_vs_small": round(stream_large["peak_rss_mb"] / stream_small["peak_rss_mb"], 3),
+            "compare": compare,
+            "streaming_vs_memory": compare["ratio"],
+            "in_memory_array_mb_small": round(stream_small["frames"] * 66 * 200 * 3 / 2**20, 1),
             "model": "kartstudio",
             "machine": machine(),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         }
     finally:
         if own:
@@ -260,4 +294,12 @@ def bench_infer(model_path: str | None = None, kind: str = "kartstudio", frames:
     }
 
 
-__all__ = ["bench_infer", "bench_train", "make_dataset", "measure_training", "synthetic_seat_frame", "write_synthetic_session"]
+__all__ = [
+    "bench_infer",
+    "bench_train",
+    "compare_streaming_to_memory",
+    "make_dataset",
+    "measure_streaming",
+    "synthetic_seat_frame",
+    "write_synthetic_session",
+]
