@@ -34,6 +34,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.epochs_done = 0
         self.last_error = ""
         self.model_path: Path | None = None
+        self._listed: set[str] = set()
         self.batch_points: tuple[list[float], list[float]] = ([], [])
         self.epoch_points: dict[str, tuple[list[float], list[float]]] = {"loss": ([], []), "val_loss": ([], [])}
 
@@ -130,7 +131,6 @@ class TrainingTab(QtWidgets.QWidget):
     # -- sessions ------------------------------------------------------------------------------------
     def refresh_sessions(self, *_args) -> None:
         checked = set(self.chosen_sessions())
-        first = self.session_list.count() == 0
         self.session_list.clear()
         for info in session_rows(self.settings.sessions_folder):
             if "problem" in info or not info["frames"]:
@@ -140,7 +140,8 @@ class TrainingTab(QtWidgets.QWidget):
                 f"{Path(info['path']).name}  ·  {info['kind']}  ·  {used} frames")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, info["path"])
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-            on = first or info["path"] in checked
+            on = info["path"] in checked or info["path"] not in self._listed  # new sessions start ticked
+            self._listed.add(info["path"])
             item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
             self.session_list.addItem(item)
 
