@@ -1,0 +1,81 @@
+"""The window on the practice track (no ROM): Record session writes both seats, versus races a model."""
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("kartstudio.practice.backend", reason="the practice track (kartstudio.practice) is not in this build")
+
+from kartstudio.controller import ControllerState  # noqa: E402
+from kartstudio.pads.base import ScriptedPadSource  # noqa: E402
+from kartstudio.session import open_session  # noqa: E402
+from test_gui import window  # noqa: E402,F401 - fixture
+
+
+def _start(window, qtbot):
+    assert window.settings.game_source == "practice" and not window.settings.rom_path
+    assert window.start_game(), window.notice.text()
+    qtbot.waitUntil(lambda: window.game.loop is not None and window.game.loop.status.running, timeout=60_000)
+
+
+def test_record_session_writes_two_distinct_seat_files(window, qtbot):
+    _start(window, qtbot)
+    tab = window.record_tab
+    left = ScriptedPadSource("left", policy=lambda: ControllerState(x=-60, a=True))
+    right = ScriptedPadSource("right", policy=lambda: ControllerState(x=50, b=True))
+    window.game.add_pad(left)
+    window.game.add_pad(right)
+    tab.refresh_drivers()
+    assert tab.panels[1].choose_driver("pad:script:left") and tab.panels[2].choose_driver("pad:script:right")
+    tab.session_button.click()
+    assert tab.recording
+    qtbot.waitUntil(lambda: all(p.recorder.counters()[s].written >= 20 for s, p in tab.panels.items()), timeout=60_000)
+    assert tab.panels[1].preview.has_image() and tab.panels[2].preview.has_image()
+    assert "frames" in tab.panels[1].counters.text() and "dropped" in tab.panels[1].counters.text()
+    tab.session_button.click()
+    qtbot.waitUntil(lambda: not any(p.busy or p.recording for p in tab.panels.values()), timeout=30_000)
+    p1, p2 = tab.panels[1].path, tab.panels[2].path
+    assert p1 != p2 and p1.parent == p2.parent == window.settings.sessions_folder
+    with open_session(p1) as s1, open_session(p2) as s2:
+        assert (s1.meta.seat, s2.meta.seat) == (1, 2) and s1.meta.game == "practice"
+        assert len(s1) >= 20 and len(s2) >= 20 and s1.complete and s2.complete
+        assert tuple(s1.meta.storage_size) == tuple(window.settings.storage_size)
+        late1 = [s1.state(i) for i in range(len(s1) // 2, len(s1))]
+        late2 = [s2.state(i) for i in range(len(s2) // 2, len(s2))]
+        # the two halves differ: seat 1 is the top of the split screen, seat 2 the bottom
+        assert (s1.frames[len(s1) - 1] != s2.frames[len(s2) - 1]).any()
+    assert all(s.x == -60 and s.a for s in late1) and all(s.x == 50 and s.b for s in late2)
+    assert window.datasets_tab.table.rowCount() == 2  # the browser lists them at once
+    window.stop_game()
+
+
+@pytest.fixture(scope="module")
+def fresh_model(tmp_path_factory):
+    from kartstudio.model import build_model, save_model
+
+    return save_model(build_model("kartstudio"), tmp_path_factory.mktemp("models") / "fresh.keras")
+
+
+def test_versus_on_the_practice_track_shows_maps_and_records_a_correction(window, qtbot, fresh_model):
+    tab = window.versus_tab
+    window.tabs.setCurrentWidget(tab)
+    human = ScriptedPadSource("human", policy=lambda: ControllerState(x=-30, a=True))
+    window.game.add_pad(human)
+    tab.refresh_drivers()
+    tab.takeover_box.setCurrentIndex(tab.takeover_box.findText("human"))
+    tab.choose_model(fresh_model)
+    assert tab.start_versus()  # starts the practice track itself
+    qtbot.waitUntil(lambda: tab.racing, timeout=90_000)
+    qtbot.waitUntil(lambda: tab.activation_frames > 5, timeout=30_000)
+    assert tab.conv2_view.has_image() and tab.conv4_view.has_image()
+    assert tab.ai_view.has_image() and tab.human_view.has_image()
+    tab.takeover_button.click()
+    assert tab.taken_over
+    qtbot.wait(1500)
+    tab.takeover_button.click()
+    qtbot.waitUntil(lambda: len(tab.corrections_saved) == 1, timeout=30_000)
+    with open_session(tab.corrections_saved[0]) as s:
+        assert s.meta.kind == "correction" and s.meta.seat == 1 and len(s) > 5
+        late = [s.state(i) for i in range(len(s) // 2, len(s))]
+    assert all(st.x == -30 and st.a for st in late)
+    tab.stop_versus()
+    window.stop_game()
