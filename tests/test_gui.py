@@ -227,3 +227,10 @@ def test_settings_dialog_saves_and_refuses_bad_values(window, qtbot, tmp_path):
     saved = json.loads(settings_path().read_text())
     assert saved["data_folder"] == str(tmp_path / "elsewhere") and saved["storage_size"] == [66, 200]
     assert window.settings.sessions_folder == tmp_path / "elsewhere" / "sessions"
+
+
+def test_no_display_gives_one_clear_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    run = subprocess.run([sys.executable, "-m", "kartstudio"], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith("kartstudio: error: no display") and "Traceback" not in run.stderr

@@ -50,8 +50,13 @@ def run(screenshot: str | os.PathLike | None = None, settle_ms: int = 600) -> in
 
     Without a display the screenshot renders offscreen (QT_QPA_PLATFORM=offscreen is set for it).
     """
-    if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY") \
+        and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")
+    if headless:
+        if screenshot is None:
+            raise KartStudioError("no display to open the window on (DISPLAY is not set): run kartstudio in a "
+                                  "desktop session, or use `kartstudio gui --screenshot FILE.png` headless")
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:
         app = make_app()
     except Exception as exc:  # noqa: BLE001 - e.g. no display and no Qt platform plugin
