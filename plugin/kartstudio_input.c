@@ -4,7 +4,8 @@
  * KARTSTUDIO_SOCKET, per-launch token from KARTSTUDIO_TOKEN); the plugin hands them to the game
  * in GetKeys and reports every poll back. The protocol is in protocol.h and docs/plugin-protocol.md.
  *
- * Threads: the emulator thread calls GetKeys; one plugin thread does all socket I/O.
+ * Threads: the emulator thread calls GetKeys (the core calls it from one thread only, which the
+ * poll-report ring relies on); one plugin thread does all socket I/O.
  * - free-run: GetKeys only loads one atomic word per controller and pushes a poll report into a
  *   single-producer ring; it makes no system call and never waits (the I/O thread flushes the
  *   ring every FLUSH_MS).
@@ -46,6 +47,7 @@
 #define MAX_PENDING 8        /* connections that have not sent their hello yet */
 #define HELLO_TIMEOUT_MS 2000
 #define MAX_REFUSAL_LOGS 10
+#define MAX_MSGS_PER_WAKE 256 /* then flush reports and look at other connections before reading on */
 
 /* One message the emulator thread queues for the I/O thread. */
 typedef struct {
@@ -418,7 +420,7 @@ static int handle_message(const uint8_t *msg, ssize_t n) {
 
 static void read_client(void) {
     uint8_t msg[KS_MSG_SIZE + 1];
-    for (;;) {
+    for (int i = 0; i < MAX_MSGS_PER_WAKE; i++) {
         /* MSG_TRUNC: an oversized datagram reports its real length, so it is caught as malformed */
         ssize_t n = recv(P.client_fd, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) {
@@ -518,6 +520,7 @@ static void flush_reports(void) {
 
 static void *io_main(void *arg) {
     (void)arg;
+    pthread_setname_np(pthread_self(), "kartstudio-io");
     struct pollfd fds[3 + MAX_PENDING];
     while (!atomic_load(&P.stop)) {
         int nfds = 0;
@@ -532,8 +535,10 @@ static void *io_main(void *arg) {
         for (int i = 0; i < P.n_pending; i++) fds[nfds++] = (struct pollfd){.fd = P.pending[i].fd, .events = POLLIN};
         int timeout = P.client_fd >= 0 ? FLUSH_MS : (P.n_pending ? 100 : -1);
 
-        if (poll(fds, (nfds_t)nfds, timeout) < 0 && errno != EINTR)
+        if (poll(fds, (nfds_t)nfds, timeout) < 0 && errno != EINTR) {
+            logmsg(M64MSG_ERROR, "the plugin's I/O thread stopped: poll: %s", strerror(errno));
             break;
+        }
         if (fds[0].revents & POLLIN) {
             uint64_t v;
             if (read(P.wake_fd, &v, sizeof v) < 0) { /* nothing to do: it was a wake-up */ }

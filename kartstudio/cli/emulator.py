@@ -107,6 +107,10 @@ def cmd_bench_emulator(args) -> int:
     return 0
 
 
+def _us(v, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
 def cmd_bench_plugin(args) -> int:
     from kartstudio.emulator.plugin_bench import bench_plugin
 
@@ -117,14 +121,14 @@ def cmd_bench_plugin(args) -> int:
     g, d, ls, a = r["getkeys_us"], r["delivery_us"], r["lockstep"], r["anchor_getkeys_us"]
     ok = {True: "met", False: "MISSED"}
     print(f"input plugin {r['plugin']} on {r['machine']}, driven in-process as mupen64plus-core drives it")
-    print(f"  GetKeys (free-run)  p50 {g['p50']:.2f} us  p99 {g['p99']:.2f} us  max {g['max']:.1f} us  ({g['n']} calls)"
+    print(f"  GetKeys (free-run)  p50 {_us(g['p50'])} us  p99 {_us(g['p99'])} us  max {_us(g['max'], 1)} us  ({g['n']} calls)"
           f"  target p99 <= 5 us: {ok[r['targets']['getkeys_p99_us<=5']]}")
     print(f"  anchor (HTTP GET per poll) p50 {a['p50']:.0f} us  p99 {a['p99']:.0f} us: "
           f"{r['speedup_vs_anchor']['p50']}x faster at p50, {r['speedup_vs_anchor']['p99']}x at p99")
-    print(f"  delivery (send -> GetKeys returns it)  p50 {d['p50']:.1f} us  p99 {d['p99']:.1f} us  max {d['max']:.0f} us"
+    print(f"  delivery (send -> GetKeys returns it)  p50 {_us(d['p50'], 1)} us  p99 {_us(d['p99'], 1)} us  max {_us(d['max'], 0)} us"
           f"  ({d['n']} states, {d['not_seen']} not seen)  target p99 <= 50 us: {ok[r['targets']['delivery_p99_us<=50']]}")
     print(f"  polls/s (tight loop)  {r['polls_per_s']:,}")
-    print(f"  lock-step  {ls['steps_per_s']:,} steps/s  step p50 {ls['step_us']['p50']:.0f} us  p99 {ls['step_us']['p99']:.0f} us"
+    print(f"  lock-step  {ls['steps_per_s']:,} steps/s  step p50 {_us(ls['step_us']['p50'], 0)} us  p99 {_us(ls['step_us']['p99'], 0)} us"
           f"  exact reports {ls['steps_with_exact_reports']}/{ls['steps']}")
     s = r["plugin_stats"]
     print(f"  plugin counters: {s['polls']:,} polls, {s['messages_ok']:,} messages, {s['malformed_dropped']} malformed, "
