@@ -210,7 +210,7 @@ class DatasetsTab(QtWidgets.QWidget):
         self.image.set_image(None)
         self.frame_label.setText("")
         for curve in self.curves.values():
-            curve.setData([], [])
+            curve.clear()
         for b in (self.slider, self.in_button, self.out_button, self.clear_button):
             b.setEnabled(False)
         self._draw_excluded()

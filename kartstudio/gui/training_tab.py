@@ -245,7 +245,13 @@ class TrainingTab(QtWidgets.QWidget):
         self.epoch_points = {"loss": ([], []), "val_loss": ([], [])}
         self.checkpoints.clear()
         for curve in (self.batch_curve, self.loss_curve, self.val_curve):
-            curve.setData([], [])
+            curve.clear()
+
+    def _draw(self) -> None:
+        for curve, (xs, ys) in ((self.batch_curve, self.batch_points), (self.loss_curve, self.epoch_points["loss"]),
+                                (self.val_curve, self.epoch_points["val_loss"])):
+            if xs:  # pyqtgraph warns about the bounds of an empty symbol curve
+                curve.setData(xs, ys)
 
     def _poll(self) -> None:
         task = self.task
@@ -265,9 +271,7 @@ class TrainingTab(QtWidgets.QWidget):
                 self._finish(kind, payload)
                 return
         if changed:
-            self.batch_curve.setData(*self.batch_points)
-            self.loss_curve.setData(*self.epoch_points["loss"])
-            self.val_curve.setData(*self.epoch_points["val_loss"])
+            self._draw()
 
     def _on_batch(self, p: dict) -> None:
         self.batches_seen += 1
@@ -303,9 +307,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if kind == "done" else 0)
-        self.batch_curve.setData(*self.batch_points)
-        self.loss_curve.setData(*self.epoch_points["loss"])
-        self.val_curve.setData(*self.epoch_points["val_loss"])
+        self._draw()
         saved = self.model_path if self.model_path is not None and self.model_path.exists() else None
         if kind == "error":
             self.last_error = str(payload)
