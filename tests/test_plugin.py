@@ -506,3 +506,88 @@ def test_bench_plugin_command_reports_its_measurements():
     assert r["delivery_us"]["n"] > 5 and r["delivery_us"]["p50"] > 0
     assert r["lockstep"]["steps_with_exact_reports"] == r["lockstep"]["steps"]
     assert r["polls_per_s"] > 10_000
+
+
+# -- more of the contract ------------------------------------------------------------------------
+
+def test_four_controllers_and_lockstep_on_the_first_present(plugin_so):
+    ep = PluginEndpoint.create(controllers=(2, 3, 4))
+    h = PluginHarness(plugin_so)
+    try:
+        assert h.start(ep.env()) == [2, 3, 4]
+        with PluginClient(ep).connect(timeout=5) as c:
+            assert c.present == (2, 3, 4) and c.lockstep_controller == 2
+            states = {2: ControllerState(a=True), 3: ControllerState(x=-5, c_left=True), 4: ControllerState(y=80, l=True)}
+            c.send_states(states)
+            poll_until(h, 4, states[4].to_buttons())
+            assert {k: ControllerState.from_buttons(v) for k, v in h.poll_all().items()} == states
+            c.set_lockstep(True, timeout_ms=30)
+            t0 = time.monotonic()
+            h.get_keys(3)  # not the lock-step controller: does not wait
+            assert time.monotonic() - t0 < 0.025
+            assert h.get_keys(2) == 0  # the lock-step controller waited 30 ms for a step, then neutral
+    finally:
+        h.stop()
+        ep.remove()
+
+
+def test_a_new_connection_replaces_the_old_one(plugin, endpoint, client):
+    client.send_states({1: ControllerState(a=True)})
+    poll_until(plugin, 1, ControllerState(a=True).to_buttons())
+    with PluginClient(endpoint).connect(timeout=5) as second:
+        assert plugin.get_keys(1) == 0  # the new connection starts neutral
+        deadline = time.monotonic() + 2
+        while client.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not client.connected
+        with pytest.raises(PluginError):
+            client.send_states({1: ControllerState(b=True)})
+        second.send_states({1: ControllerState(z=True)})
+        poll_until(plugin, 1, ControllerState(z=True).to_buttons())
+        assert second.stats()["connections"] == 2
+
+
+def test_stale_socket_is_replaced_but_other_files_are_left_alone(plugin_so, endpoint):
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stale.bind(str(endpoint.path))
+    stale.close()  # a socket file left by a crashed launch
+    h = PluginHarness(plugin_so)
+    try:
+        h.start(endpoint.env())
+        with PluginClient(endpoint).connect(timeout=5):
+            pass
+    finally:
+        h.stop()
+    endpoint.path.write_text("not a socket")
+    try:
+        h.start(endpoint.env())
+        assert endpoint.path.read_text() == "not a socket"
+        assert any("not a socket" in text for _, text in h.log)
+    finally:
+        h.stop()
+        endpoint.path.unlink()
+
+
+def test_connect_without_an_emulator_is_one_clear_error(endpoint):
+    t0 = time.monotonic()
+    with pytest.raises(PluginError, match="not listening on .*is mupen64plus running"):
+        PluginClient(endpoint).connect(timeout=0.3)
+    assert time.monotonic() - t0 < 2
+
+
+def test_endpoint_refuses_a_folder_owned_by_someone_else(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a folder to another user")
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)
+    with pytest.raises(PluginError, match="not a folder owned by you"):
+        PluginEndpoint.create(folder=folder)
+
+
+def test_endpoint_tightens_its_own_folder(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    ep = PluginEndpoint.create(folder=folder)
+    assert ep.path.parent == folder and stat.S_IMODE(folder.stat().st_mode) == 0o700
