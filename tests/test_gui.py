@@ -234,3 +234,17 @@ def test_no_display_gives_one_clear_line(tmp_path):
     run = subprocess.run([sys.executable, "-m", "kartstudio"], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 2
     assert run.stderr.strip().startswith("kartstudio: error: no display") and "Traceback" not in run.stderr
+
+
+def test_import_tensorkart_arrays(window, qtbot, tmp_path):
+    x = np.random.default_rng(0).integers(0, 255, (30, 66, 200, 3), dtype=np.uint8)
+    y = np.zeros((30, 5), np.float32)
+    y[:, 0] = np.linspace(-1, 1, 30)
+    np.save(tmp_path / "X.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    tab = window.datasets_tab
+    assert tab.start_import_arrays(tmp_path / "X.npy", tmp_path / "y.npy") is not None
+    qtbot.waitUntil(lambda: tab.import_task is None, timeout=60_000)
+    assert "Imported 30 frames" in tab.notice.text()
+    with open_session(tab.selected_path()) as s:
+        assert len(s) == 30 and np.array_equal(s.frames[7], x[7])

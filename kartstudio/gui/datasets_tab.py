@@ -67,11 +67,18 @@ class DatasetsTab(QtWidgets.QWidget):
         self.table.itemSelectionChanged.connect(self._on_select)
         lv.addWidget(self.table, 1)
         buttons = QtWidgets.QHBoxLayout()
-        for text, slot in (("Refresh", self.refresh), ("Import TensorKart…", self.choose_import),
-                           ("Delete…", self.delete_selected)):
-            b = QtWidgets.QPushButton(text)
-            b.clicked.connect(slot)
-            buttons.addWidget(b)
+        refresh = QtWidgets.QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        buttons.addWidget(refresh)
+        self.import_button = QtWidgets.QPushButton("Import TensorKart…")
+        menu = QtWidgets.QMenu(self.import_button)
+        menu.addAction("A record.py folder (data.csv + PNGs)…", self.choose_import)
+        menu.addAction("Prepared arrays (X.npy + y.npy)…", self.choose_import_arrays)
+        self.import_button.setMenu(menu)
+        buttons.addWidget(self.import_button)
+        delete = QtWidgets.QPushButton("Delete…")
+        delete.clicked.connect(lambda: self.delete_selected())
+        buttons.addWidget(delete)
         lv.addLayout(buttons)
         split.addWidget(left)
 
@@ -334,6 +341,39 @@ class DatasetsTab(QtWidgets.QWidget):
         if folder:
             self.start_import([folder])
 
+    def choose_import_arrays(self) -> None:
+        x, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose TensorKart's X.npy", "", "NumPy arrays (*.npy)")
+        if not x:
+            return
+        y = Path(x).with_name("y.npy")
+        if not y.is_file():
+            y_name, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose the matching y.npy", str(Path(x).parent),
+                                                              "NumPy arrays (*.npy)")
+            if not y_name:
+                return
+            y = Path(y_name)
+        self.start_import_arrays(x, y)
+
+    def start_import_arrays(self, x_path: str | Path, y_path: str | Path) -> BackgroundTask | None:
+        """Import TensorKart's X.npy/y.npy into a new session, with a progress dialog."""
+        from kartstudio.session import new_session_path
+
+        out = new_session_path(self.folder, f"tensorkart-{Path(x_path).parent.name or 'arrays'}", 1)
+        out.unlink()
+
+        def work(report, cancelled):
+            from kartstudio.importers import import_tensorkart_arrays
+
+            def progress(done: int, total: int) -> None:
+                if cancelled.is_set():
+                    raise Cancelled()
+                if done % 50 == 0 or done == total:
+                    report("progress", (done, total))
+
+            return import_tensorkart_arrays(x_path, y_path, out, skip_bad=True, progress=progress)
+
+        return self._run_import(work, Path(x_path).name)
+
     def start_import(self, folders: list[str | Path], seat: int = 1) -> BackgroundTask | None:
         """Import TensorKart record.py folders into a new session, with a progress dialog."""
         from kartstudio.session import new_session_path
@@ -357,8 +397,11 @@ class DatasetsTab(QtWidgets.QWidget):
 
             return import_tensorkart_folders(folders, out, skip_bad=True, seat=seat, progress=progress)
 
+        return self._run_import(work, folders[0].name)
+
+    def _run_import(self, work, what: str) -> BackgroundTask:
         self.import_task = BackgroundTask(work, "import").start()
-        self.progress = QtWidgets.QProgressDialog(f"Importing {folders[0].name}…", "Cancel", 0, 100, self)
+        self.progress = QtWidgets.QProgressDialog(f"Importing {what}…", "Cancel", 0, 100, self)
         self.progress.setWindowTitle("Import TensorKart")
         self.progress.setMinimumDuration(0)
         self.progress.canceled.connect(self.import_task.cancel)
