@@ -87,7 +87,7 @@ def encode_states(msg_type: int, seq: int, states: Mapping[int, ControllerState]
     return encode(msg_type, seq, _STATES_PAYLOAD.pack(mask, *buttons))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollReport:
     """One GetKeys call: which controller, its poll counter, exactly what the game read, and when."""
 
@@ -175,7 +175,6 @@ class PluginClient:
         self._cond = threading.Condition()
         self._seq = 0
         self._last_sent = 0.0
-        self._last_states: dict[int, ControllerState] = {}
         self._reports: collections.deque[PollReport] = collections.deque(maxlen=max_reports)
         self._ready_id = -1
         self._mode_ack = -1
@@ -276,7 +275,6 @@ class PluginClient:
 
     def send_states(self, states: Mapping[int, ControllerState]) -> int:
         """Free-run: the game reads these from its next poll on (latest wins). Returns the message seq."""
-        self._last_states.update(states)
         return self._send(lambda seq: encode_states(STATES, seq, states))
 
     def set_lockstep(self, enabled: bool, timeout_ms: int = DEFAULT_LOCKSTEP_TIMEOUT_MS) -> None:
@@ -326,7 +324,8 @@ class PluginClient:
 
     # -- receiving -------------------------------------------------------------------------
     def polls(self) -> list[PollReport]:
-        """Every poll report received since the last call (those step() returned are not repeated)."""
+        """Every poll report received since the last call (those step() returned are not repeated).
+        The plugin sends them within about 2 ms of the poll; t_ns says exactly when it was."""
         with self._cond:
             out = list(self._reports)
             self._reports.clear()
