@@ -195,6 +195,12 @@ class SeatPanel(QtWidgets.QGroupBox):
 
         choice = self.current_choice()
         pad = choice.pad if choice is not None and choice.pad is not None else loop.applied_pad(self.seat)
+        other = self.partner
+        if other is not None and other.recording and other.recorder.seats[other.seat].pad is pad:
+            self.notice.show_message(f"Seat {other.seat} is already recording {pad.name}; one pad cannot record "
+                                     "both seats. Choose another pad for this seat.", "error")
+            self.toggle.setChecked(False)
+            return False
         backend = self.game.backend
         meta = SessionMeta(
             game=self.game.game_name(),
