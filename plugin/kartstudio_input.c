@@ -8,7 +8,8 @@
  * poll-report ring relies on); one plugin thread does all socket I/O.
  * - free-run: GetKeys only loads one atomic word per controller and pushes a poll report into a
  *   single-producer ring; it makes no system call and never waits (the I/O thread flushes the
- *   ring every FLUSH_MS).
+ *   ring every FLUSH_MS, and at once when KartStudio asks with KS_SYNC: waking another thread
+ *   from GetKeys would cost more than the whole 5 us budget on a virtual machine).
  * - lock-step: GetKeys for the lock-step controller waits (bounded) on a condition variable for
  *   the next step, then installs that step's states for every controller.
  * - silence: in free-run, if nothing has been heard from KartStudio for silence_ms, GetKeys
@@ -87,6 +88,8 @@ static struct {
     int stats_pending; /* a stats request whose answer did not fit in the socket yet */
     int ack_pending;   /* likewise for a mode change's acknowledgement */
     uint32_t ack_seq;
+    int sync_pending;  /* a KS_SYNC to answer once the ring is drained up to sync_head */
+    uint32_t sync_seq, sync_head;
     pthread_t io_thread;
     atomic_int stop;
 
@@ -286,7 +289,7 @@ static void disconnect_client(const char *why) {
         return;
     close(P.client_fd);
     P.client_fd = -1;
-    P.stats_pending = P.ack_pending = 0;
+    P.stats_pending = P.ack_pending = P.sync_pending = 0;
     pthread_mutex_lock(&P.lock);
     atomic_store(&P.connected, 0);
     atomic_store(&P.lockstep_on, 0);
@@ -408,10 +411,16 @@ static int handle_message(const uint8_t *msg, ssize_t n) {
     }
     case KS_STATS_REQ:
     case KS_KEEPALIVE:
+    case KS_SYNC:
         if (!all_zero(msg + 16, KS_MSG_SIZE - 16))
             return -1;
         if (type == KS_STATS_REQ)
             send_stats();
+        if (type == KS_SYNC) { /* answered by io_main once the reports queued by now are sent */
+            P.sync_pending = 1;
+            P.sync_seq = seq;
+            P.sync_head = atomic_load_explicit(&P.ring_head, memory_order_acquire);
+        }
         return 0;
     default: /* unknown type, bad header, or a second hello */
         return -1;
@@ -565,6 +574,16 @@ static void *io_main(void *arg) {
         if (P.stats_pending && P.client_fd >= 0)
             send_stats();
         flush_reports();
+        if (P.sync_pending && P.client_fd >= 0 &&
+            (int32_t)(atomic_load(&P.ring_tail) - P.sync_head) >= 0) {
+            uint8_t msg[KS_MSG_SIZE];
+            header(msg, KS_SYNC_ACK, P.sync_seq);
+            int rc = send_msg(P.client_fd, msg);
+            if (rc == 0)
+                P.sync_pending = 0;
+            else if (rc < 0)
+                disconnect_client("send failed");
+        }
     }
     return NULL;
 }

@@ -23,6 +23,7 @@ enum {
     KS_MODE = 4,      /* payload: u32 lockstep (0/1), u32 lockstep_timeout_ms (0 = default), u32 quiet (1 = no poll reports) */
     KS_STATS_REQ = 5, /* no payload; answered by KS_STATS */
     KS_KEEPALIVE = 6, /* no payload; only says "KartStudio is alive" */
+    KS_SYNC = 7,      /* no payload; answered by KS_SYNC_ACK once every poll made before it was reported */
 };
 
 /* plugin -> KartStudio */
@@ -32,6 +33,7 @@ enum {
     KS_READY = 0x83,   /* lock-step: seq = last step consumed; the game waits for the next one */
     KS_STATS = 0x84,   /* payload: counters (docs/plugin-protocol.md) */
     KS_MODE_ACK = 0x85, /* seq = the KS_MODE message now in force */
+    KS_SYNC_ACK = 0x86, /* seq = the KS_SYNC message; every earlier poll's report was sent before it */
 };
 
 /* Where the state a poll returned came from (KS_POLL "source"). */

@@ -163,8 +163,8 @@ def test_protocol_constants_match_the_c_header():
     assert defines["KS_MAGIC"] == '"KSIP"' and pc.MAGIC == b"KSIP"
     assert int(defines["KS_VERSION"]) == pc.VERSION and int(defines["KS_MSG_SIZE"]) == pc.MSG_SIZE
     assert int(defines["KS_TOKEN_SIZE"]) == pc.TOKEN_SIZE
-    for name in ("HELLO", "STATES", "STEP", "MODE", "STATS_REQ", "KEEPALIVE", "WELCOME", "POLL", "READY", "STATS",
-                 "MODE_ACK"):
+    for name in ("HELLO", "STATES", "STEP", "MODE", "STATS_REQ", "KEEPALIVE", "SYNC", "WELCOME", "POLL", "READY",
+                 "STATS", "MODE_ACK", "SYNC_ACK"):
         assert enums[f"KS_{name}"] == getattr(pc, name), name
     assert {enums[k]: k for k in enums if k.startswith("KS_SRC_")}.keys() == pc.SOURCES.keys()
 
@@ -452,7 +452,7 @@ def malformed_messages(rng: random.Random, token: bytes, n: int) -> list[bytes]:
         lambda: good + rng.randbytes(rng.randint(1, 4000)),  # oversized
         lambda: b"KSIQ" + good[4:],  # bad magic
         lambda: good[:4] + b"\x02\x00" + good[6:],  # other version
-        lambda: pc.encode(rng.choice([0, 7, 9, 0x80, 0x81, 0x82, 0xFFFF]), 1),  # unknown / plugin-only type
+        lambda: pc.encode(rng.choice([0, 8, 9, 0x80, 0x81, 0x82, 0x86, 0xFFFF]), 1),  # unknown / plugin-only type
         lambda: good[:12] + b"\x01\x00\x00\x00" + good[16:],  # reserved header word not 0
         lambda: pc.encode(pc.STATES, 3, bytes(20)),  # mask 0
         lambda: pc.encode(pc.STATES, 3, (16).to_bytes(4, "little") + bytes(16)),  # mask beyond controller 4
@@ -591,3 +591,19 @@ def test_endpoint_tightens_its_own_folder(tmp_path):
     os.chmod(folder, 0o755)
     ep = PluginEndpoint.create(folder=folder)
     assert ep.path.parent == folder and stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_sync_delivers_every_poll_made_before_it(plugin, client):
+    """After a picture is captured, polls(sync=True) holds every poll the game made until then,
+    so the picture can be paired with the input the game last read."""
+    client.send_states({1: ControllerState(a=True)})
+    poll_until(plugin, 1, ControllerState(a=True).to_buttons())
+    client.polls(sync=True)
+    for i in range(50):
+        state = ControllerState(x=i - 25, b=bool(i & 1))
+        client.send_states({1: state})
+        poll_until(plugin, 1, state.to_buttons())
+        count = plugin.poll_all()  # the game's last poll before the "capture"
+        reports = client.polls(sync=True)  # immediately: no waiting for the 2 ms flush
+        last = [r for r in reports if r.controller == 1][-1]
+        assert last.state == state and last.buttons == count[1]

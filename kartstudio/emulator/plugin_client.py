@@ -40,9 +40,9 @@ TOKEN_SIZE = 32
 HEADER = struct.Struct("<4sHHII")  # magic, version, type, seq, reserved (0)
 
 # KartStudio -> plugin
-HELLO, STATES, STEP, MODE, STATS_REQ, KEEPALIVE = 1, 2, 3, 4, 5, 6
+HELLO, STATES, STEP, MODE, STATS_REQ, KEEPALIVE, SYNC = 1, 2, 3, 4, 5, 6, 7
 # plugin -> KartStudio
-WELCOME, POLL, READY, STATS, MODE_ACK = 0x81, 0x82, 0x83, 0x84, 0x85
+WELCOME, POLL, READY, STATS, MODE_ACK, SYNC_ACK = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
 
 # Where the state a poll returned came from.
 SOURCES = {0: "state", 1: "no-client", 2: "silence", 3: "lockstep-timeout", 4: "no-state-yet"}
@@ -178,6 +178,7 @@ class PluginClient:
         self._reports: collections.deque[PollReport] = collections.deque(maxlen=max_reports)
         self._ready_id = -1
         self._mode_ack = -1
+        self._sync_ack = -1
         self._stats: dict | None = None
         self._lockstep = False
         self._lockstep_timeout_ms = DEFAULT_LOCKSTEP_TIMEOUT_MS
@@ -323,13 +324,30 @@ class PluginClient:
         return mine
 
     # -- receiving -------------------------------------------------------------------------
-    def polls(self) -> list[PollReport]:
+    def polls(self, sync: bool = False) -> list[PollReport]:
         """Every poll report received since the last call (those step() returned are not repeated).
-        The plugin sends them within about 2 ms of the poll; t_ns says exactly when it was."""
+
+        The plugin sends reports within about 2 ms of the poll (t_ns says exactly when it was).
+        With sync=True it first makes sure every poll the game made until now is included: use it
+        right after capturing a picture to pair the picture with the input the game last read."""
+        if sync:
+            self.sync()
         with self._cond:
             out = list(self._reports)
             self._reports.clear()
         return out
+
+    def sync(self, timeout: float = 1.0) -> None:
+        """Returns once the reports of every poll made before now have been received (a round trip,
+        tens of microseconds)."""
+        seq = self._send(lambda seq: encode(SYNC, seq))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._sync_ack != seq:
+                left = deadline - time.monotonic()
+                if self._closed.is_set() or left <= 0:
+                    raise PluginError(f"the input plugin did not answer a sync within {timeout:g} s")
+                self._cond.wait(left)
 
     def wait_polls(self, count: int, timeout: float = 2.0) -> list[PollReport]:
         """Waits until at least `count` reports are queued (or timeout), then drains them."""
@@ -380,6 +398,8 @@ class PluginClient:
                     self._ready_id = seq
                 elif msg_type == MODE_ACK:
                     self._mode_ack = seq
+                elif msg_type == SYNC_ACK:
+                    self._sync_ack = seq
                 elif msg_type == STATS:
                     v = _STATS_PAYLOAD.unpack_from(msg, 16)
                     names = ("polls", "messages_ok", "malformed_dropped", "unauthenticated_dropped", "neutral_on_silence",
