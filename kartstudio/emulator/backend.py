@@ -202,7 +202,7 @@ class EmulatorBackend(GameBackend):
                 return self._ended()
             raise
         # Reports that arrived by now are polls the game made before this picture was taken.
-        self._remember(self.client.polls())
+        self._remember(self.client.polls(sync=True))  # every poll made before the capture
         inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
         first = self._last_read.get(self.seats[0])
         return Frame(number=first.poll if first else 0, timestamp=timestamp, image=image, inputs=inputs or None)
