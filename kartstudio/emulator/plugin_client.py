@@ -26,7 +26,7 @@ import stat
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -130,7 +130,7 @@ class PluginEndpoint:
     """Where one emulator launch's plugin listens, and the token it will ask for."""
 
     path: Path
-    token: bytes
+    token: bytes = field(repr=False)  # a secret: never in logs
     controllers: tuple[int, ...] = (1, 2)
 
     @classmethod
