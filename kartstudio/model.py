@@ -67,12 +67,12 @@ def resize_images(images, size: tuple[int, int] = INPUT_SIZE):
     """Resize a batch of (B, H, W, 3) images to `size` the way training and the pilot both do.
 
     Area averaging: antialiased when shrinking, as skimage's resize was in TensorKart, and
-    about 0.25 ms for a 320x120 seat here, against 0.6 ms for antialiased bilinear. A batch that
-    already has the size (known while tracing) is passed through untouched.
+    cheaper than antialiased bilinear (0.08 vs 0.2 ms for a 320x120 seat in a batch, here).
+    uint8 images go in as they are (a separate cast first costs half as much again); the result
+    is float32. A batch that already has the size (known while tracing) is only cast.
     """
-    images = tf.cast(images, tf.float32)
     if tuple(images.shape[1:3]) == tuple(size):
-        return images
+        return tf.cast(images, tf.float32)
     return tf.image.resize(images, size, method="area")
 
 

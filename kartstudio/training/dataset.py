@@ -233,7 +233,9 @@ class _BatchSource:
         order = self.epoch_order(epoch)
         rng = np.random.default_rng([self.seed, epoch, 1])
         for start in range(0, len(order), self.batch_size):
-            pos = order[start : start + self.batch_size]
+            # sorted within the batch: reads go file by file, front to back (a batch's gradient
+            # does not depend on the order of its samples)
+            pos = np.sort(order[start : start + self.batch_size])
             n = len(pos)
             if self.augment:
                 flip = rng.random(n) < 0.5
