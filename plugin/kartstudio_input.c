@@ -815,8 +815,11 @@ EXPORT void CALL InitiateControllers(CONTROL_INFO ControlInfo) {
         ControlInfo.Controls[i].Plugin = PLUGIN_NONE;
         ControlInfo.Controls[i].Type = CONT_TYPE_STANDARD;
     }
-    logmsg(M64MSG_INFO, "controllers present: %s%s%s%s", P.present[0] ? "1 " : "", P.present[1] ? "2 " : "",
-           P.present[2] ? "3 " : "", P.present[3] ? "4" : "");
+    char list[16] = "";
+    for (int i = 0; i < KS_MAX_CONTROLLERS; i++)
+        if (P.present[i])
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", *list ? "," : "", i + 1);
+    logmsg(M64MSG_INFO, "controllers present: %s", *list ? list : "none");
 }
 
 /* Raw controller access is not used (RawData = 0): the core answers the PIF itself. */

@@ -607,3 +607,16 @@ def test_sync_delivers_every_poll_made_before_it(plugin, client):
         reports = client.polls(sync=True)  # immediately: no waiting for the 2 ms flush
         last = [r for r in reports if r.controller == 1][-1]
         assert last.state == state and last.buttons == count[1]
+
+
+def test_bench_plugin_text_output_and_bad_arguments(capsys, plugin_so):
+    from kartstudio.cli import main
+
+    assert main(["bench", "plugin", "--seconds", "0.2"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("GetKeys (free-run)", "anchor (HTTP GET per poll)", "delivery (send -> GetKeys returns it)",
+                   "polls/s", "lock-step", "plugin counters"):
+        assert needle in out
+    assert main(["bench", "plugin", "--seconds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seconds" in err
