@@ -620,3 +620,24 @@ def test_bench_plugin_text_output_and_bad_arguments(capsys, plugin_so):
     assert main(["bench", "plugin", "--seconds", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--seconds" in err
+
+
+def test_bad_controller_list_falls_back_to_1_2_and_says_so(plugin_so, endpoint):
+    h = PluginHarness(plugin_so)
+    try:
+        assert h.start({**endpoint.env(), "KARTSTUDIO_CONTROLLERS": "1,5,x"}) == [1, 2]
+        assert any("KARTSTUDIO_CONTROLLERS" in text for level, text in h.log if level == "warning")
+    finally:
+        h.stop()
+
+
+def test_shorter_silence_limit(plugin_so, endpoint):
+    h = PluginHarness(plugin_so)
+    try:
+        h.start({**endpoint.env(), "KARTSTUDIO_SILENCE_MS": "30"})
+        with PluginClient(endpoint, keepalive=False).connect(timeout=5) as c:
+            assert c.silence_ms == 30
+            _, first, last, buttons = _held_then_neutral(h, c)
+            assert (last - first) / 1e6 <= 30 + 5 and buttons[-1] == 0
+    finally:
+        h.stop()
