@@ -190,6 +190,8 @@ class PluginClient:
     # -- connection ------------------------------------------------------------------------
     def connect(self, timeout: float = 10.0) -> "PluginClient":
         """Connects and authenticates, retrying until the emulator's plugin listens or `timeout` passes."""
+        if self._sock is not None:
+            raise PluginError("this PluginClient was already connected: make a new one to connect again")
         deadline = time.monotonic() + timeout
         last_error = "nothing listening"
         while True:
