@@ -79,3 +79,20 @@ def test_versus_on_the_practice_track_shows_maps_and_records_a_correction(window
     assert all(st.x == -30 and st.a for st in late)
     tab.stop_versus()
     window.stop_game()
+
+
+def test_the_expert_drives_a_seat_and_its_moves_are_the_labels(window, qtbot):
+    pytest.importorskip("kartstudio.practice.expert")
+    _start(window, qtbot)
+    tab = window.record_tab
+    assert tab.panels[1].choose_driver("expert")
+    assert tab.panels[1].start()
+    qtbot.waitUntil(lambda: tab.panels[1].recorder.counters()[1].written >= 60, timeout=60_000)
+    tab.panels[1].stop(wait=True)
+    with open_session(tab.panels[1].path) as s:
+        states = [s.state(i) for i in range(len(s))]
+        assert s.meta.extra["driver"] == "Expert driver (practice track)"
+    assert sum(st.a for st in states) > len(states) // 2  # it drives: mostly on the gas
+    assert len({st.x for st in states}) > 3  # and steers
+    assert window.game.backend.tiles(1)[0] > 3  # along the track
+    window.stop_game()

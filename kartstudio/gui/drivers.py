@@ -10,7 +10,11 @@ from kartstudio.game import Frame
 
 
 class ExpertDriver:
-    """The practice track's scripted expert driving a seat (for demos and quick recordings)."""
+    """The practice track's scripted expert (kartstudio.practice.expert) driving a seat.
+
+    It reads the track geometry of the running backend, so it runs on the game loop thread,
+    between frames, like every driver.
+    """
 
     name = "Expert driver"
 
@@ -21,10 +25,16 @@ class ExpertDriver:
 
     @staticmethod
     def supported(module) -> bool:
-        return False  # wired once kartstudio.practice.expert lands
+        return hasattr(module, "Expert")
 
     def state(self, frame: Frame | None, seat: int) -> ControllerState:
-        return NEUTRAL
+        backend = self.game.backend
+        if backend is None or not hasattr(backend, "env"):
+            return NEUTRAL  # the expert needs the practice track's geometry
+        expert = self._experts.get(seat)
+        if expert is None or expert.backend is not backend:
+            expert = self._experts[seat] = self.module.Expert(backend, seat=seat)
+        return expert.act()
 
 
 def load_pilot(path):
