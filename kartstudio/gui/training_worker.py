@@ -39,8 +39,9 @@ def batch_event(p) -> dict:
 
 def epoch_events(p) -> list[tuple[str, object]]:
     ckpt = Path(p.checkpoint)
-    line = (f"epoch {p.epoch}: {ckpt.parent.name}/{ckpt.name}{'  (best so far)' if p.improved else ''}"
-            f"  loss {p.loss:.4f}" + (f"  val {p.val_loss:.4f}" if p.val_loss is not None else ""))
+    saved = f"{ckpt.name} + best.keras (best so far)" if p.improved else ckpt.name
+    line = (f"epoch {p.epoch}: loss {p.loss:.4f}" + (f"  val {p.val_loss:.4f}" if p.val_loss is not None else "")
+            + f"  ->  {ckpt.parent.name}/{saved}")
     return [
         ("epoch", {"epoch": p.epoch - 1, "loss": p.loss, "val_loss": p.val_loss,
                    "samples_per_s": p.samples_per_s, "eta_s": p.eta_s}),
