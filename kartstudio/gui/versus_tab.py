@@ -18,7 +18,7 @@ from kartstudio.controller import ControllerState
 from kartstudio.gui.common import ImageView, Notice, describe_error, missing_module
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
-from kartstudio.gui.workers import BackgroundTask, PadDriver
+from kartstudio.gui.workers import BackgroundTask, NeutralDriver, PadDriver
 
 AI_SEAT, HUMAN_SEAT = 1, 2
 REFRESH_MS = 33
@@ -274,6 +274,8 @@ class VersusTab(QtWidgets.QWidget):
             self.correction, self.correction_path = recorder, path
             self.takeover_driver = TakeoverDriver(pad, self.pilot_driver)
             loop.set_driver(AI_SEAT, self.takeover_driver)
+            if pad is self._pad(self.human_box):
+                loop.set_driver(HUMAN_SEAT, NeutralDriver())  # one pad cannot drive both cars
             loop.add_consumer(recorder)
             self.takeover_button.setChecked(True)
             self.takeover_button.setText("Hand seat 1 back to the AI")
@@ -283,6 +285,7 @@ class VersusTab(QtWidgets.QWidget):
             self.takeover_driver = None
             if loop is not None and self.pilot_driver is not None:
                 loop.set_driver(AI_SEAT, self.pilot_driver)
+                loop.set_driver(HUMAN_SEAT, PadDriver(self._pad(self.human_box)))
             recorder = self.correction
             if loop is not None:
                 loop.remove_consumer(recorder)
