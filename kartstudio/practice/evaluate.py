@@ -1,0 +1,173 @@
+"""Driving score on the practice track: a driver (the expert or a model) on unseen tracks.
+
+Each episode is one CarRacing run on one seed (one track), seat 1 alone, at the game's frame
+rate but not paced on the wall clock. The score is CarRacing's return (900 is its "solved" mark),
+with the share of track tiles covered and the time spent with no wheel on the road.
+
+    report = evaluate_expert(episodes=20)
+    report = evaluate_model("driver.keras", episodes=20)
+    report.mean_return, report.min_return, report.as_dict()
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from kartstudio.controller import ControllerState
+from kartstudio.errors import KartStudioError
+from kartstudio.game import Frame
+from kartstudio.images import resize
+from kartstudio.practice.backend import EpisodeResult, PracticeBackend
+from kartstudio.practice.expert import Expert
+from kartstudio.session import DEFAULT_STORAGE_SIZE
+
+# Evaluation tracks: far from the seeds demonstrations use (DEMO_SEED_START) and from the app's
+# default practice seed, so "unseen" holds unless someone records on these on purpose.
+EVAL_SEED_START = 10_000
+
+# A driver: (backend, seat, latest frame or None) -> the controller state for the next frame.
+Driver = Callable[[PracticeBackend, int, "Frame | None"], ControllerState]
+
+
+@dataclass
+class EvalReport:
+    driver: str
+    episodes: list[EpisodeResult]
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def returns(self) -> np.ndarray:
+        return np.array([e.episode_return for e in self.episodes], dtype=np.float64)
+
+    @property
+    def mean_return(self) -> float:
+        return float(self.returns.mean()) if self.episodes else float("nan")
+
+    @property
+    def min_return(self) -> float:
+        return float(self.returns.min()) if self.episodes else float("nan")
+
+    @property
+    def mean_tiles_fraction(self) -> float:
+        return float(np.mean([e.tiles_fraction for e in self.episodes])) if self.episodes else float("nan")
+
+    @property
+    def mean_off_track_s(self) -> float:
+        return float(np.mean([e.off_track_s for e in self.episodes])) if self.episodes else float("nan")
+
+    @property
+    def laps_finished(self) -> int:
+        return sum(e.lap_finished for e in self.episodes)
+
+    def as_dict(self) -> dict:
+        return {
+            "driver": self.driver,
+            "episodes": len(self.episodes),
+            "mean_return": round(self.mean_return, 2),
+            "min_return": round(self.min_return, 2),
+            "max_return": round(float(self.returns.max()), 2) if self.episodes else None,
+            "mean_tiles_fraction": round(self.mean_tiles_fraction, 4),
+            "mean_off_track_s": round(self.mean_off_track_s, 2),
+            "laps_finished": self.laps_finished,
+            "seconds": round(self.seconds, 1),
+            "details": [e.as_dict() for e in self.episodes],
+            **self.extra,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.driver}: mean return {self.mean_return:.1f}, min {self.min_return:.1f} over {len(self.episodes)} "
+            f"tracks; tiles covered {100 * self.mean_tiles_fraction:.1f}% on average; off track "
+            f"{self.mean_off_track_s:.1f} s per run on average; {self.laps_finished} laps finished ({self.seconds:.0f} s)"
+        )
+
+
+def run_episode(seed: int, driver: Driver, draw: bool, on_frame: Callable[[Frame], None] | None = None) -> EpisodeResult:
+    """One run of `driver` on track `seed` (seat 1 alone) until the lap, the time limit or the map edge."""
+    with PracticeBackend(seed=seed, seats=(1,), realtime=False, restart=False, draw=draw) as game:
+        frame = None
+        while True:
+            game.set_controller(1, driver(game, 1, frame))
+            frame = game.next_frame()
+            if frame is None:
+                break
+            if on_frame is not None:
+                on_frame(frame)
+        return game.results(1)[0]
+
+
+def evaluate(
+    name: str,
+    make_driver: Callable[[], Driver],
+    episodes: int = 20,
+    seed_start: int = EVAL_SEED_START,
+    draw: bool = True,
+    on_episode: Callable[[int, EpisodeResult], None] | None = None,
+) -> EvalReport:
+    if episodes < 1:
+        raise KartStudioError(f"episodes must be at least 1, got {episodes}")
+    t0 = time.perf_counter()
+    results = []
+    for k in range(episodes):
+        result = run_episode(seed_start + k, make_driver(), draw)
+        results.append(result)
+        if on_episode is not None:
+            on_episode(k, result)
+    return EvalReport(name, results, time.perf_counter() - t0, {"seed_start": seed_start})
+
+
+def expert_driver(params=None) -> Driver:
+    """The scripted expert as a Driver (it reads the track, so frames need not be drawn)."""
+    experts: dict[int, Expert] = {}
+
+    def drive(game: PracticeBackend, seat: int, frame: Frame | None) -> ControllerState:
+        if seat not in experts:
+            experts[seat] = Expert(game, seat, params)
+        return experts[seat].act()
+
+    return drive
+
+
+def seat_image(frame: Frame, seat: int, storage_size=DEFAULT_STORAGE_SIZE) -> np.ndarray:
+    """A seat's half of the frame exactly as the recorder stores it (so a model sees what it learnt on)."""
+    return resize(PracticeBackend.layout.crop(frame.image, seat), tuple(storage_size))
+
+
+def pilot_driver(pilot, storage_size=DEFAULT_STORAGE_SIZE) -> Driver:
+    """A trained model as a Driver: one inference per frame on the seat's stored-size half."""
+
+    def drive(game: PracticeBackend, seat: int, frame: Frame | None) -> ControllerState:
+        if frame is None:
+            frame = Frame(0, time.monotonic(), game.screen())
+        return pilot.act(seat_image(frame, seat, storage_size))
+
+    return drive
+
+
+def evaluate_expert(episodes: int = 20, seed_start: int = EVAL_SEED_START, params=None, on_episode=None) -> EvalReport:
+    return evaluate("expert", lambda: expert_driver(params), episodes, seed_start, draw=False, on_episode=on_episode)
+
+
+def load_pilot(model: str | os.PathLike):
+    from kartstudio.pilot import Pilot
+
+    if not os.path.isfile(model):
+        raise KartStudioError(f"{model}: no such model file; train one with `kartstudio train` or pass another path")
+    pilot = Pilot.load(model)
+    pilot.warm_up(DEFAULT_STORAGE_SIZE)
+    return pilot
+
+
+def evaluate_model(
+    model, episodes: int = 20, seed_start: int = EVAL_SEED_START, storage_size=DEFAULT_STORAGE_SIZE, on_episode=None
+) -> EvalReport:
+    """model: a .keras path or a loaded kartstudio.pilot.Pilot."""
+    pilot = load_pilot(model) if isinstance(model, (str, os.PathLike)) else model
+    name = os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else getattr(pilot, "name", "model")
+    return evaluate(name, lambda: pilot_driver(pilot, storage_size), episodes, seed_start, draw=True, on_episode=on_episode)
