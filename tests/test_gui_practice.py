@@ -77,6 +77,17 @@ def test_versus_on_the_practice_track_shows_maps_and_records_a_correction(window
         assert s.meta.kind == "correction" and s.meta.seat == 1 and len(s) > 5
         late = [s.state(i) for i in range(len(s) // 2, len(s))]
     assert all(st.x == -30 and st.a for st in late)
+    # the pad button: L on the takeover pad (Q on the keyboard) toggles the takeover too
+    keyboard = window.game.keyboard
+    tab.takeover_box.setCurrentIndex(tab.takeover_box.findText("Keyboard"))
+    keyboard.push(ControllerState(l=True))
+    qtbot.waitUntil(lambda: tab.taken_over, timeout=5_000)
+    keyboard.push(ControllerState())
+    qtbot.wait(100)
+    keyboard.push(ControllerState(l=True))
+    qtbot.waitUntil(lambda: not tab.taken_over, timeout=5_000)
+    keyboard.push(ControllerState())
+    qtbot.waitUntil(lambda: len(tab.corrections_saved) == 2, timeout=30_000)
     tab.stop_versus()
     window.stop_game()
 
