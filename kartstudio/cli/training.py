@@ -147,7 +147,9 @@ def cmd_bench_train(args) -> int:
           f" TensorKart's in-memory array alone would be {r['in_memory_array_mb_small']} MB for the small set")
     c = r["compare"]
     print(f"same frames, alternating rounds: streaming {c['stream_samples_per_s']:.0f} samples/s,"
-          f" in-memory {c['memory_samples_per_s']:.0f} samples/s -> {c['ratio']:.1%} (target >= 90%)")
+          f" in-memory {c['memory_samples_per_s']:.0f} samples/s; streaming / in-memory: median {c['ratio']:.1%}"
+          f" over {c['pairs']} pairs (quartiles {c['ratio_quartiles'][0]:.1%}-{c['ratio_quartiles'][1]:.1%}),"
+          f" totals {c['ratio_of_totals']:.1%} (target >= 90%)")
     print(f"model: {r['model']}, batch {r['batch_size']}; machine: {r['machine']}; load average {r['load_average_at_end']}")
     return 0
 
