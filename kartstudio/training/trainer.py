@@ -125,7 +125,10 @@ class Trainer:
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
-        """Ask fit() to stop after the batch in progress (safe from any thread)."""
+        """Ask fit() to stop after the batch in progress (safe from any thread).
+
+        A Trainer runs once: cancel() before fit() makes fit() return without training.
+        """
         self._cancel.set()
 
     @property
@@ -169,7 +172,10 @@ class Trainer:
             train_paths, cfg.batch_size, augment=cfg.augment, seed=cfg.seed, turn_oversample=cfg.turn_oversample, size=size
         )
         val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size) if val_paths else None
-        ckpt.mkdir(parents=True, exist_ok=True)
+        try:
+            ckpt.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KartStudioError(f"cannot create the checkpoint folder {ckpt}: {exc.strerror or exc}") from None
         writer = tf.summary.create_file_writer(str(ckpt / "logs")) if cfg.tensorboard else None
         try:
             return self._loop(model, train, val, ckpt, state, output, writer)
@@ -261,10 +267,16 @@ class Trainer:
 
         model_path = None
         if (ckpt / "best.keras").is_file() and state["epochs_done"] > 0:
-            output.parent.mkdir(parents=True, exist_ok=True)
             tmp = output.with_name(f".{output.stem}.tmp.keras")
-            shutil.copyfile(ckpt / "best.keras", tmp)
-            os.replace(tmp, output)
+            try:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ckpt / "best.keras", tmp)
+                os.replace(tmp, output)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise KartStudioError(
+                    f"cannot write {output} ({exc.strerror or exc}); the best model is kept in {ckpt / 'best.keras'}"
+                ) from None
             model_path = output
         return TrainResult(
             model_path=model_path,
