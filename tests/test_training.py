@@ -60,6 +60,18 @@ def test_batches_are_shuffled_across_files_and_differ_per_epoch(sessions):
         np.testing.assert_array_equal(y, ds.actions[np.concatenate(batches)])
 
 
+def test_many_files_with_few_open_at_once(sessions, monkeypatch):
+    from kartstudio.training import dataset
+
+    monkeypatch.setattr(dataset, "_MAX_OPEN_FILES", 1)  # every switch of file closes and reopens
+    with SessionDataset(sessions, batch_size=25, shuffle=False) as few, SessionDataset(sessions, batch_size=25) as mixed:
+        expected, _ = _read_all(few)
+        x, y = _read_all(mixed)
+        order = np.concatenate([np.sort(b) for b in np.array_split(mixed.epoch_order(0), range(25, mixed.frames, 25))])
+        np.testing.assert_array_equal(x, expected[order])
+        np.testing.assert_array_equal(y, mixed.actions[order])
+
+
 def test_turning_frames_are_oversampled(sessions):
     with SessionDataset(sessions, batch_size=32, turn_oversample=3.0) as ds:
         turning = np.abs(ds.actions[:, 0]) >= TURN_THRESHOLD

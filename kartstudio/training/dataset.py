@@ -122,29 +122,37 @@ def _chunk_locations(s: Session) -> tuple[bool, np.ndarray | None]:
 
 
 class _Reader:
-    """Reads frames by index position, from any thread; keeps a bounded set of open files."""
+    """Reads frames by index position from several threads at once.
+
+    Each thread keeps its own small set of open files (at most _MAX_OPEN_FILES), so no thread
+    ever closes a descriptor another thread is reading from.
+    """
 
     def __init__(self, index: _Index) -> None:
         self.index = index
-        self._fds: OrderedDict[int, int] = OrderedDict()
+        self._local = threading.local()
+        self._caches: list[OrderedDict[int, int]] = []
         self._lock = threading.Lock()
 
     def _fd(self, file_id: int) -> int:
-        with self._lock:
-            fd = self._fds.get(file_id)
-            if fd is not None:
-                self._fds.move_to_end(file_id)
-                return fd
-            path = self.index.files[file_id].path
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError as exc:
-                raise SessionFileError(f"cannot read {path}: {exc.strerror}") from None
-            self._fds[file_id] = fd
-            while len(self._fds) > _MAX_OPEN_FILES:
-                _, old = self._fds.popitem(last=False)
-                os.close(old)  # a thread still reading it got its bytes already (pread is atomic)
+        fds = getattr(self._local, "fds", None)
+        if fds is None:
+            fds = self._local.fds = OrderedDict()
+            with self._lock:
+                self._caches.append(fds)
+        fd = fds.get(file_id)
+        if fd is not None:
+            fds.move_to_end(file_id)
             return fd
+        path = self.index.files[file_id].path
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise SessionFileError(f"cannot read {path}: {exc.strerror}") from None
+        fds[file_id] = fd
+        while len(fds) > _MAX_OPEN_FILES:
+            os.close(fds.popitem(last=False)[1])
+        return fd
 
     def read(self, positions: np.ndarray) -> list[np.ndarray]:
         ix = self.index
@@ -169,10 +177,12 @@ class _Reader:
         return frames  # type: ignore[return-value]
 
     def close(self) -> None:
+        """Close every file; call when no read is running (SessionDataset.close does)."""
         with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
+            for fds in self._caches:
+                for fd in fds.values():
+                    os.close(fd)
+                fds.clear()
 
 
 def split_by_session(paths: Sequence[str | os.PathLike], val_sessions: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
