@@ -72,6 +72,26 @@ def test_many_files_with_few_open_at_once(sessions, monkeypatch):
         np.testing.assert_array_equal(y, mixed.actions[order])
 
 
+def test_files_written_by_other_tools_are_read_through_h5py(sessions, tmp_path):
+    """A session whose frames are not one gzip chunk each (here: contiguous) takes the h5py path."""
+    import h5py
+
+    other = tmp_path / "contiguous.h5"
+    with h5py.File(sessions[1], "r") as src, h5py.File(other, "w") as dst:
+        for name in src:
+            if name == "frames":
+                dst.create_dataset("frames", data=src["frames"][:])  # no chunks, no compression
+            else:
+                src.copy(name, dst)
+        dst.attrs.update(src.attrs)
+    with SessionDataset([other], batch_size=40, shuffle=False) as a, SessionDataset([sessions[1]], batch_size=40, shuffle=False) as b:
+        assert not a.index.files[0].fast and b.index.files[0].fast
+        xa, ya = _read_all(a)
+        xb, yb = _read_all(b)
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+
+
 def test_turning_frames_are_oversampled(sessions):
     with SessionDataset(sessions, batch_size=32, turn_oversample=3.0) as ds:
         turning = np.abs(ds.actions[:, 0]) >= TURN_THRESHOLD

@@ -14,7 +14,9 @@ augmentation: horizontal mirror with the steering sign flipped, and brightness/c
     for images, actions in train.batches(epoch=0):   # tf.data: (B, 66, 200, 3) 0..255, (B, 5)
         ...
 
-Frames in a session's excluded ranges are never read (``Session.included_indices()``).
+Frames in a session's excluded ranges are never read (``Session.included_indices()``). Session
+files hold one seat each (the recorder and the importers crop), so no seat crop is needed here;
+frames of any stored size are resized.
 """
 
 from __future__ import annotations
