@@ -182,9 +182,18 @@ def test_training_lowers_the_loss(sessions, tmp_path):
     assert min(e.val_loss for e in epochs[1:]) < epochs[0].val_loss
     assert result.best_loss == min(e.val_loss for e in epochs)
     assert all(e.samples_per_s > 0 and e.eta_s >= 0 for e in epochs) and epochs[-1].eta_s == 0
-    # the best checkpoint became the output, loadable in safe mode
+    # the best checkpoint became the output, loadable in safe mode, and it steers with the road
+    # on the held-out session (through the Pilot, from the stored frames)
     assert result.model_path == tmp_path / "m.keras"
     load_model(result.model_path)
+    from kartstudio.pilot import Pilot
+
+    pilot = Pilot.load(result.model_path)
+    (val_path,) = json.loads((result.checkpoint_dir / "state.json").read_text())["val_paths"]
+    with open_session(val_path) as s:
+        predicted = [pilot.predict(s.frames[i], activations=False).action[0] for i in range(len(s))]
+        truth = s.actions[:, 0]
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.8
     assert (result.checkpoint_dir / "last.keras").is_file() and (result.checkpoint_dir / "best.keras").is_file()
     # TensorBoard logs: one scalar per epoch and tag, equal to the history
     from kartstudio.model import tf
