@@ -64,8 +64,15 @@ class _ProgressBar:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
+        self.trainer = None
+        self._header = False
 
     def batch(self, p) -> None:
+        if not self._header and not self.quiet and self.trainer is not None:
+            self._header = True
+            t = self.trainer
+            val = f"; validating on {t.val_frames} frames from {t.sessions[1]}" if t.sessions[1] else ""
+            sys.stderr.write(f"training on {t.train_frames} frames from {t.sessions[0]} session file(s){val}\n")
         if self.quiet or not self.tty:
             return
         filled = int(24 * p.batch / p.batches)
@@ -100,6 +107,7 @@ def cmd_train(args) -> int:
     )
     bar = _ProgressBar(args.quiet)
     trainer = Trainer(config, on_batch=bar.batch, on_epoch=bar.epoch)
+    bar.trainer = trainer
 
     # Ctrl-C stops after the current batch and still writes the best model; a second one kills.
     def interrupt(signum, frame):

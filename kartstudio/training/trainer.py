@@ -123,6 +123,10 @@ class Trainer:
         self.on_batch = on_batch
         self.on_epoch = on_epoch
         self._cancel = threading.Event()
+        # Known once fit() has indexed the data (before the first batch): for a header line.
+        self.train_frames = 0
+        self.val_frames = 0
+        self.sessions = (0, 0)  # (training, validation) session files
 
     def cancel(self) -> None:
         """Ask fit() to stop after the batch in progress (safe from any thread).
@@ -172,6 +176,8 @@ class Trainer:
             train_paths, cfg.batch_size, augment=cfg.augment, seed=cfg.seed, turn_oversample=cfg.turn_oversample, size=size
         )
         val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size) if val_paths else None
+        self.train_frames, self.val_frames = train.frames, val.frames if val is not None else 0
+        self.sessions = (len(train_paths), len(val_paths))
         try:
             ckpt.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
