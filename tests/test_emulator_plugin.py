@@ -201,7 +201,9 @@ def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
         backend.client.polls()
         reports = backend.client.wait_polls(20, timeout=3)
         assert {r.controller for r in reports} == {1, 2}
-        frame = backend.next_frame()
-        assert frame.image.shape == (480, 640, 3) and frame.inputs is not None
+        # the test drained the reports above, so the backend pairs inputs from the next polls on
+        frames = [backend.next_frame() for _ in range(10)]
+        assert all(f.image.shape == (480, 640, 3) for f in frames)
+        assert any(f.inputs is not None for f in frames)
     finally:
         backend.stop()
