@@ -36,6 +36,19 @@ def test_training_worker_runs_an_epoch_and_the_plot_gets_points(window, qtbot):
     assert (window.settings.models_folder / "tiny.keras").is_file()
     # the versus tab lists the new model at once
     assert window.versus_tab.model_box.findData(saved[0]) >= 0
+    # DAgger step: fine-tune that model on a correction session
+    write_session(folder, "fix-p1.h5", n=40, kind="correction")
+    tab.refresh_sessions()
+    tab.select_no_sessions()
+    tab.session_list.item(0).setCheckState(tab.session_list.item(0).checkState().Checked)
+    assert tab.chosen_sessions() == [str(folder / "fix-p1.h5")]
+    tab.init_box.setCurrentIndex(tab.init_box.findData(saved[0]))
+    tab.epochs_box.setValue(1)
+    tab.name_edit.setText("tiny-dagger")
+    assert tab.start_training()
+    qtbot.waitUntil(lambda: not tab.running, timeout=180_000)
+    assert "Training finished" in tab.notice.text(), tab.notice.text()
+    assert saved[-1] == str(window.settings.models_folder / "tiny-dagger.keras")
 
 
 def test_cancel_stops_training_and_keeps_the_window_usable(window, qtbot):

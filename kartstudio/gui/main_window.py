@@ -301,6 +301,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._refresh_source()
             self.datasets_tab.refresh()
             self.training_tab.refresh_sessions()
+            self.training_tab.refresh_models()
             self.versus_tab.refresh_models()
 
     def open_pair_wizard(self) -> None:

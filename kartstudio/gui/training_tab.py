@@ -76,6 +76,9 @@ class TrainingTab(QtWidgets.QWidget):
         self.val_box.setValue(1)
         self.val_box.setToolTip("Whole sessions held out to measure the validation loss (0: none)")
         form.addRow("Validation sessions", self.val_box)
+        self.init_box = QtWidgets.QComboBox()
+        self.init_box.setToolTip("Fine-tune an existing model, e.g. on your correction sessions after racing it (DAgger)")
+        form.addRow("Start from", self.init_box)
         self.augment_box = QtWidgets.QCheckBox("mirror and jitter frames")
         form.addRow("Augment", self.augment_box)
         left.addLayout(form)
@@ -127,6 +130,7 @@ class TrainingTab(QtWidgets.QWidget):
             self.notice.show_message(f"Training is not available in this build: {why}.", "warning")
             self.start_button.setEnabled(False)
         self.refresh_sessions()
+        self.refresh_models()
 
     # -- sessions ------------------------------------------------------------------------------------
     def refresh_sessions(self, *_args) -> None:
@@ -144,6 +148,17 @@ class TrainingTab(QtWidgets.QWidget):
             self._listed.add(info["path"])
             item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
             self.session_list.addItem(item)
+
+    def refresh_models(self, *_args) -> None:
+        current = self.init_box.currentData()
+        self.init_box.clear()
+        self.init_box.addItem("a new network", None)
+        folder = self.settings.models_folder
+        if folder.exists():
+            for path in sorted(folder.glob("*.keras"), key=lambda p: p.stat().st_mtime, reverse=True):
+                if not path.name.startswith("."):
+                    self.init_box.addItem(path.name, str(path))
+        self.init_box.setCurrentIndex(max(0, self.init_box.findData(current)))
 
     def chosen_sessions(self) -> list[str]:
         out = []
@@ -208,6 +223,7 @@ class TrainingTab(QtWidgets.QWidget):
             "loss": self.loss_box.currentText(),
             "augment": self.augment_box.isChecked(),
             "val_sessions": val,
+            "init_model": self.init_box.currentData(),
         }
         self.notice.clear_message()
         self._reset_plot()
@@ -318,6 +334,7 @@ class TrainingTab(QtWidgets.QWidget):
         else:
             self.notice.show_message(f"Training finished: {saved or payload}", "info")
         if saved:
+            self.refresh_models()
             self.model_saved.emit(str(saved))
         self.stats.setText(self.stats.text().replace("   (cancelling after this batch…)", ""))
         self.name_edit.setText(time.strftime("model-%Y%m%d-%H%M%S"))

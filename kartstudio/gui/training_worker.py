@@ -68,6 +68,7 @@ def make_trainer(config: dict, on_batch, on_epoch):
         TrainConfig(
             epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
             loss=config["loss"], augment=config["augment"], val_sessions=config["val_sessions"],
+            init_model=config.get("init_model"),
         ),
         on_batch=on_batch,
         on_epoch=on_epoch,
