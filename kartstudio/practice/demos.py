@@ -1,0 +1,154 @@
+"""Expert demonstrations on the practice track, recorded through the real Recorder.
+
+Both seats drive the same track at once, as two players would: seat 1 is the expert as is;
+seat 2 is the expert with its steering nudged now and then (it drifts off the ideal line and the
+expert brings it back). Both are labelled with what the expert decided on seeing the frame, so
+the recordings also show how to recover from a mistake (DART-style noise injection), which a
+perfect driver alone never shows.
+
+A frame's label is the decision taken on seeing it: the expert acts on the state the frame
+shows, and that state is what the frame is labelled with when it is handed to the recorder.
+(The backend's own Frame.inputs are the states that produced the frame, one frame earlier.)
+
+    paths = record_demonstrations("sessions/", minutes=15)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from kartstudio.controller import ControllerState
+from kartstudio.game import Frame
+from kartstudio.practice.backend import FPS, PracticeBackend
+from kartstudio.practice.expert import Expert
+from kartstudio.recorder import Recorder
+from kartstudio.session import DEFAULT_STORAGE_SIZE, SessionMeta
+
+DEMO_SEED_START = 1000  # demonstration tracks; evaluation uses 10000 on (EVAL_SEED_START)
+
+
+@dataclass
+class Nudges:
+    """Random steering nudges on top of a driver: now and then a held offset for a few frames."""
+
+    rate: float = 1 / 40  # chance per frame that a nudge starts
+    frames: tuple[int, int] = (4, 10)
+    stick: tuple[int, int] = (30, 70)  # size of the offset in stick units, either side
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    _left: int = 0
+    _offset: int = 0
+
+    def apply(self, state: ControllerState) -> ControllerState:
+        if self._left == 0 and self.rng.random() < self.rate:
+            self._left = self.rng.randint(*self.frames)
+            self._offset = self.rng.choice((-1, 1)) * self.rng.randint(*self.stick)
+        if self._left == 0:
+            return state
+        self._left -= 1
+        return replace(state, x=state.x + self._offset)
+
+
+@dataclass
+class DemoResult:
+    paths: list[Path]
+    frames: int  # frames written, all seats together
+    tracks: int
+
+    @property
+    def minutes(self) -> float:
+        return self.frames / FPS / 60
+
+
+def record_demonstrations(
+    folder: str | Path,
+    minutes: float,
+    seed_start: int = DEMO_SEED_START,
+    storage_size: tuple[int, int] = DEFAULT_STORAGE_SIZE,
+    nudged_seat: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Record `minutes` of expert driving (game time, both seats counted) into `folder`.
+
+    One session file per seat per track; tracks seed_start, seed_start+1, ... until enough.
+    """
+    target = int(minutes * 60 * FPS)
+    seats = (1, 2) if nudged_seat else (1,)
+    paths: list[Path] = []
+    frames = tracks = 0
+    seed = seed_start
+    while frames < target:
+        result = record_track(folder, seed, seats, storage_size, limit=target - frames)
+        paths.extend(result.paths)
+        frames += result.frames
+        tracks += 1
+        if log is not None:
+            log(f"  demonstrations: track {seed}, {frames}/{target} frames")
+        seed += 1
+    return DemoResult(paths, frames, tracks)
+
+
+def record_track(
+    folder: str | Path,
+    seed: int,
+    seats: tuple[int, ...] = (1, 2),
+    storage_size: tuple[int, int] = DEFAULT_STORAGE_SIZE,
+    limit: int | None = None,
+) -> DemoResult:
+    """One run of the expert on track `seed` (seat 2 nudged), recorded by the real Recorder."""
+    metas = {
+        seat: (
+            SessionMeta(
+                seat=seat,
+                game="practice",
+                track=f"seed-{seed}",
+                pad_name="expert" if seat == 1 else "expert (nudged)",
+                pad_guid=f"script:expert-p{seat}",
+                storage_size=tuple(storage_size),
+                kind="play",
+                source="kartstudio.practice.demos",
+                fps=FPS,
+                extra={"seed": seed, "driver": "expert", "nudged": seat == 2},
+            ),
+            None,
+        )
+        for seat in seats
+    }
+    recorder = Recorder(folder, metas, layout=PracticeBackend.layout, queue_size=1000)
+    written = 0
+    with PracticeBackend(seed=seed, seats=seats, realtime=False, restart=False, draw=True) as game:
+        experts = {seat: Expert(game, seat) for seat in seats}
+        nudges = Nudges(rng=random.Random(seed))
+        recorder.start()
+        try:
+            decisions = {seat: experts[seat].act() for seat in seats}
+            while True:
+                for seat in seats:
+                    executed = nudges.apply(decisions[seat]) if seat == 2 else decisions[seat]
+                    game.set_controller(seat, executed)
+                frame = game.next_frame()
+                if frame is None:
+                    break
+                live = [s for s in seats if not game.done(s)]
+                decisions = {seat: experts[seat].act() for seat in seats}
+                # Label each frame with the expert's decision on seeing it; frames after a seat's
+                # run ended are not recorded for it.
+                for seat in seats:
+                    if seat not in live and recorder.seats[seat].active:
+                        recorder.stop([seat])  # its file ends with its run
+                if live:
+                    recorder.on_frame(Frame(frame.number, frame.timestamp, frame.image, {s: decisions[s] for s in live}))
+                    written += len(live)
+                if limit is not None and written >= limit:
+                    break
+        finally:
+            # Recorder.stop() waits on its writer thread, which is gone once no seat records.
+            still = [seat for seat, rec in recorder.seats.items() if rec.active]
+            if still:
+                recorder.stop(still)
+        recorder.raise_errors()
+    paths = [rec.path for rec in recorder.seats.values() if rec.path is not None]
+    return DemoResult(paths, written, 1)
+
