@@ -27,16 +27,16 @@ from kartstudio.pads.base import ScriptedPadSource
 class ExpertParams:
     """Tuned on tracks 1000-1009; scored on the evaluation tracks (10000-10019), see docs/practice.md."""
 
-    lookahead_base: float = 7.0  # world units ahead to aim at, at standstill
+    lookahead_base: float = 10.0  # world units ahead to aim at, at standstill
     lookahead_per_speed: float = 0.22  # extra units of look-ahead per unit/s of speed
-    steer_gain: float = 1.8  # stick per radian of heading error to the aim point
+    steer_gain: float = 1.0  # stick per radian of heading error to the aim point
     lateral_accel: float = 120.0  # units/s^2 the car holds in a corner (sets corner speeds)
     braking_decel: float = 50.0  # units/s^2 the brake takes off
     coast_margin: float = 4.0  # units/s above the profile where the gas comes off
     brake_margin: float = 8.0  # units/s above the profile where the brake goes on
     max_speed: float = 100.0
     horizon: float = 90.0  # units of track checked ahead for corners
-    yaw_damping: float = 0.3  # stick per rad/s of yaw rate (positive yaw = turning left)
+    yaw_damping: float = 0.1  # stick per rad/s of yaw rate (positive yaw = turning left)
     max_side_speed: float = 4.0  # units/s of sideways slide where the gas comes off
     side_speed_per_speed: float = 0.1
     curvature_window: int = 3  # centerline points either side used to measure curvature
