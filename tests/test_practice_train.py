@@ -34,7 +34,7 @@ def test_demonstrations_are_two_seat_sessions_labelled_by_the_expert(demos):
         assert np.abs(actions[:, 0]).max() > 0.05  # and steers
         # the stored seat image is the seat's own view: its car (red for seat 1) sits near the bottom centre
         frame = s1.frames[len(s1) // 2]
-        assert (frame[90:110, 150:170] == (204, 0, 0)).all(axis=-1).any()
+        assert (frame[98:118, 150:170] == (204, 0, 0)).all(axis=-1).any()
 
 
 def test_minutes_of_demonstrations_count_frames_of_all_seats(tmp_path):

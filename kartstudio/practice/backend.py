@@ -40,8 +40,8 @@ MAX_EPISODE_STEPS = 1000  # CarRacing-v3's registered time limit, in physics ste
 BRAKE = 0.8  # below CarRacing's 0.9 wheel-lock threshold
 
 VIEW_SIZE = (120, 320)  # (height, width) a seat view is drawn at; shown 2x on the 640x240 half
-VIEW_SCALE = 2.0  # pixels per world unit in the drawn view (track: 13.3 units wide -> 27 px)
-CAR_ROW = 100  # the car's row in the drawn view: 100 rows (50 units) of track ahead are visible
+VIEW_SCALE = 1.6  # pixels per world unit in the drawn view (track: 13.3 units wide -> 21 px)
+CAR_ROW = 108  # the car's row in the drawn view: 108 rows (67 units) of track ahead are visible
 GRASS = (102, 204, 102)
 CAR_COLORS = {1: (204, 0, 0), 2: (0, 60, 220)}  # seat 1 red, seat 2 blue
 WHEEL_COLOR = (0, 0, 0)

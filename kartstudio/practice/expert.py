@@ -35,7 +35,7 @@ class ExpertParams:
     coast_margin: float = 4.0  # units/s above the profile where the gas comes off
     brake_margin: float = 8.0  # units/s above the profile where the brake goes on
     max_speed: float = 100.0
-    horizon: float = 90.0  # units of track checked ahead for corners
+    horizon: float = 65.0  # units of track checked ahead for corners: what the seat view shows
     yaw_damping: float = 0.1  # stick per rad/s of yaw rate (positive yaw = turning left)
     max_side_speed: float = 4.0  # units/s of sideways slide where the gas comes off
     side_speed_per_speed: float = 0.1
