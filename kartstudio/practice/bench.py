@@ -10,6 +10,7 @@ Every stage's wall-clock time is reported; nothing is asserted.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -135,6 +136,8 @@ def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callab
             d = run_dagger(model_path, [sessions], root / "dagger.keras", root / "corrections", dcfg, log=log)
             result["dagger"] = [r.as_dict() for r in d.rounds]
             result["dagger_s"] = round(d.seconds, 1)
+        if tmp is None:
+            (root / "bench-drive.json").write_text(json.dumps(result, indent=1))
         return result
     finally:
         if tmp is not None:
