@@ -107,3 +107,16 @@ def test_the_expert_drives_a_seat_and_its_moves_are_the_labels(window, qtbot):
     assert len({st.x for st in states}) > 3  # and steers
     assert window.game.backend.tiles(1)[0] > 3  # along the track
     window.stop_game()
+
+
+def test_record_session_starts_the_game_when_needed(window, qtbot):
+    tab = window.record_tab
+    assert not window.game.running
+    tab.session_button.click()  # first launch: one click starts the practice track and records
+    qtbot.waitUntil(lambda: tab.recording, timeout=60_000)
+    qtbot.waitUntil(lambda: all(p.recorder.counters()[s].written >= 5 for s, p in tab.panels.items()), timeout=30_000)
+    window.stop_game()  # stopping the game finishes both files
+    assert not tab.recording
+    for panel in tab.panels.values():
+        with open_session(panel.path) as s:
+            assert s.complete and len(s) >= 5
