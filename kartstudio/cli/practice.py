@@ -39,7 +39,7 @@ def register(commands, bench) -> None:
     bd = bench.add_parser("drive", help="expert demonstrations -> real recorder -> real trainer -> score on 20 unseen tracks")
     bd.add_argument("--minutes", type=float, default=15.0, help="demonstrations, minutes of game time (default 15)")
     bd.add_argument("--train-minutes", type=float, default=20.0, help="training time budget (default 20)")
-    bd.add_argument("--epochs", type=int, default=30, help="most epochs (training stops at the time budget)")
+    bd.add_argument("--epochs", type=int, default=60, help="most epochs (training stops at the time budget)")
     bd.add_argument("--episodes", type=int, default=20, help="unseen tracks to score on (default 20)")
     bd.add_argument("--folder", metavar="DIR", help="keep sessions and model here (default: a temporary folder)")
     bd.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds after behaviour cloning (default 0)")
