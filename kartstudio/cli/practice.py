@@ -41,6 +41,9 @@ def register(commands, bench) -> None:
     bd.add_argument("--train-minutes", type=float, default=20.0, help="training time budget (default 20)")
     bd.add_argument("--epochs", type=int, default=60, help="most epochs (training stops at the time budget)")
     bd.add_argument("--episodes", type=int, default=20, help="unseen tracks to score on (default 20)")
+    bd.add_argument("--loss", choices=("euclidean", "mse"), default="euclidean", help="training loss (default euclidean)")
+    bd.add_argument("--model", choices=("kartstudio", "tensorkart"), default="kartstudio", help="network (default kartstudio)")
+    bd.add_argument("--augment", action="store_true", help="mirror and brightness/contrast jitter in training")
     bd.add_argument("--folder", metavar="DIR", help="keep sessions and model here (default: a temporary folder)")
     bd.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds after behaviour cloning (default 0)")
     bd.add_argument("--json", action="store_true")
@@ -112,6 +115,9 @@ def cmd_bench_drive(args) -> int:
         train_minutes=args.train_minutes,
         epochs=args.epochs,
         episodes=args.episodes,
+        loss=args.loss,
+        model=args.model,
+        augment=args.augment,
         dagger_rounds=args.dagger_rounds,
     )
     result = bench_drive(config, args.folder, log=None if args.json else _log)

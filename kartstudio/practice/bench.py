@@ -32,6 +32,8 @@ class BenchDriveConfig:
     learning_rate: float = 1e-3
     augment: bool = False
     turn_oversample: float = 1.0
+    loss: str = "euclidean"  # the Trainer's losses: "euclidean" (TensorKart's) or "mse"
+    model: str = "kartstudio"  # the network: "kartstudio" or "tensorkart"
     episodes: int = 20
     eval_seed_start: int = EVAL_SEED_START
     demo_seed_start: int = DEMO_SEED_START
@@ -54,6 +56,8 @@ def train_with_budget(data, output: Path, config, seconds: float, log=None, init
         learning_rate=config.learning_rate,
         augment=config.augment,
         turn_oversample=config.turn_oversample,
+        loss=getattr(config, "loss", "euclidean"),
+        model=getattr(config, "model", "kartstudio"),
         init_model=init_model,
         tensorboard=False,
     )
