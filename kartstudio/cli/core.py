@@ -60,6 +60,7 @@ def cmd_import_npy(args) -> int:
 
 def cmd_info(args) -> int:
     from kartstudio.errors import SessionFileError
+    from kartstudio.formatting import human_size
     from kartstudio.session import open_session
 
     infos, failed = [], []
@@ -80,19 +81,11 @@ def cmd_info(args) -> int:
                 f"  format v{i['format_version']}{state}\n"
                 f"  {i['frames']} frames{excluded}  {i['duration_s']:.1f} s  {i['fps']:.1f} fps"
                 f"  {i['storage_size'][1]}x{i['storage_size'][0]}"
-                f"  {_size(i['bytes_on_disk'])} on disk  {_size(i['bytes_per_frame'] or 0)}/frame"
+                f"  {human_size(i['bytes_on_disk'])} on disk  {human_size(i['bytes_per_frame'] or 0)}/frame"
             )
     if failed:
         raise SessionFileError("; ".join(failed))
     return 0
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def cmd_bench_record(args) -> int:

@@ -7,6 +7,7 @@ import importlib
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from kartstudio.formatting import human_duration, human_size  # noqa: F401 - re-exported
 from kartstudio.gui.common_errors import describe_error  # noqa: F401 - re-exported
 
 
@@ -44,21 +45,6 @@ def missing_module(name: str) -> str | None:
     except (ModuleNotFoundError, ValueError):
         found = False
     return None if found else f"{name} is not installed in this build"
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class Notice(QtWidgets.QLabel):
