@@ -32,6 +32,7 @@ def register(commands, bench) -> None:
     dg.add_argument("--minutes", type=float, default=2.0, help="driving per round, minutes of game time (default 2)")
     dg.add_argument("--epochs", type=int, default=4, help="epochs of retraining per round (default 4)")
     dg.add_argument("--episodes", type=int, default=20, help="tracks for the score before and after (default 20)")
+    dg.add_argument("--loss", choices=("euclidean", "mse"), default="mse", help="retraining loss (default mse)")
     dg.add_argument("--seed-start", type=int, default=None, metavar="S", help="first evaluation seed (default 10000)")
     dg.add_argument("--json", action="store_true")
     dg.set_defaults(func=cmd_dagger)
@@ -41,7 +42,7 @@ def register(commands, bench) -> None:
     bd.add_argument("--train-minutes", type=float, default=20.0, help="training time budget (default 20)")
     bd.add_argument("--epochs", type=int, default=60, help="most epochs (training stops at the time budget)")
     bd.add_argument("--episodes", type=int, default=20, help="unseen tracks to score on (default 20)")
-    bd.add_argument("--loss", choices=("euclidean", "mse"), default="euclidean", help="training loss (default euclidean)")
+    bd.add_argument("--loss", choices=("euclidean", "mse"), default="mse", help="training loss (default mse)")
     bd.add_argument("--model", choices=("kartstudio", "tensorkart"), default="kartstudio", help="network (default kartstudio)")
     bd.add_argument("--augment", action="store_true", help="mirror and brightness/contrast jitter in training")
     bd.add_argument("--folder", metavar="DIR", help="keep sessions and model here (default: a temporary folder)")
@@ -96,6 +97,7 @@ def cmd_dagger(args) -> int:
         minutes=args.minutes,
         epochs=args.epochs,
         eval_episodes=args.episodes,
+        loss=args.loss,
         eval_seed_start=EVAL_SEED_START if args.seed_start is None else args.seed_start,
     )
     result = run_dagger(args.model, args.data, args.output, args.folder, config, log=None if args.json else _log)

@@ -32,7 +32,7 @@ class BenchDriveConfig:
     learning_rate: float = 1e-3
     augment: bool = False
     turn_oversample: float = 1.0
-    loss: str = "euclidean"  # the Trainer's losses: "euclidean" (TensorKart's) or "mse"
+    loss: str = "mse"  # "mse" or "euclidean" (TensorKart's); measured: mse 720.9 vs euclidean 374.2 mean return
     model: str = "kartstudio"  # the network: "kartstudio" or "tensorkart"
     episodes: int = 20
     eval_seed_start: int = EVAL_SEED_START

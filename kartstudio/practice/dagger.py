@@ -36,6 +36,7 @@ class DaggerConfig:
     epochs: int = 4  # retraining epochs per round
     batch_size: int = 50
     learning_rate: float = 5e-4
+    loss: str = "mse"  # the Trainer's loss for retraining (bench drive measured mse far ahead of euclidean)
     eval_episodes: int = 20
     eval_seed_start: int = EVAL_SEED_START
     seed_start: int = DAGGER_SEED_START
@@ -195,5 +196,6 @@ class _TrainSettings:
         self.epochs = config.epochs
         self.batch_size = config.batch_size
         self.learning_rate = config.learning_rate
+        self.loss = config.loss
         self.augment = False
         self.turn_oversample = 1.0
