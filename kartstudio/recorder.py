@@ -124,8 +124,12 @@ class Recorder:
         chosen = list(seats) if seats is not None else list(self.seats)
         for seat in chosen:
             self.seats[seat].active = False
-        self._queue.put(("close", chosen))
-        self._queue.join()
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(("close", chosen))
+            self._queue.join()
+        else:  # stopped before (or never started): nothing is queued, close here
+            for seat in chosen:
+                self._close(seat)
         if not any(r.active for r in self.seats.values()):
             self._stop_writer()
         return {s: self.seats[s].path for s in chosen if self.seats[s].path is not None}

@@ -161,3 +161,15 @@ def test_disk_full_stops_with_a_clear_message_and_a_readable_file(tmp_path):
     with open_session(result["path"]) as s:
         assert len(s) == result["written"] > 5 and s.complete  # every frame counted as written is there
         s.frames[len(s) - 1]
+
+
+def test_stop_twice_and_stop_before_start_return(tmp_path):
+    pad = ScriptedPadSource("pad")
+    rec = _recorder(tmp_path, {1: pad})
+    assert rec.stop() == {}
+    paths = rec.start()
+    rec.on_frame(Frame(0, time.monotonic(), _image(0)))
+    assert rec.stop() == paths
+    assert rec.stop() == paths  # a second stop is harmless and does not wait forever
+    with open_session(paths[1]) as s:
+        assert len(s) == 1 and s.complete
