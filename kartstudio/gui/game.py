@@ -172,6 +172,15 @@ class GameController(QtCore.QObject):
                 found = []
         return [*found, *self._extra_pads, self.keyboard]
 
+    def paired_pad(self, seat: int):
+        """The pad the pair-controllers wizard gave `seat`, if gamepads work here and one was paired."""
+        module, _ = optional_module("kartstudio.pads.sdl")
+        if module is None:
+            return None
+        from kartstudio.pads.pairing import PairingModel
+
+        return PairingModel(module.manager()).pad_for(seat)
+
     def add_pad(self, pad) -> None:
         """A pad made elsewhere (the pairing wizard, tests with scripted pads)."""
         self._extra_pads.append(pad)

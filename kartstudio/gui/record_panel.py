@@ -92,7 +92,11 @@ class SeatPanel(QtWidgets.QGroupBox):
         for choice in self._choices:
             self.driver_box.addItem(choice.label, choice.key)
         keys = [c.key for c in self._choices]
-        if current in keys:
+        paired = self.game.paired_pad(self.seat)
+        paired_index = next((i for i, c in enumerate(self._choices) if paired is not None and c.pad is paired), None)
+        if paired_index is not None and (current is None or str(current).startswith("pad:")):
+            index = paired_index  # the pair-controllers wizard's choice beats any other pad
+        elif current in keys:
             index = keys.index(current)
         else:
             # default: seat 1 the keyboard (last pad), seat 2 the first gamepad if any, else nobody
