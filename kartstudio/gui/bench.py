@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kartstudio.bench import machine
+from kartstudio.gui.common import spin_events as _spin
 
 TICK_MS = 5
 TARGET_P99_MS = 50.0
@@ -55,16 +56,6 @@ class StallMeter:
         now = time.perf_counter()
         self.gaps.append(now - self._last)
         self._last = now
-
-
-def _spin(app, seconds: float, until=None) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        if until is not None and until():
-            return True
-        time.sleep(0.001)
-    return until is None
 
 
 def bench_gui(seconds: float = 10.0, binary: str | None = None, rom: str | None = None, video: str | None = None) -> dict:

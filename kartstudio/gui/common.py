@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -22,6 +23,20 @@ def to_qimage(image: np.ndarray) -> QtGui.QImage:
 
 def to_pixmap(image: np.ndarray) -> QtGui.QPixmap:
     return QtGui.QPixmap.fromImage(to_qimage(image))
+
+
+def spin_events(app, seconds: float, until=None, step: float = 0.001) -> bool:
+    """Run Qt's event loop for up to `seconds` (scripts and benchmarks, not the app).
+
+    With `until`, stop as soon as it returns True and return True; False if it never did.
+    """
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(step)
+    return until is None
 
 
 def optional_module(name: str):

@@ -17,15 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from kartstudio.gui.common import spin_events
+
 
 def _spin(app, seconds: float, until=None) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        if until is not None and until():
-            return True
-        time.sleep(0.005)
-    return until is None
+    return spin_events(app, seconds, until, step=0.005)  # screenshots need no fine timing
 
 
 def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0, epochs: int = 3,
