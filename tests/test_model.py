@@ -164,3 +164,16 @@ def test_import_model_cli(tmp_path, capsys):
     (tmp_path / "junk.h5").write_bytes(b"junk")
     assert main(["import-model", str(tmp_path / "junk.h5"), "-o", str(tmp_path / "j.keras")]) == 2
     assert "junk.h5 is not an HDF5 weights file" in capsys.readouterr().err
+
+
+def test_press_weighted_loss_counts_presses_more_and_survives_save(tmp_path):
+    from kartstudio.model import PRESS_WEIGHT, build_model, keras, load_model, press_weighted_mse, save_model
+
+    truth = np.array([[0.5, 0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    guess = np.zeros_like(truth)
+    pressed, released = keras.ops.convert_to_numpy(press_weighted_mse(truth, guess))
+    assert pressed == pytest.approx((0.25 + PRESS_WEIGHT) / 5) and released == pytest.approx(0.25 / 5)
+    model = build_model("tensorkart")
+    model.compile(optimizer="adam", loss=press_weighted_mse)
+    save_model(model, tmp_path / "m.keras")
+    assert load_model(tmp_path / "m.keras").count_params() == model.count_params()  # safe mode accepts it

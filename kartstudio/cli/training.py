@@ -15,7 +15,7 @@ def register(commands, bench) -> None:
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=50)
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
-    train.add_argument("--loss", choices=("euclidean", "mse"), default="euclidean",
+    train.add_argument("--loss", choices=("euclidean", "mse", "press-weighted"), default="euclidean",
                        help="euclidean: TensorKart's distance loss (default); mse: mean squared error")
     train.add_argument("--model", choices=("kartstudio", "tensorkart"), default="kartstudio", help="network for a new model")
     train.add_argument("--init", metavar="MODEL.keras", help="start from this model instead of a new one")
