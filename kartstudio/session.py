@@ -65,26 +65,153 @@ class SessionMeta:
 
     @classmethod
     def from_attrs(cls, attrs) -> "SessionMeta":
-        def text(name: str, default: str = "") -> str:
-            v = attrs.get(name, default)
-            return v.decode() if isinstance(v, bytes) else str(v)
-
+        """The meta in a file's attributes. Raises SessionFileError naming the first attribute
+        without a sane value (Session adds the file name); absent attributes take defaults."""
         return cls(
-            seat=int(attrs.get("seat", 1)),
-            game=text("game"),
-            track=text("track"),
-            character=text("character"),
-            pad_name=text("pad_name"),
-            pad_guid=text("pad_guid"),
-            capture_region=tuple(int(v) for v in attrs.get("capture_region", (0, 0, 0, 0))),
-            storage_size=tuple(int(v) for v in attrs.get("storage_size", DEFAULT_STORAGE_SIZE)),
-            kind=text("kind", "play"),
-            source=text("source"),
-            fps=float(attrs.get("fps", 30.0)),
-            app_version=text("app_version"),
-            created=text("created"),
-            extra=json.loads(text("extra", "{}") or "{}"),
+            seat=int(_attr_number(attrs, "seat", 1, low=1, high=4, whole=True)),
+            game=_attr_text(attrs, "game"),
+            track=_attr_text(attrs, "track"),
+            character=_attr_text(attrs, "character"),
+            pad_name=_attr_text(attrs, "pad_name"),
+            pad_guid=_attr_text(attrs, "pad_guid"),
+            capture_region=_attr_whole_numbers(attrs, "capture_region", (0, 0, 0, 0), low=-65536, high=65536),
+            storage_size=_attr_whole_numbers(attrs, "storage_size", DEFAULT_STORAGE_SIZE, low=1, high=4096),
+            kind=_attr_choice(attrs, "kind", KINDS, "play"),
+            source=_attr_text(attrs, "source"),
+            fps=_attr_number(attrs, "fps", 30.0, low=0.001, high=1000),
+            app_version=_attr_text(attrs, "app_version"),
+            created=_attr_text(attrs, "created"),
+            extra=_attr_json_object(attrs, "extra"),
         )
+
+
+# -- checking what a file says about itself -------------------------------------------------
+# Every attribute and dataset the app reads is checked for type, shape and range on open, so a
+# damaged or hand-made file is refused with one line naming the field, never a crash later.
+
+MAX_TEXT_ATTRIBUTE = 64 * 1024  # characters; real ones are a few dozen (extra: a few hundred)
+MAX_ROWS = 50_000_000  # frames (~19 days at 30 fps) or pad samples: more is a damaged file
+
+
+def _shown(value) -> str:
+    """A value as it goes into an error message: short, on one line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _bad(name: str, why: str) -> SessionFileError:
+    return SessionFileError(f"attribute {name!r} {why}")
+
+
+def _attr(attrs, name: str, default):
+    try:
+        if name not in attrs:
+            return default
+        value = attrs[name]
+    except Exception:  # noqa: BLE001 - h5py raises many kinds for types it cannot convert
+        raise _bad(name, "cannot be read") from None
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return value
+
+
+def _attr_text(attrs, name: str, default: str = "") -> str:
+    value = _attr(attrs, name, default)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            raise _bad(name, "is not UTF-8 text") from None
+    if not isinstance(value, str):
+        raise _bad(name, f"is {_shown(value)}, not text")
+    if len(value) > MAX_TEXT_ATTRIBUTE:
+        raise _bad(name, f"is {len(value)} characters long (at most {MAX_TEXT_ATTRIBUTE})")
+    return value
+
+
+def _attr_choice(attrs, name: str, choices: Sequence[str], default: str) -> str:
+    value = _attr_text(attrs, name, default)
+    if value not in choices:
+        raise _bad(name, f"is {_shown(value)}; expected one of {', '.join(choices)}")
+    return value
+
+
+def _attr_number(attrs, name: str, default: float, low: float, high: float, whole: bool = False) -> float:
+    value = _attr(attrs, name, default)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _bad(name, f"is {_shown(value)}, not a number")
+    number = float(value)
+    if not (np.isfinite(number) and low <= number <= high and (number.is_integer() or not whole)):
+        raise _bad(name, f"is {_shown(value)}; expected {'a whole number' if whole else 'a number'} from {low:g} to {high:g}")
+    return number
+
+
+def _attr_flag(attrs, name: str) -> bool:
+    value = _attr(attrs, name, False)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return bool(_attr_number(attrs, name, 0, low=0, high=1, whole=True))
+
+
+def _attr_whole_numbers(attrs, name: str, default: tuple, low: int, high: int) -> tuple:
+    value = _attr(attrs, name, default)
+    count = len(default)
+    try:
+        array = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray([])
+    except Exception:  # noqa: BLE001
+        array = np.asarray([])
+    if array.shape != (count,) or array.dtype.kind not in "iuf":
+        raise _bad(name, f"is {_shown(value)}; expected {count} whole numbers")
+    ok = np.all(np.isfinite(array)) and np.all(array == np.round(array)) and np.all((array >= low) & (array <= high))
+    if not ok:
+        raise _bad(name, f"is {_shown(value)}; expected {count} whole numbers from {low} to {high}")
+    return tuple(int(v) for v in array)
+
+
+def _attr_json_object(attrs, name: str) -> dict:
+    text = _attr_text(attrs, name, "{}") or "{}"
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _bad(name, "is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise _bad(name, f"is {_shown(value)}; expected a JSON object")
+    return value
+
+
+def _dataset(group, name: str, ndim: int, kinds: str, required: bool = True) -> "h5py.Dataset | None":
+    """Dataset `name` of `group` if it has `ndim` dimensions of numbers whose dtype kind is in
+    `kinds`; None if it is absent and optional; SessionFileError otherwise."""
+    try:
+        obj = group.get(name)
+    except Exception:  # noqa: BLE001 - a broken link or a damaged object header
+        raise SessionFileError(f"{name} cannot be read") from None
+    if obj is None:
+        if required:
+            raise SessionFileError(f"missing {name}")
+        return None
+    if not isinstance(obj, h5py.Dataset):
+        raise SessionFileError(f"{name} is a {type(obj).__name__.lower()}, not a dataset")
+    if obj.ndim != ndim or obj.dtype.kind not in kinds:
+        raise SessionFileError(f"{name} is {obj.shape} {obj.dtype}; expected {ndim}-dimensional numbers")
+    _check_plausible_size(obj, name)
+    return obj
+
+
+def _check_plausible_size(ds: "h5py.Dataset", name: str) -> None:
+    """Refuse a dataset claiming far more rows than the file holds data for (a sparse or
+    hand-edited file): deflate packs at most ~1032:1, so the bytes stored bound the rows."""
+    rows = ds.shape[0] if ds.shape else 1
+    if rows > MAX_ROWS:
+        raise SessionFileError(f"{name} claims {rows} rows (at most {MAX_ROWS})")
+    row_bytes = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
+    try:
+        stored = ds.id.get_storage_size()
+    except Exception:  # noqa: BLE001
+        stored = 0
+    # slack: a recorder killed between flushes may leave its last rows' chunks unwritten
+    if rows * row_bytes > 1100 * stored + 64 * max(row_bytes, 4096):
+        raise SessionFileError(f"{name} claims {rows} rows but the file holds data for far fewer")
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -233,38 +360,86 @@ class Session:
             raise SessionFileError(f"{self.path}: no such file")
         if self.path.is_dir():
             raise SessionFileError(f"{self.path} is a folder, not a session file")
+        if not self.path.is_file():  # a FIFO or a device would block or never end
+            raise SessionFileError(f"{self.path} is not a regular file, so not a session file")
         try:
             self._file = h5py.File(self.path, mode)
-        except OSError as exc:
-            reason = "truncated or corrupt" if "signature" in str(exc) or "truncated" in str(exc) else str(exc)
+        except Exception as exc:  # noqa: BLE001 - OSError mostly; HDF5 raises others on odd files
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = "truncated or corrupt" if "signature" in text or "truncated" in text else text
             raise SessionFileError(f"{self.path} is not a readable KartStudio session ({reason})") from None
         try:
             self._check()
         except SessionFileError:
             self._file.close()
             raise
+        except Exception as exc:  # noqa: BLE001 - damage the checks above did not foresee
+            self._file.close()
+            raise SessionFileError(f"{self.path} is damaged ({type(exc).__name__}: {_shown(str(exc))}); "
+                                   "re-record or delete it") from None
 
     def _check(self) -> None:
         f = self._file
-        fmt = f.attrs.get("format")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode()
+        try:
+            fmt = _attr_text(f.attrs, "format", "")
+        except SessionFileError:
+            fmt = ""
         if fmt != FORMAT_NAME:
             raise SessionFileError(f"{self.path} is an HDF5 file but not a KartStudio session (no format attribute)")
-        version = int(f.attrs.get("format_version", 0))
+        try:
+            version = int(_attr_number(f.attrs, "format_version", 0, low=0, high=2**31, whole=True))
+        except SessionFileError as exc:
+            raise SessionFileError(f"{self.path} is damaged: {exc}; re-record or delete it") from None
         if version > FORMAT_VERSION:
             raise SessionFileError(
                 f"{self.path} uses session format v{version}; this KartStudio reads up to v{FORMAT_VERSION}: update it"
             )
-        missing = [name for name in REQUIRED if name not in f]
-        if missing:
-            raise SessionFileError(f"{self.path} is damaged: missing {', '.join(missing)}")
-        n = f["frames"].shape[0]
-        short = [name for name in REQUIRED if f[name].shape[0] < n]
-        if short:
-            raise SessionFileError(f"{self.path} is damaged: {', '.join(short)} shorter than frames")
-        self.meta = SessionMeta.from_attrs(f.attrs)
-        self._n = n
+        try:
+            self.meta = SessionMeta.from_attrs(f.attrs)
+            _attr_flag(f.attrs, "complete")
+            self._n = self._check_datasets()
+        except SessionFileError as exc:
+            raise SessionFileError(f"{self.path} is damaged: {exc}; re-record or delete it") from None
+
+    def _check_datasets(self) -> int:
+        """Shapes and dtypes of every dataset the app reads; returns the number of frames."""
+        f = self._file
+        h, w = self.meta.storage_size
+        frames = _dataset(f, "frames", 4, "u")
+        if frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8:
+            raise SessionFileError(f"frames are {frames.shape} {frames.dtype}; expected (N, {h}, {w}, 3) uint8 RGB")
+        n = frames.shape[0]
+        columns = {"actions": 5, "states": len(STATE_COLUMNS)}
+        for name, ndim, kinds, required in (
+            ("actions", 2, "fiu", True),
+            ("timestamps", 1, "fiu", True),
+            ("frame_numbers", 1, "iu", True),
+            ("states", 2, "iu", False),
+        ):
+            ds = _dataset(f, name, ndim, kinds, required)
+            if ds is None:
+                continue
+            if ds.shape[0] < n:
+                raise SessionFileError(f"{name} is shorter than frames ({ds.shape[0]} rows, {n} frames)")
+            if name in columns and ds.shape[1] != columns[name]:
+                raise SessionFileError(f"{name} has {ds.shape[1]} columns; expected {columns[name]}")
+        excluded = _dataset(f, "excluded", 2, "iuf", required=False)
+        if excluded is not None:
+            if excluded.shape[1] != 2 or excluded.shape[0] > 1_000_000:
+                raise SessionFileError(f"excluded is {excluded.shape}; expected (K, 2) frame ranges")
+            if excluded.dtype.kind == "f" and not np.all(np.isfinite(excluded[:])):
+                raise SessionFileError("excluded holds frame ranges that are not numbers")
+        if "pad_samples" in f:
+            pads = f.get("pad_samples")
+            if not isinstance(pads, h5py.Group):
+                raise SessionFileError("pad_samples is not a group")
+            stamps = _dataset(pads, "timestamps", 1, "fiu")
+            states = _dataset(pads, "states", 2, "iu")
+            if states.shape != (stamps.shape[0], len(STATE_COLUMNS)):
+                raise SessionFileError(
+                    f"pad_samples/states is {states.shape}; expected ({stamps.shape[0]}, {len(STATE_COLUMNS)})"
+                )
+        return n
 
     def __len__(self) -> int:
         return self._n
