@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from kartstudio import __version__
 from kartstudio.errors import KartStudioError
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Teach a neural network to drive Mario Kart 64 from your own play, then race it.",
     )
     parser.add_argument("--version", action="version", version=f"kartstudio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench_parser = commands.add_parser("bench", help="measure recording, training, inference, driving, the plugin")
     bench = bench_parser.add_subparsers(dest="bench", metavar="WHAT", required=True)
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         # No command: the double-click / plain `kartstudio` case opens the window.
-        args = parser.parse_args(["gui", *(argv or [])])
+        args = parser.parse_args([*(argv or []), "gui"])
     try:
         return int(args.func(args) or 0)
     except KartStudioError as exc:
@@ -59,3 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kartstudio: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kartstudio info --json | head`): not an error worth a word.
+        _silence_stdout()
+        return 141
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if args.debug:
+            traceback.print_exc()
+        text = " ".join(str(exc).split())
+        text = text if len(text) <= 200 else text[:197] + "..."
+        print(f"kartstudio: unexpected error: {type(exc).__name__}: {text} -- this is a bug in KartStudio; "
+              f"please report it with the output of the same command run with --debug", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's flush at exit does not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -59,17 +59,28 @@ def cmd_import_npy(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from kartstudio.errors import SessionFileError
+    """Every readable file is shown; each unreadable one gets one line on stderr (exit status 2)."""
+    import sys
+
+    from kartstudio.errors import KartStudioError
     from kartstudio.formatting import human_size
-    from kartstudio.session import open_session
+    from kartstudio.session import find_sessions, open_session
 
     infos, failed = [], []
     for name in args.files:
         try:
-            with open_session(name) as s:
-                infos.append(s.info())
-        except SessionFileError as exc:
+            paths = find_sessions([name])
+        except KartStudioError as exc:
             failed.append(str(exc))
+            continue
+        for path in paths:
+            try:
+                with open_session(path) as s:
+                    infos.append(s.info())
+            except KartStudioError as exc:
+                failed.append(str(exc))
+            except Exception as exc:  # noqa: BLE001 - e.g. a chunk that does not decompress: one line, go on
+                failed.append(f"{path} cannot be read ({type(exc).__name__}: {_short(str(exc))}); re-record or delete it")
     if args.json:
         print(json.dumps(infos, indent=2))
     else:
@@ -77,15 +88,22 @@ def cmd_info(args) -> int:
             excluded = f" ({i['excluded_frames']} excluded)" if i["excluded_frames"] else ""
             state = "" if i["complete"] else "  [not closed cleanly: holds frames up to its last flush]"
             print(
-                f"{i['path']}\n  seat {i['seat']}  game {i['game']}  track {i['track']}  kind {i['kind']}"
-                f"  format v{i['format_version']}{state}\n"
+                f"{i['path']}\n  seat {i['seat']}  game {_short(i['game'])}  track {_short(i['track'])}"
+                f"  kind {i['kind']}  format v{i['format_version']}{state}\n"
                 f"  {i['frames']} frames{excluded}  {i['duration_s']:.1f} s  {i['fps']:.1f} fps"
                 f"  {i['storage_size'][1]}x{i['storage_size'][0]}"
                 f"  {human_size(i['bytes_on_disk'])} on disk  {human_size(i['bytes_per_frame'] or 0)}/frame"
             )
-    if failed:
-        raise SessionFileError("; ".join(failed))
-    return 0
+    sys.stdout.flush()
+    for line in failed:
+        print(f"kartstudio: error: {line}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """One line of at most `limit` characters (file attributes can hold anything)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def cmd_bench_record(args) -> int:
