@@ -1,7 +1,10 @@
-"""Session format v1: one HDF5 file per seat per recording session (see docs/session-format.md).
+"""Session format v2: one HDF5 file per seat per recording session (see docs/session-format.md).
 
-Plain h5py reads it. Frames are stored one per chunk with lossless gzip, so a reader touching
-frame i decompresses only frame i, and the dataset streams from disk for training.
+Plain h5py reads it. Frames are stored one per chunk with lossless gzip (the ``lossless`` codec,
+the default) or as one JPEG per frame (the ``jpeg`` codec, about 3x smaller), so a reader
+touching frame i decodes only frame i, and the dataset streams from disk for training.
+``Session.frame(i)`` returns the decoded image for either codec. v1 files (lossless, no
+``layout`` or ``codec`` attribute) are still read.
 
 The writer uses HDF5's default (oldest) file format on purpose: it carries no "open for write"
 flag, so a file whose recorder was killed still opens with plain ``h5py.File(path)`` and holds
@@ -26,13 +29,18 @@ from kartstudio.controller import STATE_COLUMNS, ControllerState
 from kartstudio.errors import SessionFileError
 
 FORMAT_NAME = "kartstudio-session"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # v2: the `codec`, `jpeg_quality` and `layout` attributes
 DEFAULT_STORAGE_SIZE = (120, 320)  # (height, width): one seat's half screen at N64 native resolution
 SUFFIX = ".h5"
 KINDS = ("play", "correction")
 # gzip is the lossless filter every h5py has. Level 6 costs ~1.2 ms per 320x120 frame here and
 # saves 5-10% over level 1; szip (also built in) does worse on interleaved RGB.
 _COMPRESSION = {"compression": "gzip", "compression_opts": 6}
+_GZIP_LEVEL = 6
+CODECS = ("lossless", "jpeg")  # how frames are stored: gzip of the raw pixels, or one JPEG per frame
+DEFAULT_JPEG_QUALITY = 90  # ~10.5 KB per 320x120 seat frame of real MK64 pictures, PSNR ~33 dB
+# "seat": one seat's region of a split screen; "whole": the whole screen (TensorKart single player)
+LAYOUTS = ("seat", "whole")
 
 
 @dataclass
@@ -53,6 +61,9 @@ class SessionMeta:
     app_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     extra: dict = field(default_factory=dict)  # anything else worth keeping (seed, model, ...)
+    layout: str = "seat"  # "seat" or "whole": what part of the screen capture_region is (LAYOUTS)
+    codec: str = "lossless"  # how frames are stored (CODECS)
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY  # used by the jpeg codec
 
     def to_attrs(self) -> dict:
         attrs = asdict(self)
@@ -82,6 +93,11 @@ class SessionMeta:
             app_version=_attr_text(attrs, "app_version"),
             created=_attr_text(attrs, "created"),
             extra=_attr_json_object(attrs, "extra"),
+            # v1 files have no layout: recorder files are seats, v1 npy imports were whole screens
+            layout=_attr_choice(attrs, "layout", LAYOUTS,
+                                "whole" if _attr_text(attrs, "source") == "tensorkart-npy" else "seat"),
+            codec=_attr_choice(attrs, "codec", CODECS, "lossless"),
+            jpeg_quality=int(_attr_number(attrs, "jpeg_quality", DEFAULT_JPEG_QUALITY, low=1, high=100, whole=True)),
         )
 
 
@@ -246,6 +262,44 @@ def new_session_path(folder: str | os.PathLike, track: str, seat: int, when: flo
     raise SessionFileError(f"no free session file name for {stem} in {folder}")
 
 
+# -- frame codecs --------------------------------------------------------------------------------
+
+
+def encode_frame(frame: np.ndarray, codec: str = "lossless", quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """One (H, W, 3) uint8 frame as stored in a session: a zlib stream of the raw pixels (what
+    HDF5's gzip filter writes for a one-frame chunk) or a JPEG file. Releases the GIL while it
+    compresses, so importers encode on several threads."""
+    if codec == "lossless":
+        import zlib
+
+        return zlib.compress(np.ascontiguousarray(frame).tobytes(), _GZIP_LEVEL)
+    if codec == "jpeg":
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(frame)).save(buffer, "JPEG", quality=int(quality))
+        return buffer.getvalue()
+    raise ValueError(f"unknown frame codec {codec!r}: choose one of {', '.join(CODECS)}")
+
+
+def decode_jpeg(data: bytes | np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """A stored JPEG frame back to (H, W, 3) uint8 RGB; ValueError if it is not one of that shape."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except Exception as exc:  # noqa: BLE001 - Pillow raises several kinds for damaged data
+        raise ValueError(f"not a readable JPEG ({type(exc).__name__})") from None
+    if pixels.shape != tuple(shape):
+        raise ValueError(f"a JPEG of {pixels.shape[1]}x{pixels.shape[0]}, expected {shape[1]}x{shape[0]}")
+    return pixels
+
+
 # -- writing -------------------------------------------------------------------------------------
 
 
@@ -266,12 +320,21 @@ class SessionWriter:
             self._file = h5py.File(self.path, "w" if overwrite_empty and self.path.exists() else "x")
         except OSError as exc:
             raise SessionFileError(f"cannot create session file {self.path}: {exc}") from None
+        if meta.codec not in CODECS:
+            raise SessionFileError(f"unknown frame codec {meta.codec!r}: choose one of {', '.join(CODECS)}")
         h, w = meta.storage_size
         f = self._file
         f.attrs.update(meta.to_attrs())
-        self.frames = f.create_dataset(
-            "frames", (0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3), dtype="u1", **_COMPRESSION
-        )
+        if meta.codec == "jpeg":
+            # one JPEG file's bytes per frame: plain h5py plus any JPEG decoder reads them
+            self.frames = f.create_dataset(
+                "frames", (0,), maxshape=(None,), chunks=(64,), dtype=h5py.vlen_dtype(np.uint8)
+            )
+        else:
+            self.frames = f.create_dataset(
+                "frames", (0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3), dtype="u1", **_COMPRESSION
+            )
+        self.frames.attrs["codec"] = meta.codec
         self.actions = f.create_dataset("actions", (0, 5), maxshape=(None, 5), chunks=(1024, 5), **_COMPRESSION, dtype="f4")
         ncol = len(STATE_COLUMNS)
         self.states = f.create_dataset("states", (0, ncol), maxshape=(None, ncol), chunks=(1024, ncol), **_COMPRESSION, dtype="i2")
@@ -295,15 +358,41 @@ class SessionWriter:
     def __len__(self) -> int:
         return self._n
 
-    def append(self, frame: np.ndarray, state: ControllerState, timestamp: float, frame_number: int) -> None:
+    def append(
+        self, frame: np.ndarray, state: ControllerState, timestamp: float, frame_number: int, action=None
+    ) -> None:
+        """One frame and its label. `action`: the exact (x, y, a, b, rb) to store (an import keeps
+        its source's values); by default the state's own TensorKart tuple."""
         h, w = self.meta.storage_size
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
             raise ValueError(f"frame must be ({h}, {w}, 3) uint8, got {frame.shape} {frame.dtype}")
+        if self.meta.codec == "jpeg":
+            self.append_encoded(encode_frame(frame, "jpeg", self.meta.jpeg_quality), state, timestamp, frame_number, action)
+            return
+        i = self._grow()
+        self.frames[i] = frame
+        self._label(i, state, timestamp, frame_number, action)
+
+    def append_encoded(
+        self, data: bytes, state: ControllerState, timestamp: float, frame_number: int, action=None
+    ) -> None:
+        """A frame already encoded by encode_frame with this session's codec (importers encode
+        on worker threads); written as it is."""
+        i = self._grow()
+        if self.meta.codec == "jpeg":
+            self.frames[i] = np.frombuffer(data, np.uint8)
+        else:
+            self.frames.id.write_direct_chunk((i, 0, 0, 0), data)
+        self._label(i, state, timestamp, frame_number, action)
+
+    def _grow(self) -> int:
         i = self._n
         for ds in (self.frames, self.actions, self.states, self.timestamps, self.frame_numbers):
             ds.resize(i + 1, axis=0)
-        self.frames[i] = frame
-        self.actions[i] = state.to_tensorkart()
+        return i
+
+    def _label(self, i: int, state: ControllerState, timestamp: float, frame_number: int, action) -> None:
+        self.actions[i] = state.to_tensorkart() if action is None else np.asarray(action, np.float32)
         self.states[i] = state.to_row()
         self.timestamps[i] = timestamp
         self.frame_numbers[i] = frame_number
@@ -405,9 +494,14 @@ class Session:
         """Shapes and dtypes of every dataset the app reads; returns the number of frames."""
         f = self._file
         h, w = self.meta.storage_size
-        frames = _dataset(f, "frames", 4, "u")
-        if frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8:
-            raise SessionFileError(f"frames are {frames.shape} {frames.dtype}; expected (N, {h}, {w}, 3) uint8 RGB")
+        if self.meta.codec == "jpeg":
+            frames = _dataset(f, "frames", 1, "O")
+            if h5py.check_vlen_dtype(frames.dtype) != np.uint8:
+                raise SessionFileError(f"frames are {frames.shape} {frames.dtype}; expected (N,) JPEG bytes (codec jpeg)")
+        else:
+            frames = _dataset(f, "frames", 4, "u")
+            if frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8:
+                raise SessionFileError(f"frames are {frames.shape} {frames.dtype}; expected (N, {h}, {w}, 3) uint8 RGB")
         n = frames.shape[0]
         columns = {"actions": 5, "states": len(STATE_COLUMNS)}
         for name, ndim, kinds, required in (
@@ -446,7 +540,30 @@ class Session:
 
     @property
     def frames(self) -> h5py.Dataset:
+        """The stored frames: (N, H, W, 3) pixels (lossless) or (N,) JPEG bytes (jpeg); see frame()."""
         return self._file["frames"]
+
+    @property
+    def codec(self) -> str:
+        return self.meta.codec
+
+    @property
+    def layout(self) -> str:
+        return self.meta.layout
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        h, w = self.meta.storage_size
+        return (h, w, 3)
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame i decoded: (H, W, 3) uint8 RGB, whatever the codec."""
+        if self.meta.codec != "jpeg":
+            return self.frames[i]
+        try:
+            return decode_jpeg(self.frames[i], self.frame_shape)
+        except ValueError as exc:
+            raise SessionFileError(f"{self.path} is damaged: frame {i} is {exc}") from None
 
     @property
     def actions(self) -> h5py.Dataset:
@@ -525,6 +642,9 @@ class Session:
             "duration_s": round(self.duration, 3),
             "fps": round(self.fps, 2),
             "storage_size": [h, w],
+            "layout": self.meta.layout,
+            "capture_region": list(self.meta.capture_region),
+            "codec": self.meta.codec,
             "bytes_on_disk": self.bytes_on_disk,
             "bytes_per_frame": round(self.bytes_on_disk / n, 1) if n else None,
             "complete": self.complete,

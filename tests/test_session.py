@@ -15,6 +15,7 @@ from kartstudio.errors import SessionFileError
 from kartstudio.pads.base import PadSample
 from kartstudio.session import (
     FORMAT_NAME,
+    FORMAT_VERSION,
     SessionMeta,
     SessionWriter,
     find_sessions,
@@ -49,7 +50,7 @@ def test_round_trip(tmp_path):
         assert len(ts) == 7 and ControllerState.from_row(pad_states[6]) == states[6]
     # and plain h5py reads it as documented
     with h5py.File(path) as f:
-        assert f.attrs["format"] == FORMAT_NAME and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == FORMAT_NAME and f.attrs["format_version"] == FORMAT_VERSION
         assert f["frames"].shape == (20, 120, 320, 3) and f["frames"].chunks == (1, 120, 320, 3)
         assert f["frames"].compression == "gzip"
         assert f["actions"].dtype == np.float32 and f["actions"].shape == (20, 5)
