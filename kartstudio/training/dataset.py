@@ -86,7 +86,7 @@ class _Index:
                 file_ids.append(np.full(len(keep), len(self.files), np.int32))
                 frame_ids.append(keep.astype(np.int32))
                 actions.append(labels)
-                self.files.append(_File(Path(path), tuple(s.frames.shape[1:]), fast))
+                self.files.append(_File(Path(path), s.frame_shape, fast))
         cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
         self.file_ids = cat(file_ids, np.int32)
         self.frame_ids = cat(frame_ids, np.int32)
@@ -105,6 +105,8 @@ def _chunk_locations(s: Session) -> tuple[bool, np.ndarray | None]:
     The fast path needs what SessionWriter writes: one frame per chunk, gzip as the only filter.
     Anything else (a file written by another tool) is read through h5py instead.
     """
+    if s.codec != "lossless":  # jpeg frames decode through Session.frame
+        return False, None
     ds = s.frames
     n = len(s)
     plain = ds.chunks == (1, *ds.shape[1:]) and ds.compression in ("gzip", None)
@@ -175,7 +177,7 @@ class _Reader:
         for file_id, ks in slow.items():  # the h5py path, for files SessionWriter did not write
             with open_session(ix.files[file_id].path) as s:
                 for k in ks:
-                    frames[k] = s.frames[int(ix.frame_ids[positions[k]])]
+                    frames[k] = s.frame(int(ix.frame_ids[positions[k]]))
         return frames  # type: ignore[return-value]
 
     def close(self) -> None:
