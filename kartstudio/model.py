@@ -1,10 +1,13 @@
 """The driving networks (Keras 3), their preprocessing, and safe loading.
 
-Two networks map one seat's view to TensorKart's 5 outputs ``(x, y, a, b, rb)`` (softsign):
+Three networks map a seat's view (or the whole screen) to TensorKart's 5 outputs ``(x, y, a, b, rb)``:
 
-- ``kartstudio`` (the default): the seed's network: 5 convolutions (24, 36, 48, 64, 64 filters
-  with TensorKart's kernels and strides), max pooling between the 2nd and 3rd, dropout after the
-  5th, then 4 dense layers (1164, 100, 50, 10) each followed by dropout.
+- ``kartstudio`` (the default recipe's): 5 convolutions (24, 36, 48, 64, 64 filters with
+  TensorKart's kernels and strides, max pooling between the 2nd and 3rd), then dropout once and
+  two dense layers feeding a stick output (tanh) and button probabilities (sigmoid) with press
+  thresholds stored in the file (the ``Actions`` layer). Trained with ``DrivingLoss``.
+- ``seed``: the seed fork's network: the same convolutions, dropout after the 5th, TensorKart's
+  4 dense layers each followed by dropout, 5 softsign outputs (kept for comparison).
 - ``tensorkart``: TensorKart's exact network (train.py), so its ``model_weights.h5`` loads into it.
 
 Every model starts with a ``Preprocess`` layer that takes RGB images of any size with values
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +59,8 @@ from kartstudio.errors import KartStudioError  # noqa: E402
 
 INPUT_SIZE = (66, 200)  # (height, width) the networks see, as TensorKart's X.npy
 OUTPUT_NAMES = ("x", "y", "a", "b", "rb")
-MODEL_KINDS = ("kartstudio", "tensorkart")
 ACTIVATION_LAYERS = ("conv2", "conv4")  # shown live in the versus mode
+STICK_WEIGHT = 2.0  # the driving loss: squared stick error against button cross-entropy
 
 
 class ModelFileError(KartStudioError):
@@ -76,18 +80,43 @@ def resize_images(images, size: tuple[int, int] = INPUT_SIZE):
     return tf.image.resize(images, size, method="area")
 
 
-@keras.saving.register_keras_serializable(package="kartstudio")
-class Preprocess(keras.layers.Layer):
-    """Images of any size, values 0..255 -> (66, 200, 3) floats in 0..1.
+LAYOUTS = ("seat", "whole")  # a model sees one seat's region of the screen, or the whole screen
 
-    Its settings (size, scale) live in the model's config, so a model file says how its input
-    must be prepared and the pilot and trainer never guess.
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model must be given, from its Preprocess layer's config.
+
+    layout: "seat" (one seat's region of the split screen) or "whole" (the whole screen).
+    image_size: (height, width) the frames were stored at when it was trained; the pilot resizes
+        a live frame to it first, exactly as the recorder does, so the model sees what it learnt on.
+    history: frames seen at once (1 = the current frame only), stacked on the channel axis,
+        oldest first.
     """
 
-    def __init__(self, size=INPUT_SIZE, scale=1.0 / 255.0, **kwargs):
+    layout: str = "seat"
+    image_size: tuple[int, int] | None = None
+    history: int = 1
+
+
+@keras.saving.register_keras_serializable(package="kartstudio")
+class Preprocess(keras.layers.Layer):
+    """Images of any size, values 0..255 -> (66, 200, 3 x history) floats in 0..1.
+
+    Its settings (size, scale) and what the model must be fed (layout, image_size, history) live
+    in the model's config, so a model file says how its input must be prepared and the pilot and
+    trainer never guess.
+    """
+
+    def __init__(self, size=INPUT_SIZE, scale=1.0 / 255.0, layout="seat", image_size=None, history=1, **kwargs):
         super().__init__(**kwargs)
         self.size = (int(size[0]), int(size[1]))
         self.scale = float(scale)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.layout = layout
+        self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
+        self.history = int(history)
 
     def call(self, images):
         return resize_images(images, self.size) * self.scale
@@ -96,7 +125,28 @@ class Preprocess(keras.layers.Layer):
         return (input_shape[0], self.size[0], self.size[1], input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "size": list(self.size), "scale": self.scale}
+        return {
+            **super().get_config(),
+            "size": list(self.size),
+            "scale": self.scale,
+            "layout": self.layout,
+            "image_size": None if self.image_size is None else list(self.image_size),
+            "history": self.history,
+        }
+
+
+def input_spec(model: keras.Model) -> InputSpec:
+    layer = model.get_layer("preprocess")
+    return InputSpec(getattr(layer, "layout", "seat"), getattr(layer, "image_size", None), getattr(layer, "history", 1))
+
+
+def set_input_spec(model: keras.Model, layout: str, image_size: tuple[int, int] | None) -> None:
+    """Record in the model what it is trained on (the trainer calls this from the sessions' attributes)."""
+    layer = model.get_layer("preprocess")
+    if layout not in LAYOUTS:
+        raise KartStudioError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    layer.layout = layout
+    layer.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
 
 
 @keras.saving.register_keras_serializable(package="kartstudio")
@@ -110,25 +160,113 @@ PRESS_WEIGHT = 4.0
 
 @keras.saving.register_keras_serializable(package="kartstudio")
 def press_weighted_mse(y_true, y_pred):
-    """MSE where a pressed button counts PRESS_WEIGHT times.
-
-    Rare presses (the brake: ~6% of an expert's frames) otherwise never reach the 0.5 at which
-    the pilot presses the button; weighted, a press wins once it is about 20% likely.
-    """
+    """MSE where a pressed button counts PRESS_WEIGHT times (measured: drives far worse; kept for comparison)."""
     weights = keras.ops.concatenate(
         [keras.ops.ones_like(y_true[:, :2]), 1.0 + (PRESS_WEIGHT - 1.0) * y_true[:, 2:]], axis=-1
     )
     return keras.ops.mean(weights * keras.ops.square(y_pred - y_true), axis=-1)
 
 
-LOSSES = {"mse": "mse", "euclidean": euclidean_loss, "press-weighted": press_weighted_mse}
+@keras.saving.register_keras_serializable(package="kartstudio")
+class DrivingLoss(keras.losses.Loss):
+    """The default recipe's loss: the stick as regression, the buttons as classification.
+
+    Squared error summed over the stick's two axes (times stick_weight), plus binary
+    cross-entropy per button where a press counts button_weights[i] times: a rare button (the
+    brake) still moves the gradient. Needs a model with probability outputs (``Actions``).
+    """
+
+    def __init__(self, button_weights=(1.0, 1.0, 1.0), stick_weight=STICK_WEIGHT, name="driving", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.button_weights = [float(w) for w in button_weights]
+        self.stick_weight = float(stick_weight)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        stick = ops.sum(ops.square(y_pred[:, :2] - y_true[:, :2]), axis=-1)
+        p = ops.clip(y_pred[:, 2:], 1e-6, 1.0 - 1e-6)
+        t = y_true[:, 2:]
+        w = ops.convert_to_tensor(self.button_weights, dtype=p.dtype)
+        bce = -(w * t * ops.log(p) + (1.0 - t) * ops.log(1.0 - p))
+        return self.stick_weight * stick + ops.mean(bce, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "button_weights": self.button_weights, "stick_weight": self.stick_weight}
 
 
-def _image_input() -> keras.KerasTensor:
-    return keras.Input(shape=(None, None, 3), name="image")
+def button_weights(actions: np.ndarray, most: float = 10.0) -> tuple[float, float, float]:
+    """How much a press counts per button: sqrt(released / pressed) in the labels, 1..`most`."""
+    pressed = np.clip(np.asarray(actions, np.float64)[:, 2:].mean(axis=0), 1e-6, 1.0)
+    return tuple(float(w) for w in np.clip(np.sqrt((1.0 - pressed) / pressed), 1.0, most))
 
 
-def _head(x, dropout: float):
+LOSSES = {
+    "driving": DrivingLoss,
+    "mse": "mse",
+    "euclidean": euclidean_loss,
+    "press-weighted": press_weighted_mse,
+}
+
+
+def make_loss(name: str, actions: np.ndarray | None = None):
+    """The loss function for `name`; the driving loss weighs button presses by their rarity in `actions`."""
+    if name not in LOSSES:
+        raise KartStudioError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}")
+    if name == "driving":
+        return DrivingLoss(button_weights(actions) if actions is not None and len(actions) else (1.0, 1.0, 1.0))
+    loss = LOSSES[name]
+    return keras.losses.get(loss) if isinstance(loss, str) else loss
+
+
+@keras.saving.register_keras_serializable(package="kartstudio")
+class Actions(keras.layers.Layer):
+    """The 5 driving outputs (x, y, a, b, rb): the stick in -1..1 and each button's probability.
+
+    ``thresholds`` (one per button) are the probabilities at which the pilot presses it; the
+    trainer chooses them on validation frames and they are saved in the model's config.
+    """
+
+    def __init__(self, thresholds=(0.5, 0.5, 0.5), **kwargs):
+        super().__init__(**kwargs)
+        self.thresholds = [float(t) for t in thresholds]
+
+    def call(self, inputs):
+        stick, buttons = inputs
+        return keras.ops.concatenate([stick, buttons], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], 5)
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.thresholds}
+
+
+def button_thresholds(model: keras.Model) -> tuple[float, float, float] | None:
+    """The per-button press thresholds of a model with probability outputs; None for TensorKart-style outputs."""
+    try:
+        layer = model.get_layer("actions")
+    except ValueError:
+        return None
+    return tuple(layer.thresholds) if isinstance(layer, Actions) else None
+
+
+def _image_input(channels: int = 3) -> keras.KerasTensor:
+    return keras.Input(shape=(None, None, channels), name="image")
+
+
+def _conv_body(x):
+    """The seed's convolutions: 24, 36, 48, 64, 64 filters, TensorKart's kernels and strides, max
+    pooling between the 2nd and 3rd. 'same' padding keeps room for the 3x3 convolutions after the
+    extra pooling layer (with TensorKart's 'valid' padding the 4th would get a 2-pixel-high input)."""
+    x = keras.layers.Conv2D(24, 5, strides=2, padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.Conv2D(36, 5, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(48, 5, strides=2, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
+    return keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv5")(x)
+
+
+def _tensorkart_head(x, dropout: float):
     """TensorKart's dense layers: 1164, 100, 50, 10 (relu), each followed by dropout, then 5 softsign."""
     for i, units in enumerate((1164, 100, 50, 10), start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"dense{i}")(x)
@@ -136,44 +274,62 @@ def _head(x, dropout: float):
     return keras.layers.Dense(5, activation="softsign", name="actions")(x)
 
 
-def build_kartstudio(dropout: float = 0.2) -> keras.Model:
-    """The seed's network (the default).
+def build_kartstudio(dropout: float = 0.2, history: int = 1) -> keras.Model:
+    """The default network: the seed's convolutions, then a head without a bottleneck.
 
-    'same' padding keeps room for the 3x3 convolutions after the extra pooling layer
-    (with TensorKart's 'valid' padding the 4th convolution would get a 2-pixel-high input).
+    Dropout sits once, on the flattened features; two dense layers (256, 64) feed two outputs:
+    the stick (tanh, a regression) and the buttons (sigmoid probabilities, pressed above the
+    thresholds the trainer stores in ``Actions``). The seed's 1164-100-50-10 head with dropout
+    after each layer left the brake output dead (see docs/practice.md).
     """
+    image = _image_input(3 * history)
+    x = Preprocess(name="preprocess", history=history)(image)
+    x = _conv_body(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(256, activation="relu", name="dense1")(x)
+    x = keras.layers.Dense(64, activation="relu", name="dense2")(x)
+    stick = keras.layers.Dense(2, activation="tanh", name="stick")(x)
+    buttons = keras.layers.Dense(3, activation="sigmoid", name="buttons")(x)
+    return keras.Model(image, Actions(name="actions")([stick, buttons]), name="kartstudio")
+
+
+def build_seed(dropout: float = 0.2) -> keras.Model:
+    """The seed fork's network: the same convolutions, dropout after the 5th, then TensorKart's
+    4 dense layers each with dropout and 5 softsign outputs (kept for comparison)."""
     image = _image_input()
     x = Preprocess(name="preprocess")(image)
-    x = keras.layers.Conv2D(24, 5, strides=2, padding="same", activation="relu", name="conv1")(x)
-    x = keras.layers.Conv2D(36, 5, strides=2, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(48, 5, strides=2, padding="same", activation="relu", name="conv3")(x)
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv5")(x)
+    x = _conv_body(x)
     x = keras.layers.Dropout(dropout, name="conv_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    return keras.Model(image, _head(x, dropout), name="kartstudio")
+    return keras.Model(image, _tensorkart_head(x, dropout), name="seed")
 
 
 def build_tensorkart(dropout: float = 0.2) -> keras.Model:
     """TensorKart's train.py network, layer for layer (1,595,555 parameters)."""
     image = _image_input()
-    x = Preprocess(name="preprocess")(image)
+    x = Preprocess(name="preprocess", layout="whole")(image)
     x = keras.layers.Conv2D(24, 5, strides=2, activation="relu", name="conv1")(x)
     x = keras.layers.Conv2D(36, 5, strides=2, activation="relu", name="conv2")(x)
     x = keras.layers.Conv2D(48, 5, strides=2, activation="relu", name="conv3")(x)
     x = keras.layers.Conv2D(64, 3, activation="relu", name="conv4")(x)
     x = keras.layers.Conv2D(64, 3, activation="relu", name="conv5")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    return keras.Model(image, _head(x, dropout), name="tensorkart")
+    return keras.Model(image, _tensorkart_head(x, dropout), name="tensorkart")
 
 
-def build_model(kind: str = "kartstudio") -> keras.Model:
-    if kind == "kartstudio":
-        return build_kartstudio()
-    if kind == "tensorkart":
-        return build_tensorkart()
-    raise KartStudioError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+MODEL_BUILDERS = {"kartstudio": build_kartstudio, "seed": build_seed, "tensorkart": build_tensorkart}
+MODEL_KINDS = tuple(MODEL_BUILDERS)
+
+
+def build_model(kind: str = "kartstudio", history: int = 1) -> keras.Model:
+    if kind not in MODEL_BUILDERS:
+        raise KartStudioError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+    if history != 1:
+        if kind != "kartstudio":
+            raise KartStudioError(f"frame history needs the kartstudio network, not {kind!r}")
+        return build_kartstudio(history=history)
+    return MODEL_BUILDERS[kind]()
 
 
 def input_size(model: keras.Model) -> tuple[int, int]:
@@ -229,7 +385,7 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
 
 def check_driving_model(model: keras.Model, path: str | os.PathLike = "model") -> None:
     """Raise ModelFileError unless the model maps RGB images to the 5 driving outputs."""
-    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 3:
+    if len(model.inputs) != 1 or model.inputs[0].shape[-1] is None or model.inputs[0].shape[-1] % 3:
         raise ModelFileError(f"{path}: its input is {model.inputs[0].shape if model.inputs else None}, expected RGB images")
     if len(model.outputs) != 1 or tuple(model.outputs[0].shape[1:]) != (5,):
         shape = model.outputs[0].shape if model.outputs else None
@@ -298,6 +454,10 @@ def import_tensorkart_weights(weights_path: str | os.PathLike, out: str | os.Pat
 __all__ = [
     "ACTIVATION_LAYERS",
     "INPUT_SIZE",
+    "Actions",
+    "DrivingLoss",
+    "InputSpec",
+    "LAYOUTS",
     "LOSSES",
     "MODEL_KINDS",
     "ModelFileError",
@@ -305,6 +465,12 @@ __all__ = [
     "Preprocess",
     "build_kartstudio",
     "build_model",
+    "build_seed",
+    "button_thresholds",
+    "button_weights",
+    "input_spec",
+    "make_loss",
+    "set_input_spec",
     "build_tensorkart",
     "check_driving_model",
     "euclidean_loss",

@@ -21,21 +21,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kartstudio.controller import ControllerState
+from kartstudio.controller import STICK_MAX, ControllerState
 from kartstudio.errors import KartStudioError
-from kartstudio.model import ACTIVATION_LAYERS, check_driving_model, keras, load_model, tf
+from kartstudio.images import resize
+from kartstudio.model import ACTIVATION_LAYERS, button_thresholds, check_driving_model, input_spec, keras, load_model, tf
+from kartstudio.session import DEFAULT_STORAGE_SIZE
 
 
 @dataclass
 class PilotOutput:
-    """One frame's inference: action = (x, y, a, b, rb) as floats (softsign, -1..1)."""
+    """One frame's inference: action = (x, y, a, b, rb) as floats.
+
+    The stick is in -1..1. The buttons are probabilities (0..1) pressed at or above the model's
+    own thresholds, or, for TensorKart-style models (thresholds None), softsign values rounded
+    as TensorKart's play.py did.
+    """
 
     action: np.ndarray
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (H, W, C) float32
+    thresholds: tuple[float, float, float] | None = None
 
     @property
     def state(self) -> ControllerState:
-        return ControllerState.from_tensorkart(self.action)
+        if self.thresholds is None:
+            return ControllerState.from_tensorkart(self.action)
+        x, y, a, b, rb = (float(v) for v in self.action)
+        ta, tb, trb = self.thresholds
+        return ControllerState(x=x * STICK_MAX, y=y * STICK_MAX, a=a >= ta, b=b >= tb, r=rb >= trb)
 
 
 class Pilot:
@@ -50,13 +62,16 @@ class Pilot:
         self.model = model
         self.name = name
         self.layers = ACTIVATION_LAYERS
+        self.spec = input_spec(model)
+        self.thresholds = button_thresholds(model)
+        self._history: list[np.ndarray] = []  # the last spec.history images, oldest first
         # One functional model with three outputs: the actions and the two conv maps.
         self._inference = keras.Model(
             model.inputs[0], [model.outputs[0], *(model.get_layer(n).output for n in ACTIVATION_LAYERS)]
         )
         # Traced once here (about a second each); the concrete functions are then called
         # directly, which skips tf.function's per-call argument matching (~0.3 ms a frame).
-        signature = [tf.TensorSpec((None, None, 3), tf.uint8, name="image")]
+        signature = [tf.TensorSpec((None, None, 3 * self.spec.history), tf.uint8, name="image")]
         self._with_maps = tf.function(self._run_with_maps, input_signature=signature).get_concrete_function()
         self._without_maps = tf.function(self._run_without_maps, input_signature=signature).get_concrete_function()
         self.last: PilotOutput | None = None
@@ -66,6 +81,35 @@ class Pilot:
         """Load a .keras model (safe mode) and compile it; raises ModelFileError naming the file."""
         return cls(load_model(path), name=str(path))
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the images act()/predict() expect: what the model was trained on."""
+        if self.spec.image_size is not None:
+            return self.spec.image_size
+        return DEFAULT_STORAGE_SIZE if self.spec.layout == "seat" else (2 * DEFAULT_STORAGE_SIZE[0], DEFAULT_STORAGE_SIZE[1])
+
+    def view(self, full_image: np.ndarray, seat: int, seat_layout) -> np.ndarray:
+        """The image this model is fed from a full-screen frame, exactly as the recorder stored its
+        training frames: the seat's region ("seat" models) or the whole screen ("whole"), resized
+        to the size it was trained on. seat_layout: a kartstudio.game.SeatLayout."""
+        part = seat_layout.crop(full_image, seat) if self.spec.layout == "seat" else full_image
+        return resize(part, self.image_size)
+
+    def reset(self) -> None:
+        """Forget the frame history: call at the start of every run, race or episode."""
+        self._history.clear()
+
+    def _stacked(self, image: np.ndarray) -> np.ndarray:
+        """The current image with the ones before it, oldest first, on the channel axis."""
+        if self.spec.history == 1:
+            return image
+        if self._history and self._history[-1].shape != image.shape:
+            self._history.clear()
+        self._history.append(image)
+        del self._history[: -self.spec.history]
+        frames = [self._history[0]] * (self.spec.history - len(self._history)) + self._history
+        return np.concatenate(frames, axis=-1)
+
     def _run_with_maps(self, image):
         outputs = self._inference(image[None], training=False)
         return [t[0] for t in outputs]
@@ -74,29 +118,32 @@ class Pilot:
         return self.model(image[None], training=False)[0]
 
     def predict(self, image: np.ndarray, activations: bool = True) -> PilotOutput:
-        """Run the model on one (H, W, 3) uint8 RGB seat image of any size."""
+        """Run the model on one (H, W, 3) uint8 RGB image (see view()); a model with frame history
+        also sees the images given to the calls before (since reset())."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3:
             raise KartStudioError(f"the pilot needs an (H, W, 3) RGB image, got shape {image.shape}")
         if image.dtype != np.uint8:
             image = np.clip(image, 0, 255).astype(np.uint8)
+        image = self._stacked(image)
         if activations:
             action, *maps = self._with_maps(image)
-            out = PilotOutput(action.numpy(), {n: m.numpy() for n, m in zip(ACTIVATION_LAYERS, maps)})
+            out = PilotOutput(action.numpy(), {n: m.numpy() for n, m in zip(ACTIVATION_LAYERS, maps)}, self.thresholds)
         else:
-            out = PilotOutput(self._without_maps(image).numpy())
+            out = PilotOutput(self._without_maps(image).numpy(), thresholds=self.thresholds)
         self.last = out
         return out
 
     def act(self, image: np.ndarray) -> ControllerState:
-        """The controller state the model chooses for this seat image (stick x80, buttons rounded)."""
+        """The controller state the model chooses for this image (stick x80, buttons at their thresholds)."""
         return self.predict(image, activations=False).state
 
-    def warm_up(self, shape: tuple[int, int] = (120, 320)) -> None:
+    def warm_up(self, shape: tuple[int, int] | None = None) -> None:
         """Run both functions once ahead of the first real frame (first runs allocate buffers)."""
-        blank = np.zeros((*shape, 3), np.uint8)
+        blank = np.zeros((*(shape or self.image_size), 3), np.uint8)
         self.predict(blank, activations=True)
         self.predict(blank, activations=False)
+        self.reset()
         self.last = None
 
 

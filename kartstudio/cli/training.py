@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -12,17 +13,23 @@ def register(commands, bench) -> None:
     train = commands.add_parser("train", help="train a driving model on session files")
     train.add_argument("data", nargs="+", metavar="DATA", help="session files or folders of them")
     train.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=50)
-    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (Adam)")
-    train.add_argument("--loss", choices=("euclidean", "mse", "press-weighted"), default="euclidean",
-                       help="euclidean: TensorKart's distance loss (default); mse: mean squared error")
-    train.add_argument("--model", choices=("kartstudio", "tensorkart"), default="kartstudio", help="network for a new model")
+    train.add_argument("--recipe", default="default", metavar="NAME",
+                       help="network, loss, augmentation and schedule: default (measured best), seed-mse, tensorkart; "
+                            "the options below change single parts of it")
+    train.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--lr", type=float, default=None, help="learning rate (Adam)")
+    train.add_argument("--loss", default=None, metavar="NAME",
+                       help="driving (the default recipe's: stick regression + class-weighted button cross-entropy), "
+                            "mse, euclidean (TensorKart's), press-weighted")
+    train.add_argument("--model", default=None, metavar="KIND", help="network for a new model: kartstudio, seed, tensorkart")
     train.add_argument("--init", metavar="MODEL.keras", help="start from this model instead of a new one")
-    train.add_argument("--augment", action="store_true", help="mirror (steering flipped) and brightness/contrast jitter")
-    train.add_argument("--val-sessions", type=int, default=0, metavar="K", help="hold out K whole sessions for validation")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="mirror (steering flipped) and brightness/contrast jitter")
+    train.add_argument("--val-sessions", type=int, default=None, metavar="K",
+                       help="hold out K whole sessions for validation (default: the recipe's 10%% when there are 5 or more)")
     train.add_argument("--patience", type=int, default=0, metavar="N", help="stop after N epochs without improvement")
-    train.add_argument("--oversample-turns", type=float, default=1.0, metavar="F", help="serve turning frames F times per epoch")
+    train.add_argument("--oversample-turns", type=float, default=None, metavar="F", help="serve turning frames F times per epoch")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-dir", metavar="DIR", help="default: MODEL.checkpoints next to the output")
     train.add_argument("--resume", action="store_true", help="continue the run saved in the checkpoint folder")
@@ -97,12 +104,13 @@ class _ProgressBar:
 
 
 def cmd_train(args) -> int:
-    from kartstudio.training import TrainConfig, Trainer
+    from kartstudio.training import Trainer
+    from kartstudio.training.recipe import recipe
 
-    config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, loss=args.loss, seed=args.seed,
-        augment=args.augment, val_sessions=args.val_sessions, patience=args.patience,
-        turn_oversample=args.oversample_turns, model=args.model, init_model=args.init,
+    changes = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr, "loss": args.loss,
+               "augment": args.augment, "turn_oversample": args.oversample_turns, "model": args.model}
+    config = recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None}).train_config(
+        seed=args.seed, val_sessions=args.val_sessions, patience=args.patience, init_model=args.init,
         checkpoint_dir=args.checkpoint_dir, resume=args.resume,
     )
     bar = _ProgressBar(args.quiet)

@@ -24,6 +24,8 @@ from kartstudio.practice.evaluate import EVAL_SEED_START, EvalReport, evaluate_m
 from kartstudio.practice.expert import Expert
 from kartstudio.recorder import Recorder
 from kartstudio.session import DEFAULT_STORAGE_SIZE, SessionMeta
+from kartstudio.training.budget import train_with_budget
+from kartstudio.training.recipe import DEFAULT_RECIPE, Recipe
 
 DAGGER_SEED_START = 5000  # tracks the model drives for corrections (not the evaluation tracks)
 
@@ -34,9 +36,8 @@ class DaggerConfig:
     tracks: int = 4  # tracks driven per round
     minutes: float = 2.0  # most game time recorded per round
     epochs: int = 4  # retraining epochs per round
-    batch_size: int = 50
-    learning_rate: float = 5e-4
-    loss: str = "mse"  # the Trainer's loss for retraining (bench drive measured mse far ahead of euclidean)
+    learning_rate: float = 5e-4  # fine-tuning: half the recipe's
+    recipe: Recipe = DEFAULT_RECIPE  # loss, augmentation, batch size and validation share for retraining
     eval_episodes: int = 20
     eval_seed_start: int = EVAL_SEED_START
     seed_start: int = DAGGER_SEED_START
@@ -78,6 +79,7 @@ class RoundResult:
             "train_s": round(self.train_s, 1),
             "mean_return": round(self.mean_return, 2),
             "min_return": round(self.min_return, 2),
+            "laps_finished": self.report.laps_finished,
             "mean_off_track_s": round(self.report.mean_off_track_s, 2),
         }
 
@@ -153,8 +155,6 @@ def record_corrections(pilot, folder: str | Path, seeds: list[int], max_frames: 
 def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | None = None,
                log: Callable[[str], None] | None = None) -> DaggerResult:
     """Improve `model` (a .keras path) by DAgger; data: what it was trained on (kept in retraining)."""
-    from kartstudio.practice.bench import train_with_budget
-
     config = config or DaggerConfig()
     config.check()
     model = Path(model)
@@ -178,8 +178,9 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
         corrections.extend(paths)
         drive_s = time.monotonic() - t0
         say(f"round {r}: {frames} correction frames on tracks {seeds[0]}-{seeds[-1]} ({drive_s:.0f} s)")
-        train, train_s = train_with_budget([*data, *corrections], output, _TrainSettings(config), float("inf"),
-                                           log, init_model=str(current))
+        settings = config.recipe.train_config(epochs=config.epochs, learning_rate=config.learning_rate,
+                                              init_model=str(current), tensorboard=False)
+        train, train_s = train_with_budget([*data, *corrections], output, settings, float("inf"), log)
         current = output
         pilot = load_pilot(output)
         report = evaluate_model(pilot, config.eval_episodes, config.eval_seed_start, config.storage_size)
@@ -187,15 +188,3 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
         result.rounds.append(RoundResult(r, frames, [str(p) for p in paths], str(output), drive_s, train_s, report))
     result.seconds = time.monotonic() - start
     return result
-
-
-class _TrainSettings:
-    """What train_with_budget reads, from a DaggerConfig."""
-
-    def __init__(self, config: DaggerConfig) -> None:
-        self.epochs = config.epochs
-        self.batch_size = config.batch_size
-        self.learning_rate = config.learning_rate
-        self.loss = config.loss
-        self.augment = False
-        self.turn_oversample = 1.0

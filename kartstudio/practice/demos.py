@@ -23,11 +23,14 @@ from typing import Callable
 from kartstudio.controller import ControllerState
 from kartstudio.game import Frame
 from kartstudio.practice.backend import FPS, PracticeBackend
-from kartstudio.practice.expert import Expert
+from kartstudio.practice.expert import Expert, HumanDriver, HumanProfile
 from kartstudio.recorder import Recorder
 from kartstudio.session import DEFAULT_STORAGE_SIZE, SessionMeta
 
 DEMO_SEED_START = 1000  # demonstration tracks; evaluation uses 10000 on (EVAL_SEED_START)
+# Who drives the demonstrations: the expert (seat 2 nudged, labelled with the expert's decision),
+# or the expert through a HumanProfile on both seats (labelled with what the "person" pressed).
+DEMO_PROFILES = ("expert", "human")
 
 
 @dataclass
@@ -69,6 +72,7 @@ def record_demonstrations(
     storage_size: tuple[int, int] = DEFAULT_STORAGE_SIZE,
     nudged_seat: bool = True,
     log: Callable[[str], None] | None = None,
+    profile: str = "expert",
 ) -> DemoResult:
     """Record `minutes` of expert driving (game time, both seats counted) into `folder`.
 
@@ -80,7 +84,7 @@ def record_demonstrations(
     frames = tracks = 0
     seed = seed_start
     while frames < target:
-        result = record_track(folder, seed, seats, storage_size, limit=target - frames)
+        result = record_track(folder, seed, seats, storage_size, limit=target - frames, profile=profile)
         paths.extend(result.paths)
         frames += result.frames
         tracks += 1
@@ -96,21 +100,24 @@ def record_track(
     seats: tuple[int, ...] = (1, 2),
     storage_size: tuple[int, int] = DEFAULT_STORAGE_SIZE,
     limit: int | None = None,
+    profile: str = "expert",
 ) -> DemoResult:
-    """One run of the expert on track `seed` (seat 2 nudged), recorded by the real Recorder."""
+    """One run on track `seed` recorded by the real Recorder: the expert (seat 2 nudged), or
+    (profile "human") the expert through a HumanProfile on every seat."""
+    human = profile == "human"
     metas = {
         seat: (
             SessionMeta(
                 seat=seat,
                 game="practice",
                 track=f"seed-{seed}",
-                pad_name="expert" if seat == 1 else "expert (nudged)",
+                pad_name="human-like expert" if human else "expert" if seat == 1 else "expert (nudged)",
                 pad_guid=f"script:expert-p{seat}",
                 storage_size=tuple(storage_size),
                 kind="play",
                 source="kartstudio.practice.demos",
                 fps=FPS,
-                extra={"seed": seed, "driver": "expert", "nudged": seat == 2},
+                extra={"seed": seed, "driver": profile, "nudged": seat == 2 and not human},
             ),
             None,
         )
@@ -120,13 +127,15 @@ def record_track(
     written = 0
     with PracticeBackend(seed=seed, seats=seats, realtime=False, restart=False, draw=True) as game:
         experts = {seat: Expert(game, seat) for seat in seats}
+        if human:  # HumanDriver has act() too: its labels are what the "person" pressed
+            experts = {seat: HumanDriver(experts[seat], HumanProfile(), FPS, seed * 10 + seat) for seat in seats}
         nudges = Nudges(rng=random.Random(seed))
         recorder.start()
         try:
             decisions = {seat: experts[seat].act() for seat in seats}
             while True:
                 for seat in seats:
-                    executed = nudges.apply(decisions[seat]) if seat == 2 else decisions[seat]
+                    executed = nudges.apply(decisions[seat]) if seat == 2 and not human else decisions[seat]
                     game.set_controller(seat, executed)
                 frame = game.next_frame()
                 if frame is None:

@@ -40,6 +40,7 @@ class ExpertParams:
     max_side_speed: float = 4.0  # units/s of sideways slide where the gas comes off
     side_speed_per_speed: float = 0.1
     curvature_window: int = 3  # centerline points either side used to measure curvature
+    anticipation_s: float = 0.0  # act on where the car will be this much later (a person's way round their reaction time)
 
 
 class Expert:
@@ -100,6 +101,9 @@ class Expert:
         pos = np.array(car.hull.position, dtype=np.float64)
         angle = float(car.hull.angle)
         vel = car.hull.linearVelocity
+        if p.anticipation_s:  # where the car will be: straight on at its speed, still turning at its rate
+            pos = pos + p.anticipation_s * np.array([vel[0], vel[1]])
+            angle += p.anticipation_s * float(car.hull.angularVelocity)
         speed = math.hypot(vel[0], vel[1])
         c, s = math.cos(angle), math.sin(angle)
         forward_speed = -vel[0] * s + vel[1] * c
@@ -134,6 +138,53 @@ class Expert:
         gas = speed < limit - p.coast_margin and not sliding
         brake = speed > limit + p.brake_margin
         return ControllerState(x=round(x * STICK_MAX), a=gas and not brake, b=brake)
+
+
+@dataclass(frozen=True)
+class HumanProfile:
+    """How a person at the pad differs from the expert (`bench drive --demos human`).
+
+    A person sees the screen, decides and moves a thumb: decisions arrive late, the stick moves
+    gradually and never exactly where meant, and now and then a corner is noticed late and the
+    car has to be brought back. Measured on the evaluation tracks in docs/practice.md.
+    """
+
+    reaction_s: float = 0.15  # decisions reach the pad this much later (4 frames at 25 fps)
+    stick_follow: float = 0.6  # share of the way the thumb moves toward the meant stick per frame
+    stick_noise: float = 0.06  # standard deviation of the stick's error, of full scale
+    late_corner_rate: float = 1 / 200  # chance per frame that the driver stops reacting for a while
+    late_corner_frames: tuple[int, int] = (5, 12)  # how long the old stick is held (then recovery)
+
+
+BUTTONS_NOW = True
+
+
+class HumanDriver:
+    """The expert driven through a HumanProfile: what a person would press, frame by frame."""
+
+    def __init__(self, expert: Expert, profile: HumanProfile | None = None, fps: float = 25.0, seed: int = 0) -> None:
+        self.expert = expert
+        self.profile = profile or HumanProfile()
+        self.delay = max(0, round(self.profile.reaction_s * fps))
+        self.rng = np.random.default_rng(seed)
+        self._decisions: list[ControllerState] = []
+        self._stick = 0.0
+        self._late = 0
+
+    def act(self) -> ControllerState:
+        p = self.profile
+        self._decisions.append(self.expert.act())
+        del self._decisions[: -(self.delay + 1)]
+        meant = self._decisions[0]  # the decision taken `delay` frames ago
+        if self._late == 0 and self.rng.random() < p.late_corner_rate:
+            self._late = int(self.rng.integers(p.late_corner_frames[0], p.late_corner_frames[1] + 1))
+        if self._late:
+            self._late -= 1  # not looking: the thumb stays where it was
+        else:
+            self._stick += p.stick_follow * (meant.x / STICK_MAX - self._stick)
+        x = max(-1.0, min(1.0, self._stick + self.rng.normal(0.0, p.stick_noise)))
+        now = self._decisions[-1]
+        return ControllerState(x=round(x * STICK_MAX), a=now.a if BUTTONS_NOW else meant.a, b=now.b if BUTTONS_NOW else meant.b)
 
 
 def expert_pad(backend, seat: int = 1, params: ExpertParams | None = None) -> ScriptedPadSource:

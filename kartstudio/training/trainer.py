@@ -32,26 +32,42 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kartstudio.errors import KartStudioError
-from kartstudio.model import LOSSES, MODEL_KINDS, build_model, input_size, keras, load_model, save_model, tf
-from kartstudio.session import find_sessions
+from kartstudio.model import (
+    LOSSES,
+    MODEL_KINDS,
+    button_thresholds,
+    build_model,
+    input_size,
+    keras,
+    load_model,
+    make_loss,
+    save_model,
+    set_input_spec,
+    tf,
+)
+from kartstudio.session import find_sessions, open_session
 from kartstudio.training.dataset import SessionDataset, split_by_session
+from kartstudio.training.recipe import DEFAULT_RECIPE, validation_sessions
+from kartstudio.training.thresholds import calibrate_thresholds
 
 
 @dataclass
 class TrainConfig:
-    """How to train. Defaults follow TensorKart (Adam 1e-3, batch 50, euclidean loss)."""
+    """How to train. Defaults are the default recipe's (kartstudio.training.recipe)."""
 
-    epochs: int = 20
-    batch_size: int = 50
-    learning_rate: float = 1e-3
-    loss: str = "euclidean"  # "euclidean" (TensorKart's) or "mse"
+    epochs: int = DEFAULT_RECIPE.epochs
+    batch_size: int = DEFAULT_RECIPE.batch_size
+    learning_rate: float = DEFAULT_RECIPE.learning_rate
+    loss: str = DEFAULT_RECIPE.loss  # see kartstudio.model.LOSSES
     seed: int = 0
-    augment: bool = False  # mirror (steering flipped) + brightness/contrast jitter
-    val_sessions: int = 0  # whole session files held out for validation
+    augment: bool = DEFAULT_RECIPE.augment  # mirror (steering flipped) + brightness/contrast jitter
+    val_sessions: int | None = None  # whole session files held out for validation (None: the recipe's share)
+    val_fraction: float = DEFAULT_RECIPE.val_fraction  # used when val_sessions is None
     patience: int = 0  # early stopping: epochs without improvement before stopping (0 = off)
     min_delta: float = 0.0  # a loss must drop by more than this to count as an improvement
-    turn_oversample: float = 1.0  # times each turning frame is served per epoch
-    model: str = "kartstudio"  # network for a new model: "kartstudio" or "tensorkart"
+    turn_oversample: float = DEFAULT_RECIPE.turn_oversample  # times each turning frame is served per epoch
+    model: str = DEFAULT_RECIPE.model  # network for a new model (kartstudio.model.MODEL_KINDS)
+    history: int = DEFAULT_RECIPE.history  # frames a new network sees at once
     init_model: str | None = None  # start from this .keras model instead (fine-tuning, DAgger)
     checkpoint_dir: str | None = None  # default: <output>.checkpoints next to the output
     resume: bool = False  # continue the run saved in checkpoint_dir
@@ -68,7 +84,7 @@ class TrainConfig:
             raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.model not in MODEL_KINDS:
             raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
-        if self.val_sessions < 0 or self.patience < 0:
+        if (self.val_sessions or 0) < 0 or self.patience < 0:
             raise KartStudioError("val_sessions and patience cannot be negative")
 
 
@@ -108,6 +124,7 @@ class TrainResult:
     train_frames: int = 0
     val_frames: int = 0
     history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, val_loss, samples_per_s
+    thresholds: tuple[float, ...] | None = None  # button press thresholds stored in the model (if it has them)
 
 
 class Trainer:
@@ -154,7 +171,8 @@ class Trainer:
         paths = find_sessions(data)
         if not paths:
             raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
-        train_paths, val_paths = split_by_session(paths, cfg.val_sessions, cfg.seed)
+        val_count = cfg.val_sessions if cfg.val_sessions is not None else validation_sessions(len(paths), cfg.val_fraction)
+        train_paths, val_paths = split_by_session(paths, val_count, cfg.seed)
 
         keras.utils.set_random_seed(cfg.seed)
         if cfg.resume:
@@ -166,15 +184,23 @@ class Trainer:
             train_paths = [p for p in paths if str(p) not in set(map(str, val_paths))]
         else:
             state = {"epochs_done": 0, "best_loss": None, "best_epoch": None, "wait": 0, "history": []}
-            model = load_model(cfg.init_model) if cfg.init_model else build_model(cfg.model)
-            model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=LOSSES[cfg.loss])
+            model = load_model(cfg.init_model) if cfg.init_model else build_model(cfg.model, cfg.history)
         state["val_paths"] = [str(p) for p in val_paths]
         state["config"] = {**asdict(cfg), "loss": state.get("config", {}).get("loss", cfg.loss)}
+        if state["config"]["loss"] == "driving" and button_thresholds(model) is None:
+            raise KartStudioError(
+                f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
+                "use --loss mse or euclidean with it"
+            )
+        _record_input_spec(model, train_paths)
 
         size = input_size(model)
         train = SessionDataset(
             train_paths, cfg.batch_size, augment=cfg.augment, seed=cfg.seed, turn_oversample=cfg.turn_oversample, size=size
         )
+        if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
+            model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                          loss=make_loss(state["config"]["loss"], train.actions))
         val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size) if val_paths else None
         self.train_frames, self.val_frames = train.frames, val.frames if val is not None else 0
         self.sessions = (len(train_paths), len(val_paths))
@@ -184,7 +210,10 @@ class Trainer:
             raise KartStudioError(f"cannot create the checkpoint folder {ckpt}: {exc.strerror or exc}") from None
         writer = tf.summary.create_file_writer(str(ckpt / "logs")) if cfg.tensorboard else None
         try:
-            return self._loop(model, train, val, ckpt, state, output, writer)
+            result = self._loop(model, train, val, ckpt, state, output, writer)
+            if result.model_path is not None and button_thresholds(model) is not None:
+                result.thresholds = calibrate_thresholds(result.model_path, val if val is not None else train)
+            return result
         finally:
             train.close()
             if val is not None:
@@ -194,8 +223,8 @@ class Trainer:
 
     def _loop(self, model, train, val, ckpt: Path, state: dict, output: Path, writer) -> TrainResult:
         cfg = self.config
-        loss_name = state["config"]["loss"]  # a resumed run keeps the loss it started with
-        loss_fn = keras.losses.get(LOSSES[loss_name]) if isinstance(LOSSES[loss_name], str) else LOSSES[loss_name]
+        # compiled in fit(); a resumed run keeps the loss it started with
+        loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
@@ -305,6 +334,14 @@ class Trainer:
             total += float(eval_step(x, y))
             seen += int(y.shape[0])
         return total / max(1, seen)
+
+
+def _record_input_spec(model, paths: Sequence[Path]) -> None:
+    """Write into the model what it is trained on: the layout and stored size of the sessions."""
+    with open_session(paths[0]) as s:
+        meta = s.meta
+    layout = getattr(meta, "layout", None) or "seat"
+    set_input_spec(model, "whole" if layout == "whole" else "seat", tuple(meta.storage_size))
 
 
 def _write_scalars(writer, step: int, values: dict[str, float]) -> None:

@@ -1,0 +1,65 @@
+"""The training recipe: network, outputs, loss, augmentation and schedule, defined once.
+
+`kartstudio train`, the Training tab, `kartstudio bench drive` and `kartstudio dagger` all train
+with DEFAULT_RECIPE unless told otherwise (TrainConfig takes its defaults from here). Other
+recipes stay available by name for comparison and for TensorKart's own models.
+
+Rule: a change here ships only with a fresh `kartstudio bench drive --quick` score next to
+bench/baselines/drive.json (see DEVELOPERS.md). Measurements behind each choice: docs/practice.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kartstudio.errors import KartStudioError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: str = "kartstudio"  # the network (kartstudio.model.MODEL_BUILDERS)
+    loss: str = "driving"  # kartstudio.model.LOSSES
+    augment: bool = True  # mirror (steering negated) + brightness/contrast jitter
+    turn_oversample: float = 1.0  # times each turning frame is served per epoch
+    learning_rate: float = 1e-3  # Adam
+    batch_size: int = 50
+    epochs: int = 60  # most epochs; `bench drive` stops at its time budget first
+    val_fraction: float = 0.1  # share of whole sessions held out to pick the best epoch and the button thresholds
+    history: int = 1  # frames the network sees at once
+
+    def train_config(self, seed: int = 0, **overrides):
+        """A kartstudio.training.TrainConfig that trains this recipe (overrides: other TrainConfig fields)."""
+        from kartstudio.training.trainer import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
+            augment=self.augment, val_fraction=self.val_fraction, turn_oversample=self.turn_oversample,
+            model=self.model, history=self.history, seed=seed, **overrides,
+        )
+
+
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(),
+    # The seed fork's network with MSE (the previous default of bench drive and dagger).
+    "seed-mse": Recipe(model="seed", loss="mse", augment=False, val_fraction=0.0),
+    # TensorKart's train.py: its network, euclidean loss, no augmentation.
+    "tensorkart": Recipe(model="tensorkart", loss="euclidean", augment=False, val_fraction=0.0),
+}
+DEFAULT_RECIPE = RECIPES["default"]
+
+
+def recipe(name: str, **changes) -> Recipe:
+    """The named recipe, with some fields changed (an ablation)."""
+    if name not in RECIPES:
+        raise KartStudioError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
+    return replace(RECIPES[name], **changes)
+
+
+def validation_sessions(files: int, fraction: float) -> int:
+    """Whole sessions to hold out: `fraction` of them, at least 1, none when there are fewer than 5."""
+    if fraction <= 0 or files < 5:
+        return 0
+    return max(1, round(files * fraction))
+
+
+__all__ = ["DEFAULT_RECIPE", "RECIPES", "Recipe", "recipe", "validation_sessions"]
