@@ -16,8 +16,6 @@ def register(commands, bench) -> None:
     ev.add_argument("--episodes", type=int, default=20, metavar="N", help="tracks to drive (default 20)")
     ev.add_argument("--seed-start", type=int, default=None, metavar="S",
                     help="first track seed (default 10000; tracks S, S+1, ...)")
-    ev.add_argument("--storage-size", default="120x320", metavar="HxW",
-                    help="the seat image size the model was trained on (default 120x320)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
 
@@ -61,16 +59,6 @@ def register(commands, bench) -> None:
     bd.set_defaults(func=cmd_bench_drive)
 
 
-def _storage_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        if h < 8 or w < 8:
-            raise ValueError
-    except ValueError:
-        raise KartStudioError(f"--storage-size {text!r}: give HEIGHTxWIDTH, e.g. 120x320") from None
-    return h, w
-
-
 def _progress(quiet: bool):
     def on_episode(k, result) -> None:
         if not quiet:
@@ -92,7 +80,7 @@ def cmd_eval(args) -> int:
     if args.expert:
         report = evaluate_expert(args.episodes, seed_start, on_episode=on_episode)
     else:
-        report = evaluate_model(args.model, args.episodes, seed_start, _storage_size(args.storage_size), on_episode)
+        report = evaluate_model(args.model, args.episodes, seed_start, on_episode=on_episode)
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 0
 

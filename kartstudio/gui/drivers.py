@@ -57,10 +57,10 @@ class PilotDriver:
 
     name = "AI"
 
-    def __init__(self, pilot, layout, storage_size: tuple[int, int] = (120, 320)) -> None:
+    def __init__(self, pilot, layout) -> None:
         self.pilot = pilot
+        self.pilot.reset()
         self.layout = layout
-        self.storage_size = tuple(storage_size)
         self._lock = threading.Lock()
         self.outputs: tuple[float, ...] | None = None
         self.activations: dict[str, object] = {}
@@ -71,9 +71,7 @@ class PilotDriver:
     def state(self, frame: Frame | None, seat: int) -> ControllerState:
         if frame is None:
             return NEUTRAL
-        from kartstudio.images import resize
-
-        image = resize(self.layout.crop(frame.image, seat), self.storage_size)
+        image = self.pilot.view(frame.image, seat, self.layout)  # what the model file says it learnt on
         t0 = time.perf_counter()
         out = self.pilot.predict(image, activations=True)
         ms = (time.perf_counter() - t0) * 1000

@@ -207,7 +207,7 @@ class VersusTab(QtWidgets.QWidget):
             self.notice.show_message("The game stopped while the model was loading; press Race the AI again.", "warning")
             self.start_button.setText("▶ Race the AI")
             return
-        self.pilot_driver = PilotDriver(pilot, self.game.backend.layout, tuple(self.game.settings.storage_size))
+        self.pilot_driver = PilotDriver(pilot, self.game.backend.layout)
         self.game.versus_active = True
         loop.set_driver(AI_SEAT, self.pilot_driver)
         loop.set_driver(HUMAN_SEAT, PadDriver(self._pad(self.human_box)))

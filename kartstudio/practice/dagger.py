@@ -20,10 +20,10 @@ from typing import Callable
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.practice.backend import FPS, PracticeBackend
-from kartstudio.practice.evaluate import EVAL_SEED_START, EvalReport, evaluate_model, load_pilot, seat_image
+from kartstudio.practice.evaluate import EVAL_SEED_START, EvalReport, evaluate_model, load_pilot
 from kartstudio.practice.expert import Expert
 from kartstudio.recorder import Recorder
-from kartstudio.session import DEFAULT_STORAGE_SIZE, SessionMeta
+from kartstudio.session import SessionMeta
 from kartstudio.training.budget import train_with_budget
 from kartstudio.training.recipe import DEFAULT_RECIPE, Recipe
 
@@ -41,7 +41,6 @@ class DaggerConfig:
     eval_episodes: int = 20
     eval_seed_start: int = EVAL_SEED_START
     seed_start: int = DAGGER_SEED_START
-    storage_size: tuple[int, int] = DEFAULT_STORAGE_SIZE
     score_before: bool = True
 
     def check(self) -> None:
@@ -117,8 +116,10 @@ class DaggerResult:
 
 
 def record_corrections(pilot, folder: str | Path, seeds: list[int], max_frames: int,
-                       storage_size=DEFAULT_STORAGE_SIZE, model_name: str = "model") -> tuple[list[Path], int]:
-    """The model drives seat 1 on each track; every frame it sees is recorded with the expert's label."""
+                       model_name: str = "model") -> tuple[list[Path], int]:
+    """The model drives seat 1 on each track; every frame it sees is recorded with the expert's label
+    (at the seat image size the model was trained on)."""
+    storage_size = pilot.image_size
     paths: list[Path] = []
     frames = 0
     for seed in seeds:
@@ -133,12 +134,13 @@ def record_corrections(pilot, folder: str | Path, seeds: list[int], max_frames: 
         recorder = Recorder(folder, {1: (meta, None)}, layout=PracticeBackend.layout, queue_size=1000)
         with PracticeBackend(seed=seed, seats=(1,), realtime=False, restart=False, draw=True) as game:
             expert = Expert(game, 1)
+            pilot.reset()
             started = recorder.start()
             frame = Frame(0, time.monotonic(), game.screen())
             try:
                 while frames < max_frames:
                     label = expert.act()  # what the expert would do here
-                    game.set_controller(1, pilot.act(seat_image(frame, 1, storage_size)))  # what the model does
+                    game.set_controller(1, pilot.act(pilot.view(frame.image, 1, PracticeBackend.layout)))  # what the model does
                     if frame.number > 0:
                         recorder.on_frame(Frame(frame.number, frame.timestamp, frame.image, {1: label}))
                         frames += 1
@@ -165,7 +167,7 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
     pilot = load_pilot(model)
     before = None
     if config.score_before:
-        before = evaluate_model(pilot, config.eval_episodes, config.eval_seed_start, config.storage_size)
+        before = evaluate_model(pilot, config.eval_episodes, config.eval_seed_start)
         say(f"before: {before.summary()}")
     result = DaggerResult(str(model), str(output), before)
     corrections: list[Path] = []
@@ -173,8 +175,7 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
     for r in range(1, config.rounds + 1):
         t0 = time.monotonic()
         seeds = [config.seed_start + (r - 1) * config.tracks + k for k in range(config.tracks)]
-        paths, frames = record_corrections(pilot, folder, seeds, int(config.minutes * 60 * FPS),
-                                           config.storage_size, model.name)
+        paths, frames = record_corrections(pilot, folder, seeds, int(config.minutes * 60 * FPS), model.name)
         corrections.extend(paths)
         drive_s = time.monotonic() - t0
         say(f"round {r}: {frames} correction frames on tracks {seeds[0]}-{seeds[-1]} ({drive_s:.0f} s)")
@@ -183,7 +184,7 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
         train, train_s = train_with_budget([*data, *corrections], output, settings, float("inf"), log)
         current = output
         pilot = load_pilot(output)
-        report = evaluate_model(pilot, config.eval_episodes, config.eval_seed_start, config.storage_size)
+        report = evaluate_model(pilot, config.eval_episodes, config.eval_seed_start)
         say(f"round {r}: {report.summary()}")
         result.rounds.append(RoundResult(r, frames, [str(p) for p in paths], str(output), drive_s, train_s, report))
     result.seconds = time.monotonic() - start

@@ -139,13 +139,16 @@ def seat_image(frame: Frame, seat: int, storage_size=DEFAULT_STORAGE_SIZE) -> np
     return resize(PracticeBackend.layout.crop(frame.image, seat), tuple(storage_size))
 
 
-def pilot_driver(pilot, storage_size=DEFAULT_STORAGE_SIZE) -> Driver:
-    """A trained model as a Driver: one inference per frame on the seat's stored-size half."""
+def pilot_driver(pilot) -> Driver:
+    """A trained model as a Driver: one inference per frame on the picture the model file says it
+    was trained on (the seat or the whole screen, at its size). A new driver is made per episode,
+    so the pilot's frame history starts empty on every track."""
+    pilot.reset()
 
     def drive(game: PracticeBackend, seat: int, frame: Frame | None) -> ControllerState:
         if frame is None:
             frame = Frame(0, time.monotonic(), game.screen())
-        return pilot.act(seat_image(frame, seat, storage_size))
+        return pilot.act(pilot.view(frame.image, seat, PracticeBackend.layout))
 
     return drive
 
@@ -160,14 +163,12 @@ def load_pilot(model: str | os.PathLike):
     if not os.path.isfile(model):
         raise KartStudioError(f"{model}: no such model file; train one with `kartstudio train` or pass another path")
     pilot = Pilot.load(model)
-    pilot.warm_up(DEFAULT_STORAGE_SIZE)
+    pilot.warm_up()
     return pilot
 
 
-def evaluate_model(
-    model, episodes: int = 20, seed_start: int = EVAL_SEED_START, storage_size=DEFAULT_STORAGE_SIZE, on_episode=None
-) -> EvalReport:
+def evaluate_model(model, episodes: int = 20, seed_start: int = EVAL_SEED_START, on_episode=None) -> EvalReport:
     """model: a .keras path or a loaded kartstudio.pilot.Pilot."""
     pilot = load_pilot(model) if isinstance(model, (str, os.PathLike)) else model
     name = os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else getattr(pilot, "name", "model")
-    return evaluate(name, lambda: pilot_driver(pilot, storage_size), episodes, seed_start, draw=True, on_episode=on_episode)
+    return evaluate(name, lambda: pilot_driver(pilot), episodes, seed_start, draw=True, on_episode=on_episode)
