@@ -81,7 +81,6 @@ class Recorder:
     ) -> None:
         self.folder = Path(folder)
         self.disk_reserve = disk_reserve
-        self._abandoned: list[SessionWriter] = []  # files whose writes failed: never touched again
         self.layout = layout or SeatLayout.split_screen()
         self.on_error = on_error
         self.seats: dict[int, SeatRecording] = {}
@@ -233,7 +232,7 @@ class Recorder:
             return  # this seat stopped after an error; its frames are not lost silently: see rec.error
         room = _room_left(rec.path)
         if room < self.disk_reserve:
-            self._stop_seat(rec, _describe_full_disk(rec.path, room, rec.counters.written))
+            self._stop_seat(rec, _describe_full_disk(rec.path, room))
             return
         image = resize(self.layout.crop(frame.image, seat), rec.meta.storage_size)
 
@@ -246,9 +245,23 @@ class Recorder:
 
     def _close(self, seat: int) -> None:
         rec = self.seats[seat]
-        if rec.writer is not None:
-            rec.writer.close()
-            rec.writer = None
+        if rec.writer is not None and not self._finish(rec):
+            self._report(rec, "the disk filled up while saving (free some space or choose another data folder)", saved=False)
+
+    def _finish(self, rec: SeatRecording) -> bool:
+        """Close the seat's file; False if its last data could not be saved (the disk filled up)."""
+        writer, rec.writer = rec.writer, None
+        if writer is None:
+            return True
+        # Another program may have filled the disk since the last check: only a file whose
+        # pending data reached the disk is closed normally (HDF5 crashes closing one that failed).
+        try:
+            writer.flush()
+        except (OSError, RuntimeError):
+            _close_off_disk(writer)
+            return False
+        writer.close()
+        return True
 
     def _guarded(self, rec: SeatRecording, action: Callable[[], None]) -> bool:
         """Run a write; on a disk error stop that seat with a clear message, keeping the file."""
@@ -256,19 +269,22 @@ class Recorder:
             action()
             return True
         except (OSError, RuntimeError) as exc:
-            # HDF5 may crash if a file whose write failed is closed; keep it open until exit.
             # This is the last line of defence: the disk reserve check normally stops us first.
-            self._abandoned.append(rec.writer)
-            rec.writer = None
-            self._stop_seat(rec, _describe_write_error(rec.path, exc, rec.counters.written))
+            writer, rec.writer = rec.writer, None
+            _close_off_disk(writer)
+            self._stop_seat(rec, _describe_write_error(exc), saved=False)
             return False
 
-    def _stop_seat(self, rec: SeatRecording, message: str) -> None:
-        rec.error = message
+    def _stop_seat(self, rec: SeatRecording, reason: str, saved: bool = True) -> None:
+        """Stop one seat for `reason`; saved: whether everything written so far reached the disk."""
         rec.active = False
-        writer, rec.writer = rec.writer, None
-        if writer is not None:
-            writer.close()
+        saved = self._finish(rec) and saved
+        self._report(rec, reason, saved)
+
+    def _report(self, rec: SeatRecording, reason: str, saved: bool) -> None:
+        kept = (f"The {rec.counters.written} frames recorded are kept and readable." if saved else
+                f"The frames saved before it (up to {rec.counters.written}) are kept and readable.")
+        message = rec.error = f"recording stopped for {rec.path}: {reason}. {kept}"
         if self.on_error is not None:
             self.on_error(rec.seat, message)
 
@@ -283,26 +299,55 @@ def _room_left(path: Path) -> int:
     """Bytes this file can still grow by: free disk space, and the process's file size limit."""
     stat = os.statvfs(path.parent)
     room = stat.f_bavail * stat.f_frsize
+    limit_left = _size_limit_left(path)
+    return room if limit_left is None else min(room, limit_left)
+
+
+def _close_off_disk(writer: SessionWriter | None) -> None:
+    """Close a session file whose last write failed without HDF5 touching the disk again.
+
+    HDF5 crashes (SIGSEGV) when it closes, or at exit garbage-collects, a file whose writes
+    failed, because it retries them. Pointing the file's descriptor at /dev/null first lets those
+    retries succeed harmlessly: the file on disk keeps what its last good flush wrote, which
+    readers open as a session "not closed cleanly".
+    """
+    if writer is None:
+        return
+    try:
+        fd = writer._file.id.get_vfd_handle()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    except Exception:  # noqa: BLE001 - the file is already closed, or not a plain file
+        return
+    writer.close()
+
+
+def _size_limit_left(path: Path) -> int | None:
+    """Bytes the process's file size limit (ulimit -f) still allows this file, or None if unlimited."""
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY:
-        room = min(room, limit - path.stat().st_size)
-    return room
+    if limit == resource.RLIM_INFINITY:
+        return None
+    return limit - path.stat().st_size
 
 
-def _describe_full_disk(path: Path | None, room: int, written: int) -> str:
-    return (
-        f"recording stopped for {path}: the disk is full (only {room // 1024} KB left for it). "
-        f"The {written} frames recorded are kept and readable; free some space or choose another data folder."
-    )
+def _describe_full_disk(path: Path | None, room: int) -> str:
+    if path is not None and path.exists() and _size_limit_left(path) == room:
+        return f"the file size limit (ulimit -f) is reached (only {room // 1024} KB left for it); raise the limit"
+    return f"the disk is full (only {room // 1024} KB left for it); free some space or choose another data folder"
 
 
-def _describe_write_error(path: Path | None, exc: Exception, written: int) -> str:
+def _describe_write_error(exc: Exception) -> str:
     text = str(exc)
     lowered = text.lower()
-    if "no space" in lowered or "file too large" in lowered or "errno = 28" in lowered or "errno = 27" in lowered:
-        reason = "the disk is full (or the file size limit was reached); free some space or choose another data folder"
+    if "file too large" in lowered or "errno = 27" in lowered or getattr(exc, "errno", None) == 27:
+        reason = "the file size limit (ulimit -f) was reached; raise the limit"
+    elif "no space" in lowered or "errno = 28" in lowered or getattr(exc, "errno", None) == 28:
+        reason = "the disk is full; free some space or choose another data folder"
     elif "permission" in lowered or "errno = 13" in lowered:
         reason = "permission denied; choose a data folder you can write to"
     else:
         reason = f"write failed ({text.splitlines()[0] if text else type(exc).__name__})"
-    return f"recording stopped for {path}: {reason}. The {written} frames written before it are kept and readable."
+    return reason

@@ -487,6 +487,8 @@ class Session:
             self.meta = SessionMeta.from_attrs(f.attrs)
             _attr_flag(f.attrs, "complete")
             self._n = self._check_datasets()
+            if not self.complete:
+                self._n = self._flushed_rows(self._n)
         except SessionFileError as exc:
             raise SessionFileError(f"{self.path} is damaged: {exc}; re-record or delete it") from None
 
@@ -533,6 +535,36 @@ class Session:
                 raise SessionFileError(
                     f"pad_samples/states is {states.shape}; expected ({stamps.shape[0]}, {len(STATE_COLUMNS)})"
                 )
+        return n
+
+    def _flushed_rows(self, n: int) -> int:
+        """Frames of a file its recorder never closed that really reached the disk.
+
+        When another program fills the disk during a save, HDF5 may have written the new row
+        count but not all the rows: keep the frames whose timestamps run forward and whose
+        pixels are stored inside the file (the rest read back as zeros)."""
+        tail = max(0, n - 2 * 4096)  # a save touches at most the last timestamp chunk or two
+        t = np.asarray(self._file["timestamps"][tail:n], dtype=np.float64)
+        bad = ~np.isfinite(t)
+        bad[1:] |= t[1:] < t[:-1]
+        if tail > 0 and len(t):
+            bad[0] |= not t[0] >= self._file["timestamps"][tail - 1]
+        if bad.any():
+            n = tail + int(np.argmax(bad))
+        frames = self._file["frames"]
+        if self.meta.codec == "jpeg":
+            return n
+        size = self.path.stat().st_size
+        for _ in range(4096):  # a save holds well under that many frames
+            if n == 0:
+                break
+            try:
+                info = frames.id.get_chunk_info_by_coord((n - 1, 0, 0, 0))
+            except Exception:  # noqa: BLE001 - not one frame per chunk: not a recorder's file
+                break
+            if info.byte_offset is not None and info.byte_offset + info.size <= size:
+                break
+            n -= 1
         return n
 
     def __len__(self) -> int:

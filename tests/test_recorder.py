@@ -156,7 +156,7 @@ def test_disk_full_stops_with_a_clear_message_and_a_readable_file(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["errors"]) == 1
     message = result["errors"][0]
-    assert result["path"] in message and "disk is full" in message and "kept" in message
+    assert result["path"] in message and "file size limit (ulimit -f)" in message and "kept" in message
     assert "Traceback" not in out.stderr
     with open_session(result["path"]) as s:
         assert len(s) == result["written"] > 5 and s.complete  # every frame counted as written is there
