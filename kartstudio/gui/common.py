@@ -1,8 +1,7 @@
-"""Small helpers shared by the tabs: images to pixmaps, optional engine parts, number formats."""
+"""Small helpers shared by the tabs: images to pixmaps, number formats, banners."""
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import numpy as np
@@ -13,7 +12,16 @@ from kartstudio.gui.common_errors import describe_error  # noqa: F401 - re-expor
 
 
 def to_qimage(image: np.ndarray) -> QtGui.QImage:
-    """An (H, W, 3) uint8 RGB or (H, W) uint8 grey array as a QImage (copied, safe to keep)."""
+    """An (H, W, 3) RGB, (H, W, 4) RGBA, (H, W, 1) or (H, W) grey array as a QImage (copied, safe
+    to keep). ValueError for any other shape: Qt reads past the buffer (SIGSEGV) if the layout is wrong."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        image = image[:, :, 0] if image.shape[2] == 1 else image[:, :, :3]
+    if image.ndim not in (2, 3) or 0 in image.shape:
+        raise ValueError(f"cannot show an image of shape {image.shape}")
+    if image.dtype != np.uint8:  # floats in 0..1 (model views) or wider integers
+        scale = 255.0 if image.dtype.kind == "f" and np.nanmax(image, initial=0) <= 1.0 else 1.0
+        image = np.clip(np.nan_to_num(image.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     image = np.ascontiguousarray(image)
     h, w = image.shape[:2]
     if image.ndim == 2:
@@ -37,18 +45,6 @@ def spin_events(app, seconds: float, until=None, step: float = 0.001) -> bool:
             return True
         time.sleep(step)
     return until is None
-
-
-def optional_module(name: str):
-    """(module, None) or (None, reason) for an engine part that may not be part of this build yet."""
-    try:
-        return importlib.import_module(name), None
-    except ModuleNotFoundError as exc:
-        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            return None, f"{name} is not installed in this build"
-        return None, f"{name} needs {exc.name}, which is missing: {exc}"
-    except Exception as exc:  # a part that fails to import must not take the window down
-        return None, f"{name} failed to load: {type(exc).__name__}: {exc}"
 
 
 def missing_module(name: str) -> str | None:

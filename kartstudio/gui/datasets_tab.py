@@ -20,22 +20,33 @@ TRACE_COLOURS = {"x": "#1f77b4", "y": "#9467bd", "a": "#2ca02c", "b": "#d62728",
 
 
 def session_rows(folder: Path) -> list[dict]:
-    """info() of every session in `folder`; unreadable files are listed with their problem."""
-    from kartstudio.errors import SessionFileError
+    """info() of every session in `folder`; unreadable files are listed with their problem, so one
+    damaged file never keeps the tab (or the app) from starting."""
     from kartstudio.session import find_sessions, open_session
 
-    if not folder.exists():
+    try:
+        if not folder.is_dir():
+            return []
+        paths = find_sessions([folder])
+    except (OSError, KartStudioError):
         return []
     rows = []
-    for path in find_sessions([folder]):
-        if path.stat().st_size == 0:
-            continue  # a name reserved by a recording that is just starting
+    for path in paths:
         try:
+            if path.stat().st_size == 0:
+                continue  # a name reserved by a recording that is just starting
             with open_session(path) as s:
                 rows.append(s.info())
-        except (SessionFileError, OSError) as exc:
-            rows.append({"path": str(path), "problem": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with a file, it is listed, not raised
+            rows.append({"path": str(path), "problem": " ".join(describe_error(exc).split())})
     return rows
+
+
+def _size_of(path: Path) -> str:
+    try:
+        return human_size(path.stat().st_size)
+    except OSError:
+        return ""
 
 
 class DatasetsTab(QtWidgets.QWidget):
@@ -142,7 +153,7 @@ class DatasetsTab(QtWidgets.QWidget):
         for r, info in enumerate(self.rows):
             path = Path(info["path"])
             if "problem" in info:
-                values = [path.name, "unreadable", "", info["problem"], "", "", human_size(path.stat().st_size), ""]
+                values = [path.name, "unreadable", "", info["problem"], "", "", _size_of(path), ""]
             else:
                 values = [
                     path.name, info["kind"], str(info["seat"]), info["track"], str(info["frames"]),
@@ -227,7 +238,11 @@ class DatasetsTab(QtWidgets.QWidget):
         if s is None or not len(s):
             return
         i = int(max(0, min(i, len(s) - 1)))
-        self.image.set_image(s.frames[i])
+        try:
+            self.image.set_image(s.frame(i))  # decoded, whatever the codec
+        except KartStudioError as exc:  # a damaged JPEG frame
+            self.image.set_image(None)
+            self.notice.show_message(describe_error(exc), "error")
         x, y, a, b, rb = self.actions[i]
         excluded = any(start <= i < stop for start, stop in s.excluded)
         t = float(s.timestamps[i] - s.timestamps[0])
