@@ -73,13 +73,12 @@ def _png_bytes(image: np.ndarray) -> int:
 def screenshot_frames(folder: Path, count: int) -> list[np.ndarray]:
     """Real game screenshots (e.g. a TensorKart recording folder), scaled to 640x480."""
     from kartstudio.errors import KartStudioError
-    from kartstudio.images import resize
-    from kartstudio.importers import _read_png
+    from kartstudio.images import read_image
 
     files = sorted(Path(folder).glob("*.png"))[:count]
     if not files:
         raise KartStudioError(f"no PNG screenshots in {folder}")
-    return [resize(_read_png(f), (480, 640)) for f in files]
+    return [read_image(f, size=(480, 640)) for f in files]
 
 
 def bench_record(

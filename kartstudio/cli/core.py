@@ -12,14 +12,20 @@ def register(commands, bench) -> None:
     tk = kinds.add_parser("tensorkart", help="TensorKart record.py folders (PNG screenshots + data.csv)")
     tk.add_argument("folders", nargs="+", metavar="DIR")
     tk.add_argument("-o", "--output", required=True, metavar="OUT.h5")
-    tk.add_argument("--seat", type=int, choices=(1, 2), default=1, help="which half of the screenshot to keep")
+    tk.add_argument("--seat", type=int, choices=(1, 2), default=None,
+                    help="keep this half of a two-player split screen (default: the whole screen; "
+                         "half-height frames are one seat as they are)")
     tk.add_argument("--skip-bad", action="store_true", help="skip bad rows and missing images (counted)")
+    tk.add_argument("--fps", type=float, default=5.0, help="frames per second recorded (default 5: record.py's 200 ms)")
+    _codec_arguments(tk)
     tk.set_defaults(func=cmd_import_tensorkart)
     npy = kinds.add_parser("npy", help="TensorKart's prepared X.npy and y.npy")
     npy.add_argument("x", metavar="X.npy")
     npy.add_argument("y", metavar="Y.npy")
     npy.add_argument("-o", "--output", required=True, metavar="OUT.h5")
     npy.add_argument("--skip-bad", action="store_true", help="skip bad labels (counted)")
+    npy.add_argument("--fps", type=float, default=5.0, help="frames per second recorded (default 5: TensorKart's 200 ms)")
+    _codec_arguments(npy)
     npy.set_defaults(func=cmd_import_npy)
 
     info = commands.add_parser("info", help="show what session files hold")
@@ -36,26 +42,76 @@ def register(commands, bench) -> None:
     rec.set_defaults(func=cmd_bench_record)
 
 
+def _codec_arguments(parser) -> None:
+    parser.add_argument("--codec", choices=("lossless", "jpeg"), default="lossless",
+                        help="how frames are stored: lossless (default) or jpeg (about 3x smaller)")
+    parser.add_argument("--quality", type=int, default=90, metavar="Q", help="JPEG quality 1..100 (default 90)")
+
+
+def _check_codec(args) -> None:
+    from kartstudio.errors import KartStudioError
+
+    if not 1 <= args.quality <= 100:
+        raise KartStudioError(f"--quality {args.quality} is out of range; use 1..100 (90 is the default)")
+
+
 def _print_import(report) -> int:
+    with_header = f", {report.header_lines} header line skipped" if report.header_lines else ""
     print(f"wrote {report.path}: {report.frames} frames", end="")
-    print(f", skipped {len(report.skipped)} bad rows" if report.skipped else "")
+    print(f", skipped {report.skipped_rows} bad rows" if report.skipped_rows else "", end="")
+    print(f", {report.unused_rows} rows outside info.txt's usable range" if report.unused_rows else "", end="")
+    print(with_header)
+    from kartstudio.session import open_session
+
+    with open_session(report.path) as s:
+        h, w = s.meta.storage_size
+        where = "whole screen" if s.layout == "whole" else f"seat {s.meta.seat}"
+        print(f"  {where}, stored at {w}x{h}, {s.codec}, {s.meta.fps:g} fps")
+    if report.note:
+        print(f"  {report.note}")
     for line in report.skipped[:20]:
         print(f"  skipped {line}")
-    if len(report.skipped) > 20:
-        print(f"  ... and {len(report.skipped) - 20} more")
+    if report.skipped_rows > 20:
+        print(f"  ... and {report.skipped_rows - 20} more")
     return 0
+
+
+def _progress():
+    """A progress line on a terminal (none when the output is not one)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    last = [-1]
+
+    def show(done: int, total: int) -> None:
+        percent = int(100 * done / max(1, total))
+        if percent != last[0]:
+            last[0] = percent
+            sys.stderr.write(f"\rimporting: {done}/{total} rows ({percent}%)" + ("\n" if done >= total else ""))
+            sys.stderr.flush()
+
+    return show
 
 
 def cmd_import_tensorkart(args) -> int:
     from kartstudio.importers import import_tensorkart_folders
 
-    return _print_import(import_tensorkart_folders(args.folders, args.output, skip_bad=args.skip_bad, seat=args.seat))
+    _check_codec(args)
+    return _print_import(import_tensorkart_folders(
+        args.folders, args.output, skip_bad=args.skip_bad, seat=args.seat, fps=args.fps, codec=args.codec,
+        jpeg_quality=args.quality, progress=_progress(),
+    ))
 
 
 def cmd_import_npy(args) -> int:
     from kartstudio.importers import import_tensorkart_arrays
 
-    return _print_import(import_tensorkart_arrays(args.x, args.y, args.output, skip_bad=args.skip_bad))
+    _check_codec(args)
+    return _print_import(import_tensorkart_arrays(
+        args.x, args.y, args.output, skip_bad=args.skip_bad, fps=args.fps, codec=args.codec,
+        jpeg_quality=args.quality, progress=_progress(),
+    ))
 
 
 def cmd_info(args) -> int:
@@ -91,7 +147,8 @@ def cmd_info(args) -> int:
                 f"{i['path']}\n  seat {i['seat']}  game {_short(i['game'])}  track {_short(i['track'])}"
                 f"  kind {i['kind']}  format v{i['format_version']}{state}\n"
                 f"  {i['frames']} frames{excluded}  {i['duration_s']:.1f} s  {i['fps']:.1f} fps"
-                f"  {i['storage_size'][1]}x{i['storage_size'][0]}"
+                f"  {'whole screen' if i['layout'] == 'whole' else 'seat view'} {i['storage_size'][1]}x{i['storage_size'][0]}"
+                f"  {i['codec']}"
                 f"  {human_size(i['bytes_on_disk'])} on disk  {human_size(i['bytes_per_frame'] or 0)}/frame"
             )
     sys.stdout.flush()
