@@ -17,7 +17,7 @@ def to_qimage(image: np.ndarray) -> QtGui.QImage:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] in (1, 3, 4):
         image = image[:, :, 0] if image.shape[2] == 1 else image[:, :, :3]
-    if image.ndim not in (2, 3) or 0 in image.shape:
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or 0 in image.shape:
         raise ValueError(f"cannot show an image of shape {image.shape}")
     if image.dtype != np.uint8:  # floats in 0..1 (model views) or wider integers
         scale = 255.0 if image.dtype.kind == "f" and np.nanmax(image, initial=0) <= 1.0 else 1.0
