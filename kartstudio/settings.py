@@ -119,10 +119,7 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     settings.validate()
     path = Path(path) if path else settings_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(settings.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        paths.write_json(path, settings.to_json())
     except OSError as exc:
         raise SettingsError(f"cannot save settings to {path}: {exc.strerror or exc}") from None
     settings.problem = ""

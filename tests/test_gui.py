@@ -182,8 +182,10 @@ def test_import_tensorkart_folder_with_progress(window, qtbot, tmp_path):
     assert "Imported 6 frames" in tab.notice.text()
     path = tab.selected_path()
     with open_session(path) as s:
-        assert len(s) == 6 and s.meta.source == "tensorkart-record"
-        assert np.allclose(s.actions[:, 0], [i / 10 for i in range(6)], atol=0.02)
+        assert len(s) == 6 and s.meta.source == "tensorkart-record" and s.layout == "whole"
+        assert np.allclose(s.actions[:, 0], [i / 10 for i in range(6)], atol=1e-7)  # exact labels
+    row = tab.table.currentRow()
+    assert tab.table.item(row, 2).text() == "whole" and "whole screen" in tab.viewer_title.text()
 
 
 def test_import_of_a_folder_without_data_csv_says_so(window, tmp_path):

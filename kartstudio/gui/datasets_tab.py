@@ -156,7 +156,8 @@ class DatasetsTab(QtWidgets.QWidget):
                 values = [path.name, "unreadable", "", info["problem"], "", "", _size_of(path), ""]
             else:
                 values = [
-                    path.name, info["kind"], str(info["seat"]), info["track"], str(info["frames"]),
+                    path.name, info["kind"], "whole" if info.get("layout") == "whole" else str(info["seat"]),
+                    info["track"], str(info["frames"]),
                     human_duration(info["duration_s"]), human_size(info["bytes_on_disk"]),
                     str(info["excluded_frames"]) if info["excluded_frames"] else "",
                 ]
@@ -207,7 +208,8 @@ class DatasetsTab(QtWidgets.QWidget):
         n = len(s)
         meta = s.meta
         self.viewer_title.setText(
-            f"<b>{path.name}</b> — seat {meta.seat}, {meta.game}/{meta.track}, {meta.kind}, {n} frames, "
+            f"<b>{path.name}</b> — {'whole screen' if s.layout == 'whole' else f'seat {meta.seat}'}, "
+            f"{meta.game}/{meta.track}, {meta.kind}, {n} frames, {s.codec}, "
             f"{s.fps:.1f} fps{'' if s.complete else ' (not closed cleanly)'}"
         )
         frames = np.arange(n)
@@ -389,17 +391,18 @@ class DatasetsTab(QtWidgets.QWidget):
 
         return self._run_import(work, Path(x_path).name)
 
-    def start_import(self, folders: list[str | Path], seat: int = 1) -> BackgroundTask | None:
-        """Import TensorKart record.py folders into a new session, with a progress dialog."""
+    def start_import(self, folders: list[str | Path], seat: int | None = None) -> BackgroundTask | None:
+        """Import TensorKart recording folders into a new session, with a progress dialog.
+        seat None: the whole screen (TensorKart's single player); 1 or 2: that half of a split screen."""
         from kartstudio.session import new_session_path
 
         folders = [Path(f) for f in folders]
-        missing = [f for f in folders if not (f / "data.csv").is_file()]
+        missing = [f for f in folders if not ((f / "data.csv").is_file() or (f / "joystick.csv").is_file())]
         if missing:
             self.notice.show_message(f"{missing[0]} is not a TensorKart recording: no data.csv in it", "error")
             return None
         # A free name; the importer creates the file itself and refuses an existing one.
-        out = new_session_path(self.folder, f"tensorkart-{folders[0].name}", seat)
+        out = new_session_path(self.folder, f"tensorkart-{folders[0].name}", seat or 1)
         out.unlink()
 
         def work(report, cancelled):
@@ -442,7 +445,7 @@ class DatasetsTab(QtWidgets.QWidget):
                 self.progress.hide()
                 self.import_task = None
                 if kind == "done":
-                    skipped = f", skipped {len(payload.skipped)} bad rows" if payload.skipped else ""
+                    skipped = f", skipped {payload.skipped_rows} bad rows" if payload.skipped_rows else ""
                     self.refresh()
                     self.select_path(payload.path)
                     self.notice.show_message(f"Imported {payload.frames} frames into {payload.path.name}{skipped}.", "info")
