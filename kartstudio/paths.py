@@ -38,3 +38,22 @@ def data_dir() -> Path:
         return Path(override).expanduser()
     base = _platform_base("data")
     return base / "data" if sys.platform in ("win32", "darwin") else base
+
+
+def write_json(path: str | os.PathLike, data, indent: int = 2) -> Path:
+    """Write `data` as JSON atomically: a crash or a full disk mid-write leaves the old file, never
+    half a file. Raises OSError (callers say which file and what to do)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # own name: two writers never share it
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=indent) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

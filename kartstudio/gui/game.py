@@ -1,22 +1,20 @@
 """The running game as the window sees it: which backend, who drives each seat, its status.
 
-Owns the GameLoop (kartstudio.gui.workers) and the keyboard pad; the record and versus tabs
-ask it for the loop and the seat drivers. Backends are imported lazily, so a build without the
-emulator or the practice track still opens and says what is missing.
+Owns the engine's GameLoop (kartstudio.play) and the keyboard pad; the record and versus tabs
+ask it for the loop and the seat drivers (kartstudio.drivers).
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 from PyQt6 import QtCore
 
 from kartstudio.errors import KartStudioError
-from kartstudio.gui.common import missing_module, optional_module
+from kartstudio.drivers import ExpertDriver, NeutralDriver, PadDriver
 from kartstudio.gui.keyboard import QtKeyboardPad
-from kartstudio.gui.workers import GameLoop, NeutralDriver, PadDriver
+from kartstudio.play import GameLoop
 from kartstudio.settings import Settings
 
 SOURCE_LABELS = {"practice": "Practice track (CarRacing)", "mk64": "Mario Kart 64 (mupen64plus)"}
@@ -30,17 +28,6 @@ class DriverChoice:
     label: str
     make: Callable[[], object]  # -> a Driver for GameLoop
     pad: object | None = None  # the PadSource behind it (labels and pad name in session files)
-
-
-def _call_with_known(cls, **kwargs):
-    """Call cls with the keyword arguments its signature accepts (engine parts evolve in parallel)."""
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return cls(**kwargs)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return cls(**kwargs)
-    return cls(**{k: v for k, v in kwargs.items() if k in params})
 
 
 class GameController(QtCore.QObject):
@@ -67,27 +54,23 @@ class GameController(QtCore.QObject):
     def source_problem(source: str, settings: Settings) -> str:
         """Why `source` cannot start now ("" if it can)."""
         if source == "practice":
-            why = missing_module("kartstudio.practice.backend")
-            return f"The practice track is not available: {why}" if why else ""
+            return ""
         if not settings.rom_path:
             return ("No Mario Kart 64 ROM is set. Choose your own cartridge dump (.z64, .v64 or .n64) with "
                     "'Choose ROM…'; the practice track works without it.")
-        why = missing_module("kartstudio.emulator.backend")
-        return f"The emulator backend is not available: {why}" if why else ""
+        return ""
 
     def make_backend(self, source: str):
         s = self.settings
         if source == "practice":
-            module, why = optional_module("kartstudio.practice.backend")
-            if module is None:
-                raise KartStudioError(f"the practice track is not available: {why}")
-            return _call_with_known(module.PracticeBackend, seed=s.practice_seed)
-        module, why = optional_module("kartstudio.emulator.backend")
-        if module is None:
-            raise KartStudioError(f"the emulator backend is not available: {why}")
+            from kartstudio.practice.backend import PracticeBackend
+
+            return PracticeBackend(seed=s.practice_seed)
+        from kartstudio.emulator.backend import EmulatorBackend
+
         if not s.rom_path:
             raise KartStudioError("no Mario Kart 64 ROM is set; choose it with 'Choose ROM…' or use the practice track")
-        return _call_with_known(module.EmulatorBackend, rom=s.rom_path, video=s.video_plugin)
+        return EmulatorBackend(rom=s.rom_path, video=s.video_plugin)
 
     # -- control -----------------------------------------------------------------------------------
     @property
@@ -161,48 +144,32 @@ class GameController(QtCore.QObject):
         return f"seed-{self.settings.practice_seed}" if self.source == "practice" else "mk64"
 
     def pads(self) -> list:
-        """Gamepads the pads module offers now, then the keyboard."""
-        found = []
-        module, _ = optional_module("kartstudio.pads.sdl")
-        lister = getattr(module, "connected_pads", None) if module else None
-        if callable(lister):
-            try:
-                found = list(lister())
-            except Exception:  # noqa: BLE001 - no pads is a normal state
-                found = []
+        """Gamepads connected now, then pads added by hand, then the keyboard."""
+        from kartstudio.pads import sdl
+
+        try:
+            found = sdl.connected_pads()
+        except KartStudioError:
+            found = []  # no SDL here: the keyboard still drives
         return [*found, *self._extra_pads, self.keyboard]
 
     def paired_pad(self, seat: int):
-        """The pad the pair-controllers wizard gave `seat`, if gamepads work here and one was paired."""
-        module, _ = optional_module("kartstudio.pads.sdl")
-        if module is None:
-            return None
+        """The pad the pair-controllers wizard gave `seat`, if one was paired and is here."""
+        from kartstudio.pads import sdl
         from kartstudio.pads.pairing import PairingModel
 
-        return PairingModel(module.manager()).pad_for(seat)
+        try:
+            return PairingModel(sdl.manager()).pad_for(seat)
+        except KartStudioError:
+            return None
 
     def add_pad(self, pad) -> None:
         """A pad made elsewhere (the pairing wizard, tests with scripted pads)."""
         self._extra_pads.append(pad)
 
     def driver_choices(self, seat: int) -> list[DriverChoice]:
-        choices = [
-            DriverChoice(f"pad:{getattr(p, 'guid', '') or id(p)}", getattr(p, "name", "pad"), (lambda p=p: PadDriver(p)), p)
-            for p in self.pads()
-        ]
-        expert = self.expert_factory()
-        if expert is not None and self.source == "practice":
-            choices.append(DriverChoice("expert", "Expert driver (practice track)", expert))
+        choices = [DriverChoice(f"pad:{p.guid or id(p)}", p.name, (lambda p=p: PadDriver(p)), p) for p in self.pads()]
+        if self.source == "practice":
+            choices.append(DriverChoice("expert", "Expert driver (practice track)", ExpertDriver))
         choices.append(DriverChoice("nobody", "Nobody (neutral controller)", NeutralDriver))
         return choices
-
-    def expert_factory(self):
-        """A factory for the practice track's expert driver, if that part is in this build."""
-        module, _ = optional_module("kartstudio.practice.expert")
-        if module is None:
-            return None
-        from kartstudio.gui.drivers import ExpertDriver
-
-        if not ExpertDriver.supported(module):
-            return None
-        return lambda: ExpertDriver(module, self)

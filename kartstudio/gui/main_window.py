@@ -8,7 +8,8 @@ from pathlib import Path
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from kartstudio import __version__
-from kartstudio.gui.common import Notice, optional_module
+from kartstudio.errors import KartStudioError
+from kartstudio.gui.common import Notice
 from kartstudio.gui.game import SOURCE_LABELS, GameController
 from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
 from kartstudio.gui.keyboard import KeyboardFilter
@@ -187,17 +188,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_rom(self, path: str) -> bool:
         """Check and keep a ROM path; the check's one-line message is shown if it is not usable."""
-        rom, why = optional_module("kartstudio.emulator.rom")
-        if rom is not None:
-            try:
-                info = rom.require_mario_kart_64(path)
-            except Exception as exc:  # noqa: BLE001 - RomError says what is wrong
-                self.notice.show_message(str(exc), "error")
-                return False
-            self.statusBar().showMessage(f"ROM: {info.describe()}", 8000)
-        elif not Path(path).is_file():
-            self.notice.show_message(f"ROM file {path} does not exist; choose the ROM file itself", "error")
+        from kartstudio.emulator.rom import require_mario_kart_64
+
+        try:
+            info = require_mario_kart_64(path)
+        except KartStudioError as exc:  # RomError says what is wrong
+            self.notice.show_message(str(exc), "error")
             return False
+        self.statusBar().showMessage(f"ROM: {info.describe()}", 8000)
         self.settings.rom_path = str(path)
         self.settings.game_source = "mk64"
         self._save_quietly()
@@ -305,23 +303,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.versus_tab.refresh_models()
 
     def open_pair_wizard(self) -> None:
-        module, why = optional_module("kartstudio.gui.pair_wizard")
-        dialog_class = None
-        if module is not None:
-            for name in ("PairWizard", "PairControllersWizard", "PairingWizard", "PairDialog"):
-                dialog_class = getattr(module, name, None)
-                if dialog_class is not None:
-                    break
-        if dialog_class is None:
-            QtWidgets.QMessageBox.information(
-                self, "Pair controllers",
-                "The pairing wizard is not part of this build yet"
-                + (f" ({why})." if why else ".")
-                + f"\n\nYou can drive with the keyboard now.\n{KEYBOARD_HELP}",
-            )
-            return
-        dialog = dialog_class(parent=self)
-        dialog.exec()
+        from kartstudio.gui.pair_wizard import PairWizard
+
+        PairWizard(parent=self).exec()
         self.record_tab.refresh_drivers()
         self.versus_tab.refresh_drivers()
 

@@ -19,7 +19,6 @@ from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import ImageView, Notice, describe_error
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter
-from kartstudio.gui.workers import PadDriver
 
 REFRESH_MS = 33  # previews and meters at ~30 Hz, whatever the game's rate
 

@@ -9,18 +9,16 @@ correction session (kind="correction") for DAgger, and handing back resumes the 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.controller import ControllerState
 from kartstudio.gui.common import ImageView, Notice, describe_error, missing_module
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
-from kartstudio.gui.workers import BackgroundTask, NeutralDriver, PadDriver
-
-AI_SEAT, HUMAN_SEAT = 1, 2
+from kartstudio.gui.workers import BackgroundTask
+from kartstudio.session import SessionMeta
+from kartstudio.versus import AI_SEAT, HUMAN_SEAT, Versus  # noqa: F401 - seats re-exported
 REFRESH_MS = 33
 
 
@@ -30,11 +28,9 @@ class VersusTab(QtWidgets.QWidget):
     def __init__(self, game: GameController, parent=None) -> None:
         super().__init__(parent)
         self.game = game
-        self.pilot_driver = None  # kartstudio.gui.drivers.PilotDriver while versus runs
-        self.takeover_driver = None
-        self.correction = None  # the Recorder of the current takeover
-        self.correction_path: Path | None = None
-        self.corrections_saved: list[Path] = []
+        self.race: Versus | None = None  # the engine's race while one runs
+        self._saved: list[Path] = []
+        self._known_models: set[str] = set()
         self._stopping: threading.Thread | None = None
         self._load_task: BackgroundTask | None = None
         self._last_l = False
@@ -125,13 +121,19 @@ class VersusTab(QtWidgets.QWidget):
 
     # -- choices -----------------------------------------------------------------------------------
     def refresh_models(self, *_args) -> None:
+        """List the models folder, newest first. A model that appeared since the last look (a
+        training run just saved it) is selected: racing a stale model by accident helps nobody."""
         current = self.model_box.currentData()
         self.model_box.clear()
         folder = self.game.settings.models_folder
         models = sorted(folder.glob("*.keras"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
+        models = [p for p in models if not p.name.startswith(".")]
         for path in models:
-            if not path.name.startswith("."):
-                self.model_box.addItem(path.name, str(path))
+            self.model_box.addItem(path.name, str(path))
+        fresh = [str(p) for p in models if str(p) not in self._known_models]
+        self._known_models.update(str(p) for p in models)
+        if fresh:
+            current = fresh[0]  # the newest new model
         if current and self.model_box.findData(current) < 0 and Path(current).exists():
             self.model_box.addItem(Path(current).name, current)
         if current:
@@ -172,7 +174,11 @@ class VersusTab(QtWidgets.QWidget):
     # -- start / stop ------------------------------------------------------------------------------
     @property
     def racing(self) -> bool:
-        return self.pilot_driver is not None
+        return self.race is not None
+
+    @property
+    def pilot_driver(self):
+        return self.race.pilot_driver if self.race is not None else None
 
     def toggle_versus(self) -> None:
         if self.racing or self._load_task is not None:
@@ -193,24 +199,30 @@ class VersusTab(QtWidgets.QWidget):
                     return False
         self.notice.show_message(f"Loading {Path(model).name}…", "info")
         self.start_button.setText("■ Stop")
-        from kartstudio.gui.drivers import load_pilot
+        from kartstudio.drivers import load_pilot
 
         self._load_task = BackgroundTask(lambda report, cancelled: load_pilot(model), "pilot").start()
         self._model_path = model
         return True
 
-    def _pilot_loaded(self, pilot) -> None:
-        from kartstudio.gui.drivers import PilotDriver
+    def _correction_meta(self, pad) -> SessionMeta:
+        return SessionMeta(
+            game=self.game.game_name(), track=self.game.track(), pad_name=pad.name, pad_guid=pad.guid,
+            storage_size=tuple(self.game.settings.storage_size), kind="correction",
+            source="kartstudio-gui-takeover", fps=float(self.game.backend.fps),
+            extra={"model": str(self._model_path)},
+        )
 
+    def _pilot_loaded(self, pilot) -> None:
         loop = self.game.loop
         if loop is None:
             self.notice.show_message("The game stopped while the model was loading; press Race the AI again.", "warning")
             self.start_button.setText("▶ Race the AI")
             return
-        self.pilot_driver = PilotDriver(pilot, self.game.backend.layout)
+        self.race = Versus(loop, pilot, self._pad(self.human_box), self.game.settings.sessions_folder,
+                           self._correction_meta, self.game.track())
         self.game.versus_active = True
-        loop.set_driver(AI_SEAT, self.pilot_driver)
-        loop.set_driver(HUMAN_SEAT, PadDriver(self._pad(self.human_box)))
+        self.race.start()
         self.takeover_button.setEnabled(True)
         self.notice.show_message(f"Racing {Path(self._model_path).name}: the AI drives seat 1 (top), you seat 2 "
                                  "(bottom).", "info")
@@ -220,8 +232,12 @@ class VersusTab(QtWidgets.QWidget):
             self._load_task.cancel()
             self._load_task = None
         self.set_takeover(False, wait=True)
-        if self.pilot_driver is not None:
-            self.pilot_driver = None
+        if self._stopping is not None:  # a correction still being written: announce it before the race goes
+            self._stopping.join()
+            self._finish_correction()
+        if self.race is not None:
+            self.race.stop()
+            self.race = None
             self.game.versus_active = False
             window = self.window()
             if hasattr(window, "record_tab"):
@@ -242,55 +258,28 @@ class VersusTab(QtWidgets.QWidget):
     # -- takeover ----------------------------------------------------------------------------------
     @property
     def taken_over(self) -> bool:
-        return self.takeover_driver is not None
+        return self.race is not None and self.race.taken_over
 
     def set_takeover(self, on: bool, wait: bool = False) -> bool:
         """Hand seat 1 to the human (on) or back to the AI (off); corrections are recorded meanwhile."""
-        loop = self.game.loop
+        race = self.race
         if on and not self.taken_over:
-            if self.pilot_driver is None or loop is None:
+            if race is None:
                 self.takeover_button.setChecked(False)
                 return False
-            from kartstudio.gui.drivers import TakeoverDriver
-            from kartstudio.recorder import Recorder
-            from kartstudio.session import SessionMeta, new_session_path
-
             pad = self._pad(self.takeover_box)
-            meta = SessionMeta(
-                game=self.game.game_name(), track=self.game.track(), pad_name=getattr(pad, "name", ""),
-                pad_guid=getattr(pad, "guid", ""), storage_size=tuple(self.game.settings.storage_size),
-                kind="correction", source="kartstudio-gui-takeover", fps=float(getattr(self.game.backend, "fps", 30.0)),
-                extra={"model": str(self._model_path)},
-            )
             try:
-                folder = self.game.settings.sessions_folder
-                path = new_session_path(folder, f"{self.game.track()}-correction", AI_SEAT)
-                recorder = Recorder(folder, {AI_SEAT: (meta, pad)}, layout=self.game.backend.layout)
-                recorder.start(paths={AI_SEAT: path})
+                path = race.take_over(pad)
             except Exception as exc:  # noqa: BLE001
                 self.notice.show_message(describe_error(exc), "error")
                 self.takeover_button.setChecked(False)
                 return False
-            self.correction, self.correction_path = recorder, path
-            self.takeover_driver = TakeoverDriver(pad, self.pilot_driver)
-            loop.set_driver(AI_SEAT, self.takeover_driver)
-            if pad is self._pad(self.human_box):
-                loop.set_driver(HUMAN_SEAT, NeutralDriver())  # one pad cannot drive both cars
-            loop.add_consumer(recorder)
             self.takeover_button.setChecked(True)
             self.takeover_button.setText("Hand seat 1 back to the AI")
             self.takeover_label.setText(f"You drive seat 1 with {pad.name}; recording corrections to {path.name}")
             return True
         if not on and self.taken_over:
-            self.takeover_driver = None
-            if loop is not None and self.pilot_driver is not None:
-                loop.set_driver(AI_SEAT, self.pilot_driver)
-                loop.set_driver(HUMAN_SEAT, PadDriver(self._pad(self.human_box)))
-            recorder = self.correction
-            if loop is not None:
-                loop.remove_consumer(recorder)
-            self._stopping = threading.Thread(target=recorder.stop, name="kartstudio-stop-correction", daemon=True)
-            self._stopping.start()
+            self._stopping = race.hand_back(wait=False)
             if wait:
                 self._stopping.join()
                 self._finish_correction()
@@ -299,14 +288,21 @@ class VersusTab(QtWidgets.QWidget):
             return True
         return self.taken_over == on
 
+    @property
+    def corrections_saved(self) -> list[Path]:
+        return list(self._saved)
+
     def _finish_correction(self) -> None:
-        recorder, path = self.correction, self.correction_path
-        self.correction, self._stopping = None, None
-        if recorder is None or path is None:
+        self._stopping = None
+        done = self.race.finish() if self.race is not None else None
+        if done is None:
             return
-        written = recorder.counters()[AI_SEAT].written
-        self.corrections_saved.append(path)
-        self.takeover_label.setText(f"Saved correction session {path.name} ({written} frames).")
+        path, written = done
+        self._saved.append(path)
+        if self.race.error:
+            self.takeover_label.setText(f"Correction session {path.name} stopped early: {self.race.error}")
+        else:
+            self.takeover_label.setText(f"Saved correction session {path.name} ({written} frames).")
         self.session_saved.emit(str(path))
 
     # -- refresh (UI timer) ------------------------------------------------------------------------

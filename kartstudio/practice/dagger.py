@@ -13,15 +13,16 @@ the app writes when a human takes over from the AI), and retrains on everything 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from kartstudio.drivers import CorrectedDriver, ExpertDriver, PilotDriver, load_pilot
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
+from kartstudio.play import labelled, play
 from kartstudio.practice.backend import FPS, PracticeBackend
-from kartstudio.practice.evaluate import EVAL_SEED_START, EvalReport, evaluate_model, load_pilot
-from kartstudio.practice.expert import Expert
+from kartstudio.practice.evaluate import EVAL_SEED_START, EvalReport, evaluate_model
 from kartstudio.recorder import Recorder
 from kartstudio.session import SessionMeta
 from kartstudio.training.budget import train_with_budget
@@ -132,21 +133,16 @@ def record_corrections(pilot, folder: str | Path, seeds: list[int], max_frames: 
             extra={"seed": seed, "driver": model_name, "labels": "expert"},
         )
         recorder = Recorder(folder, {1: (meta, None)}, layout=PracticeBackend.layout, queue_size=1000)
+        # the model drives; the expert says what it would do on every frame the model visits
+        driver = CorrectedDriver(PilotDriver(pilot), ExpertDriver())
+
+        def on_frame(frame: Frame, labels: dict, recorder=recorder) -> None:
+            recorder.on_frame(labelled(frame, labels))
+
         with PracticeBackend(seed=seed, seats=(1,), realtime=False, restart=False, draw=True) as game:
-            expert = Expert(game, 1)
-            pilot.reset()
             started = recorder.start()
-            frame = Frame(0, time.monotonic(), game.screen())
             try:
-                while frames < max_frames:
-                    label = expert.act()  # what the expert would do here
-                    game.set_controller(1, pilot.act(pilot.view(frame.image, 1, PracticeBackend.layout)))  # what the model does
-                    if frame.number > 0:
-                        recorder.on_frame(Frame(frame.number, frame.timestamp, frame.image, {1: label}))
-                        frames += 1
-                    frame = game.next_frame()
-                    if frame is None:
-                        break
+                frames += play(game, {1: driver}, on_frame, max_frames=max_frames - frames)
             finally:
                 recorder.stop()
             recorder.raise_errors()
@@ -179,8 +175,8 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
         corrections.extend(paths)
         drive_s = time.monotonic() - t0
         say(f"round {r}: {frames} correction frames on tracks {seeds[0]}-{seeds[-1]} ({drive_s:.0f} s)")
-        settings = config.recipe.train_config(epochs=config.epochs, learning_rate=config.learning_rate,
-                                              init_model=str(current), tensorboard=False)
+        retrain = replace(config.recipe, epochs=config.epochs, learning_rate=config.learning_rate)
+        settings = retrain.train_config(init_model=str(current), tensorboard=False)
         train, train_s = train_with_budget([*data, *corrections], output, settings, float("inf"), log)
         current = output
         pilot = load_pilot(output)

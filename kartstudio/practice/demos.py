@@ -16,14 +16,15 @@ shows, and that state is what the frame is labelled with when it is handed to th
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kartstudio.controller import ControllerState
+from kartstudio.drivers import ExpertDriver, NudgedDriver, Nudges  # noqa: F401 - Nudges re-exported
 from kartstudio.game import Frame
+from kartstudio.play import labelled, play
 from kartstudio.practice.backend import FPS, PracticeBackend
-from kartstudio.practice.expert import Expert, HumanDriver, HumanProfile
+from kartstudio.practice.expert import HumanProfile
 from kartstudio.recorder import Recorder
 from kartstudio.session import DEFAULT_STORAGE_SIZE, SessionMeta
 
@@ -31,27 +32,6 @@ DEMO_SEED_START = 1000  # demonstration tracks; evaluation uses 10000 on (EVAL_S
 # Who drives the demonstrations: the expert (seat 2 nudged, labelled with the expert's decision),
 # or the expert through a HumanProfile on both seats (labelled with what the "person" pressed).
 DEMO_PROFILES = ("expert", "human")
-
-
-@dataclass
-class Nudges:
-    """Random steering nudges on top of a driver: now and then a held offset for a few frames."""
-
-    rate: float = 1 / 40  # chance per frame that a nudge starts
-    frames: tuple[int, int] = (4, 10)
-    stick: tuple[int, int] = (30, 70)  # size of the offset in stick units, either side
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
-    _left: int = 0
-    _offset: int = 0
-
-    def apply(self, state: ControllerState) -> ControllerState:
-        if self._left == 0 and self.rng.random() < self.rate:
-            self._left = self.rng.randint(*self.frames)
-            self._offset = self.rng.choice((-1, 1)) * self.rng.randint(*self.stick)
-        if self._left == 0:
-            return state
-        self._left -= 1
-        return replace(state, x=state.x + self._offset)
 
 
 @dataclass
@@ -124,34 +104,29 @@ def record_track(
         for seat in seats
     }
     recorder = Recorder(folder, metas, layout=PracticeBackend.layout, queue_size=1000)
+    human_profile = HumanProfile() if human else None
+    # HumanDriver acts like the expert: its labels are what the "person" pressed
+    experts = {seat: ExpertDriver(human=human_profile, fps=FPS, seed=seed) for seat in seats}
+    nudges = Nudges(rng=random.Random(seed))
+    drivers = {seat: NudgedDriver(experts[seat], nudges) if seat == 2 and not human else experts[seat] for seat in seats}
     written = 0
+
+    def on_frame(frame: Frame, labels: dict) -> bool:
+        nonlocal written
+        live = [s for s in seats if not game.done(s)]
+        # Frames after a seat's run ended are not recorded for it: its file ends with its run.
+        ended = [s for s in seats if s not in live and recorder.seats[s].active]
+        if ended:
+            recorder.stop(ended)
+        if live:
+            recorder.on_frame(labelled(frame, {s: labels[s] for s in live}))
+            written += len(live)
+        return limit is None or written < limit
+
     with PracticeBackend(seed=seed, seats=seats, realtime=False, restart=False, draw=True) as game:
-        experts = {seat: Expert(game, seat) for seat in seats}
-        if human:  # HumanDriver has act() too: its labels are what the "person" pressed
-            experts = {seat: HumanDriver(experts[seat], HumanProfile(), FPS, seed * 10 + seat) for seat in seats}
-        nudges = Nudges(rng=random.Random(seed))
         recorder.start()
         try:
-            decisions = {seat: experts[seat].act() for seat in seats}
-            while True:
-                for seat in seats:
-                    executed = nudges.apply(decisions[seat]) if seat == 2 and not human else decisions[seat]
-                    game.set_controller(seat, executed)
-                frame = game.next_frame()
-                if frame is None:
-                    break
-                live = [s for s in seats if not game.done(s)]
-                decisions = {seat: experts[seat].act() for seat in seats}
-                # Label each frame with the expert's decision on seeing it; frames after a seat's
-                # run ended are not recorded for it.
-                for seat in seats:
-                    if seat not in live and recorder.seats[seat].active:
-                        recorder.stop([seat])  # its file ends with its run
-                if live:
-                    recorder.on_frame(Frame(frame.number, frame.timestamp, frame.image, {s: decisions[s] for s in live}))
-                    written += len(live)
-                if limit is not None and written >= limit:
-                    break
+            play(game, drivers, on_frame)
         finally:
             # Recorder.stop() waits on its writer thread, which is gone once no seat records.
             still = [seat for seat, rec in recorder.seats.items() if rec.active]
@@ -160,4 +135,3 @@ def record_track(
         recorder.raise_errors()
     paths = [rec.path for rec in recorder.seats.values() if rec.path is not None]
     return DemoResult(paths, written, 1)
-

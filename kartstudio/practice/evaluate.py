@@ -18,20 +18,15 @@ from typing import Callable
 
 import numpy as np
 
-from kartstudio.controller import ControllerState
+from kartstudio.drivers import Driver, ExpertDriver, PilotDriver, load_pilot
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
-from kartstudio.images import resize
+from kartstudio.play import play
 from kartstudio.practice.backend import EpisodeResult, PracticeBackend
-from kartstudio.practice.expert import Expert
-from kartstudio.session import DEFAULT_STORAGE_SIZE
 
 # Evaluation tracks: far from the seeds demonstrations use (DEMO_SEED_START) and from the app's
 # default practice seed, so "unseen" holds unless someone records on these on purpose.
 EVAL_SEED_START = 10_000
-
-# A driver: (backend, seat, latest frame or None) -> the controller state for the next frame.
-Driver = Callable[[PracticeBackend, int, "Frame | None"], ControllerState]
 
 
 @dataclass
@@ -91,14 +86,7 @@ class EvalReport:
 def run_episode(seed: int, driver: Driver, draw: bool, on_frame: Callable[[Frame], None] | None = None) -> EpisodeResult:
     """One run of `driver` on track `seed` (seat 1 alone) until the lap, the time limit or the map edge."""
     with PracticeBackend(seed=seed, seats=(1,), realtime=False, restart=False, draw=draw) as game:
-        frame = None
-        while True:
-            game.set_controller(1, driver(game, 1, frame))
-            frame = game.next_frame()
-            if frame is None:
-                break
-            if on_frame is not None:
-                on_frame(frame)
+        play(game, {1: driver}, None if on_frame is None else (lambda frame, labels: on_frame(frame)))
         return game.results(1)[0]
 
 
@@ -110,6 +98,7 @@ def evaluate(
     draw: bool = True,
     on_episode: Callable[[int, EpisodeResult], None] | None = None,
 ) -> EvalReport:
+    """make_driver: a new kartstudio.drivers Driver per episode (so no state carries over)."""
     if episodes < 1:
         raise KartStudioError(f"episodes must be at least 1, got {episodes}")
     t0 = time.perf_counter()
@@ -122,53 +111,14 @@ def evaluate(
     return EvalReport(name, results, time.perf_counter() - t0, {"seed_start": seed_start})
 
 
-def expert_driver(params=None) -> Driver:
-    """The scripted expert as a Driver (it reads the track, so frames need not be drawn)."""
-    experts: dict[int, Expert] = {}
-
-    def drive(game: PracticeBackend, seat: int, frame: Frame | None) -> ControllerState:
-        if seat not in experts:
-            experts[seat] = Expert(game, seat, params)
-        return experts[seat].act()
-
-    return drive
-
-
-def seat_image(frame: Frame, seat: int, storage_size=DEFAULT_STORAGE_SIZE) -> np.ndarray:
-    """A seat's half of the frame exactly as the recorder stores it (so a model sees what it learnt on)."""
-    return resize(PracticeBackend.layout.crop(frame.image, seat), tuple(storage_size))
-
-
-def pilot_driver(pilot) -> Driver:
-    """A trained model as a Driver: one inference per frame on the picture the model file says it
-    was trained on (the seat or the whole screen, at its size). A new driver is made per episode,
-    so the pilot's frame history starts empty on every track."""
-    pilot.reset()
-
-    def drive(game: PracticeBackend, seat: int, frame: Frame | None) -> ControllerState:
-        if frame is None:
-            frame = Frame(0, time.monotonic(), game.screen())
-        return pilot.act(pilot.view(frame.image, seat, PracticeBackend.layout))
-
-    return drive
-
-
 def evaluate_expert(episodes: int = 20, seed_start: int = EVAL_SEED_START, params=None, on_episode=None) -> EvalReport:
-    return evaluate("expert", lambda: expert_driver(params), episodes, seed_start, draw=False, on_episode=on_episode)
-
-
-def load_pilot(model: str | os.PathLike):
-    from kartstudio.pilot import Pilot
-
-    if not os.path.isfile(model):
-        raise KartStudioError(f"{model}: no such model file; train one with `kartstudio train` or pass another path")
-    pilot = Pilot.load(model)
-    pilot.warm_up()
-    return pilot
+    # the expert reads the track, so frames need not be drawn
+    return evaluate("expert", lambda: ExpertDriver(params), episodes, seed_start, draw=False, on_episode=on_episode)
 
 
 def evaluate_model(model, episodes: int = 20, seed_start: int = EVAL_SEED_START, on_episode=None) -> EvalReport:
-    """model: a .keras path or a loaded kartstudio.pilot.Pilot."""
+    """model: a .keras path or a loaded kartstudio.pilot.Pilot. A new PilotDriver per episode
+    resets the pilot's frame history on every track."""
     pilot = load_pilot(model) if isinstance(model, (str, os.PathLike)) else model
     name = os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else getattr(pilot, "name", "model")
-    return evaluate(name, lambda: pilot_driver(pilot), episodes, seed_start, draw=True, on_episode=on_episode)
+    return evaluate(name, lambda: PilotDriver(pilot), episodes, seed_start, draw=True, on_episode=on_episode)

@@ -1,0 +1,225 @@
+"""Who drives a seat: a pad, the keyboard, the practice track's expert, the trained pilot, or a
+human taking a seat over from the pilot. One set of drivers for the app, eval, demos and DAgger.
+
+A driver is asked once before the first frame (frame None) and then once per frame:
+
+    state = driver.act(game, seat, frame)   # the controller state for `seat` from now on
+    driver.label                            # what to record for that frame (often the same state)
+
+`label` differs from what the driver does where the recording should teach something else: a
+nudged expert does the nudge but is labelled with the expert's own decision, and a pilot being
+corrected by the expert (DAgger) drives while the expert's decision is the label.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from kartstudio.controller import NEUTRAL, ControllerState
+from kartstudio.errors import KartStudioError
+from kartstudio.game import Frame, GameBackend
+
+
+class Driver(Protocol):
+    name: str
+    label: ControllerState  # what the last act() means to record
+
+    def act(self, game: GameBackend, seat: int, frame: Frame | None) -> ControllerState:
+        """The controller state for `seat` from now on, having seen `frame` (None before the first)."""
+
+
+class _Driver:
+    name = "driver"
+
+    def __init__(self) -> None:
+        self.label: ControllerState = NEUTRAL
+
+    def act(self, game: GameBackend, seat: int, frame: Frame | None) -> ControllerState:
+        self.label = self._act(game, seat, frame)
+        return self.label
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        raise NotImplementedError
+
+
+class NeutralDriver(_Driver):
+    name = "nobody"
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        return NEUTRAL
+
+
+class PadDriver(_Driver):
+    """A human pad (gamepad or keyboard): its latest state. Scripted pads are asked for a sample
+    each frame (they are programs standing in for a person)."""
+
+    def __init__(self, pad) -> None:
+        super().__init__()
+        self.pad = pad
+        self.name = pad.name
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        sample = getattr(self.pad, "sample", None)  # ScriptedPadSource only
+        return sample() if callable(sample) else self.pad.last
+
+
+class ExpertDriver(_Driver):
+    """The practice track's scripted expert (reads the track geometry, so it needs a PracticeBackend).
+
+    human: drive through a HumanProfile (reaction time, thumb lag, noise) like a person would,
+    seeded per seat."""
+
+    name = "Expert driver"
+
+    def __init__(self, params=None, human=None, fps: float = 25.0, seed: int = 0) -> None:
+        super().__init__()
+        self.params = params
+        self.human = human
+        self.fps = fps
+        self.seed = seed
+        self._experts: dict[int, object] = {}
+        self._game = None
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        if not hasattr(game, "env"):
+            return NEUTRAL  # the expert needs the practice track's geometry
+        from kartstudio.practice.expert import Expert, HumanDriver
+
+        if game is not self._game:  # a new game (a new track): new experts
+            self._game, self._experts = game, {}
+        expert = self._experts.get(seat)
+        if expert is None:
+            expert = Expert(game, seat, self.params)
+            if self.human is not None:
+                expert = HumanDriver(expert, self.human, self.fps, self.seed * 10 + seat)
+            self._experts[seat] = expert
+        return expert.act()
+
+
+@dataclass
+class Nudges:
+    """Random steering nudges on top of a driver: now and then a held offset for a few frames."""
+
+    rate: float = 1 / 40  # chance per frame that a nudge starts
+    frames: tuple[int, int] = (4, 10)
+    stick: tuple[int, int] = (30, 70)  # size of the offset in stick units, either side
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    _left: int = 0
+    _offset: int = 0
+
+    def apply(self, state: ControllerState) -> ControllerState:
+        if self._left == 0 and self.rng.random() < self.rate:
+            self._left = self.rng.randint(*self.frames)
+            self._offset = self.rng.choice((-1, 1)) * self.rng.randint(*self.stick)
+        if self._left == 0:
+            return state
+        self._left -= 1
+        return replace(state, x=state.x + self._offset)
+
+
+class NudgedDriver:
+    """A driver with steering nudges (DART-style noise): the car drifts off the line and the
+    driver brings it back; the label is the driver's own decision, never the nudge."""
+
+    def __init__(self, driver, nudges: Nudges) -> None:
+        self.driver = driver
+        self.nudges = nudges
+        self.name = f"{driver.name} (nudged)"
+        self.label = NEUTRAL
+
+    def act(self, game, seat, frame) -> ControllerState:
+        self.label = self.driver.act(game, seat, frame)
+        return self.nudges.apply(self.label)
+
+
+def load_pilot(path: str | os.PathLike):
+    """Load and warm up a Pilot from a .keras file (TensorFlow's import and the first traced call
+    take seconds: the app calls this off the UI thread)."""
+    from kartstudio.pilot import Pilot
+
+    if not os.path.isfile(path):
+        raise KartStudioError(f"{path}: no such model file; train one with `kartstudio train` or pass another path")
+    pilot = Pilot.load(path)
+    pilot.warm_up()
+    return pilot
+
+
+class PilotDriver:
+    """The trained model driving a seat: one inference per frame on the picture the model file
+    says it was trained on (pilot.view: the seat or the whole screen, at its size).
+
+    The pilot's frame history starts empty with each new PilotDriver (one per race or episode).
+    activations: also compute the conv maps (the Versus tab shows them); the latest outputs and
+    maps are kept for the UI thread (snapshot(), under a lock)."""
+
+    name = "AI"
+
+    def __init__(self, pilot, activations: bool = False) -> None:
+        self.pilot = pilot
+        self.pilot.reset()
+        self.with_maps = activations
+        self.label = NEUTRAL
+        self._lock = threading.Lock()
+        self.outputs: tuple[float, ...] | None = None
+        self.activations: dict[str, object] = {}
+        self.steps = 0
+        self.inference_ms = 0.0
+
+    def act(self, game, seat, frame) -> ControllerState:
+        if frame is None:
+            screen = getattr(game, "screen", None)  # the practice track can show its first picture
+            if not callable(screen):
+                return NEUTRAL
+            frame = Frame(0, time.monotonic(), screen())
+        image = self.pilot.view(frame.image, seat, game.layout)
+        t0 = time.perf_counter()
+        out = self.pilot.predict(image, activations=self.with_maps)
+        ms = (time.perf_counter() - t0) * 1000
+        self.label = out.state
+        with self._lock:
+            self.outputs = tuple(float(v) for v in out.action)
+            self.activations = out.activations
+            self.steps += 1
+            self.inference_ms = 0.9 * self.inference_ms + 0.1 * ms if self.steps > 1 else ms
+        return self.label
+
+    def snapshot(self):
+        """(outputs, activations, state, frames driven, smoothed inference ms)."""
+        with self._lock:
+            return self.outputs, dict(self.activations), self.label, self.steps, self.inference_ms
+
+
+class CorrectedDriver:
+    """One driver drives, another says what it would have done: the label (DAgger's expert
+    labels on the pilot's own states, or a human's corrections while the AI keeps watching)."""
+
+    def __init__(self, driving, labelling) -> None:
+        self.driving = driving
+        self.labelling = labelling
+        self.name = f"{driving.name}, labelled by {labelling.name}"
+        self.label = NEUTRAL
+
+    def act(self, game, seat, frame) -> ControllerState:
+        self.label = self.labelling.act(game, seat, frame)
+        return self.driving.act(game, seat, frame)
+
+
+class TakeoverDriver:
+    """A human has taken a seat from the AI: the pad drives, and the AI keeps running on every
+    frame, so its maps and would-be outputs stay live while the human shows it what to do."""
+
+    def __init__(self, pad, pilot_driver: PilotDriver) -> None:
+        self.pad_driver = PadDriver(pad)
+        self.pilot_driver = pilot_driver
+        self.name = f"{pad.name} (takeover)"
+        self.label = NEUTRAL
+
+    def act(self, game, seat, frame) -> ControllerState:
+        self.pilot_driver.act(game, seat, frame)
+        self.label = self.pad_driver.act(game, seat, frame)
+        return self.label
