@@ -1,8 +1,8 @@
 """The user's settings, kept as JSON in the platform's config folder (see kartstudio.paths).
 
 Qt-free on purpose: the CLI, the engine and the GUI's settings dialog all read the same file.
-A missing file means defaults; a damaged one also gives defaults, plus a message saying which
-file and what to do, so the app still starts (it is only rewritten when the user saves).
+A missing file means defaults; a damaged one (bad JSON, a value of the wrong type) is set aside
+as settings.json.bad and also gives defaults, plus a message saying so, so the app still starts.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from kartstudio import paths
+from kartstudio.configfile import need, read_json_config
 from kartstudio.errors import KartStudioError
 
 SETTINGS_FILE = "settings.json"
@@ -88,30 +89,39 @@ def settings_path() -> Path:
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:
-    """The saved settings, or defaults (with .problem set when the file is damaged)."""
+    """The saved settings, or defaults (with .problem set when the file was bad: it is set aside)."""
     path = Path(path) if path else settings_path()
-    if not path.exists():
-        return Settings()
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        return Settings(problem=f"{path} could not be read ({exc}); using defaults. Save the settings to replace it.")
-    known = {f.name for f in fields(Settings)} - {"problem"}
-    values = {k: v for k, v in data.items() if k in known}
-    if "storage_size" in values:
-        try:
-            h, w = (int(v) for v in values["storage_size"])
-            values["storage_size"] = (h, w)
-        except (TypeError, ValueError):
-            values.pop("storage_size")
-    try:
-        settings = Settings(**values)
-        settings.practice_seed = int(settings.practice_seed)
-    except (TypeError, ValueError) as exc:
-        return Settings(problem=f"{path} has a bad value ({exc}); using defaults. Save the settings to replace it.")
-    return settings
+    problems: list[str] = []
+    values = read_json_config(path, _checked_values, "the settings file", problems.append)
+    if values is None:
+        return Settings(problem=problems[0] if problems else "")
+    return Settings(**values)
+
+
+def _checked_values(data) -> dict:
+    """The known settings in a settings.json, each checked for type (values are checked on save)."""
+    need(isinstance(data, dict), "it is not a JSON object")
+    kinds = {f.name for f in fields(Settings)}
+    values = {}
+    for name, value in data.items():
+        if name not in kinds or name == "problem":
+            continue  # a newer version's setting, or a stray key: ignored
+        if name == "storage_size":
+            need(isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value),
+                 f"storage_size is {value!r}; expected [height, width]")
+            need(16 <= value[0] <= 480 and 16 <= value[1] <= 640, f"storage_size {value!r} is out of range")
+            value = tuple(value)
+        elif name == "practice_seed":
+            need(type(value) is int, f"practice_seed is {value!r}; expected a whole number")
+        else:
+            need(isinstance(value, str), f"{name} is {value!r}; expected text")
+        values[name] = value
+    need(values.get("game_source", "practice") in GAME_SOURCES,
+         f"game_source is {values.get('game_source')!r}; expected one of {', '.join(GAME_SOURCES)}")
+    need(values.get("video_plugin", VIDEO_PLUGINS[0]) in VIDEO_PLUGINS,
+         f"video_plugin is {values.get('video_plugin')!r}; expected one of {', '.join(VIDEO_PLUGINS)}")
+    need(str(values.get("data_folder", "x")).strip() != "", "data_folder is empty")
+    return values
 
 
 def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:

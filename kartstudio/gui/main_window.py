@@ -44,6 +44,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.setWindowIcon(QtGui.QIcon(str(icon)))
         self.resize(1280, 860)
         self.game = GameController(self.settings, self)
+        self.force_close = False  # SIGTERM and the like: close without asking
         self._key_filter = KeyboardFilter(self.game.keyboard, self)
         QtWidgets.QApplication.instance().installEventFilter(self._key_filter)
 
@@ -70,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_source()
         if self.settings.problem:
             self.notice.show_message(self.settings.problem, "warning")
+        self._show_config_problems()
 
     # -- layout ------------------------------------------------------------------------------------
     def _build_game_bar(self) -> QtWidgets.QWidget:
@@ -262,7 +264,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.record_tab.on_game_stopped()
         self.versus_tab.on_game_stopped()
 
+    def _show_config_problems(self) -> None:
+        """A pads.json or pairing.json that was set aside (read when the pads start): said once."""
+        from kartstudio.configfile import take_problems
+
+        problems = take_problems()
+        if problems:
+            self.notice.show_message(" ".join(problems), "warning")
+
     def _refresh_status(self) -> None:
+        self._show_config_problems()
         loop = self.game.loop
         if loop is None:
             self.menus_button.setVisible(False)
@@ -310,7 +321,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self.versus_tab.refresh_drivers()
 
     # -- closing -----------------------------------------------------------------------------------
+    def busy_with(self) -> str:
+        """What closing now would end ("" if nothing): recording, a takeover, training."""
+        work = []
+        if self.record_tab.recording:
+            work.append("recording")
+        if self.versus_tab.taken_over:
+            work.append("recording corrections")
+        if self.training_tab.running:
+            work.append("training")
+        return " and ".join(work)
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        work = self.busy_with()
+        if work and not self.force_close:
+            answer = QtWidgets.QMessageBox.question(
+                self, "Quit KartStudio?",
+                f"KartStudio is {work}. Quit anyway? Recordings are saved up to now; training keeps its "
+                "best checkpoint so far.",
+            )
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
         # Recordings are finished and flushed before anything else goes away.
         self.record_tab.stop_all(wait=True)
         self.versus_tab.stop_versus()

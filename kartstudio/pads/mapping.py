@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from kartstudio.configfile import is_number, need, read_json_config
 from kartstudio.controller import STICK_MAX, ControllerState
 from kartstudio.paths import config_dir, write_json
 
@@ -62,28 +63,42 @@ def _mappings_file():
     return config_dir() / "pads.json"
 
 
+def _valid_control(control) -> bool:
+    return isinstance(control, str) and (control in SDL_BUTTONS or (control[:1] in "+-" and control[1:] in SDL_AXES))
+
+
+def _checked_mappings(data) -> dict[str, PadMapping]:
+    """pads.json's content: GUID -> mapping, every field checked (a bad one would stop pad polling)."""
+    need(isinstance(data, dict), "it is not a JSON object")
+    mappings = {}
+    for guid, saved in data.items():
+        need(isinstance(saved, dict), f"pad {guid} is {saved!r}; expected an object")
+        buttons = saved.get("buttons", {})
+        need(isinstance(buttons, dict), f"pad {guid}: buttons is not an object")
+        for n64, control in buttons.items():
+            need(n64 in DEFAULT_BUTTONS and _valid_control(control), f"pad {guid}: cannot map N64 {n64} to SDL {control!r}")
+        deadzone, reach, centre = saved.get("deadzone", 0.12), saved.get("reach", 1.0), saved.get("centre", [0.0, 0.0])
+        need(is_number(deadzone) and 0 <= deadzone <= 0.9, f"pad {guid}: deadzone {deadzone!r} is not from 0 to 0.9")
+        need(is_number(reach) and deadzone < reach <= 2, f"pad {guid}: reach {reach!r} is not above the deadzone and at most 2")
+        need(isinstance(centre, list) and len(centre) == 2 and all(is_number(c) and -1 <= c <= 1 for c in centre),
+             f"pad {guid}: centre {centre!r} is not two numbers from -1 to 1")
+        mappings[guid] = PadMapping({**DEFAULT_BUTTONS, **buttons}, float(deadzone), (float(centre[0]), float(centre[1])), float(reach))
+    return mappings
+
+
+def _load_all() -> dict[str, PadMapping]:
+    return read_json_config(_mappings_file(), _checked_mappings, "the pad mappings file") or {}
+
+
 def load_mapping(guid: str) -> PadMapping:
-    try:
-        saved = json.loads(_mappings_file().read_text()).get(guid)
-    except (OSError, ValueError):
-        saved = None
-    if not saved:
-        return PadMapping()
-    return PadMapping(
-        buttons={**DEFAULT_BUTTONS, **saved.get("buttons", {})},
-        deadzone=float(saved.get("deadzone", 0.12)),
-        centre=tuple(saved.get("centre", (0.0, 0.0))),
-        reach=float(saved.get("reach", 1.0)),
-    )
+    """This pad's saved mapping, or the defaults (a bad pads.json is set aside, see configfile)."""
+    return _load_all().get(guid) or PadMapping()
 
 
 def save_mapping(guid: str, mapping: PadMapping) -> None:
     """Remember this pad's mapping and calibration (by GUID, so it follows the pad between ports)."""
     path = _mappings_file()
-    try:
-        everything = json.loads(path.read_text())
-    except (OSError, ValueError):
-        everything = {}
+    everything = {key: asdict(m) for key, m in _load_all().items()}
     for n64, control in mapping.buttons.items():
         name = control.lstrip("+-")
         if n64 not in DEFAULT_BUTTONS or (name not in SDL_BUTTONS and name not in SDL_AXES):

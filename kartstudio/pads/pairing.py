@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kartstudio.configfile import need, read_json_config
 from kartstudio.paths import config_dir, write_json
 
 SEATS = (1, 2)
@@ -83,12 +84,20 @@ class PairingModel:
         return config_dir() / "pairing.json"
 
     def _load(self) -> dict[int, Pairing]:
-        try:
-            data = json.loads(self._file().read_text())
-            return {int(seat): Pairing(p["key"], p["name"]) for seat, p in data.items() if int(seat) in SEATS}
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
+        return read_json_config(self._file(), _checked_pairing, "the pad pairing file") or {}
 
     def _save(self) -> None:
         path = self._file()
         write_json(path, {str(seat): {"key": p.key, "name": p.name} for seat, p in self.seats.items()})
+
+
+def _checked_pairing(data) -> dict[int, Pairing]:
+    """pairing.json's content: {"1": {"key": ..., "name": ...}, ...}, every field checked."""
+    need(isinstance(data, dict), "it is not a JSON object")
+    seats = {}
+    for seat, p in data.items():
+        need(seat in {str(s) for s in SEATS}, f"seat {seat!r} is not one of {', '.join(map(str, SEATS))}")
+        need(isinstance(p, dict) and isinstance(p.get("key"), str) and isinstance(p.get("name"), str),
+             f"seat {seat} is {p!r}; expected {{\"key\": text, \"name\": text}}")
+        seats[int(seat)] = Pairing(p["key"], p["name"])
+    return seats

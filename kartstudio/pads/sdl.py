@@ -82,6 +82,16 @@ class PadManager:
             return
         lib = sdl2lib.sdl()
         self._started.set()
+        try:
+            self._poll_until_stopped(lib)
+        except Exception as exc:  # noqa: BLE001 - a dead thread must say so: the pads would just freeze
+            self.error = f"gamepad polling stopped: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        for controller, pad in self._open.values():
+            lib.SDL_GameControllerClose(controller)
+            pad.connected = False  # a pad no longer read is shown (and recorded) as unplugged
+        self._open.clear()
+
+    def _poll_until_stopped(self, lib) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
             lib.SDL_JoystickUpdate()
@@ -99,10 +109,6 @@ class PadManager:
                 time.sleep(delay)
             else:
                 next_tick = time.monotonic()
-        for controller, pad in self._open.values():
-            lib.SDL_GameControllerClose(controller)
-            pad.connected = False
-        self._open.clear()
 
     def _detect(self, lib) -> None:
         present = {}
