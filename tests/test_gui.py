@@ -198,6 +198,10 @@ def test_keyboard_drives_a_pad_only_while_a_game_reads_it(window, qtbot):
     from PyQt6 import QtCore
 
     pad = window.game.keyboard
+    window.show()
+    window.activateWindow()
+    window.record_tab.setFocus()
+    qtbot.waitUntil(lambda: window.record_tab.hasFocus())
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Left)
     assert pad.last.is_neutral  # no game running: keys are left to the widgets
     pad.enabled = True
@@ -250,3 +254,40 @@ def test_import_tensorkart_arrays(window, qtbot, tmp_path):
     assert "Imported 30 frames" in tab.notice.text()
     with open_session(tab.selected_path()) as s:
         assert len(s) == 30 and np.array_equal(s.frames[7], x[7])
+
+
+def test_keys_stay_with_dialogs_text_fields_and_other_tabs_while_a_game_runs(window, qtbot):
+    from PyQt6 import QtCore, QtWidgets
+
+    pad = window.game.keyboard
+    pad.enabled = True  # as while a game runs
+    window.show()
+    window.activateWindow()
+    name = window.record_tab.panels[1].name_edit
+    name.setFocus()
+    qtbot.waitUntil(name.hasFocus)
+    name.clear()
+    qtbot.keyClicks(name, "xcz")  # X/C/Z are A/B/Z on the pad, but this is a file name
+    assert name.text() == "xcz" and pad.last.is_neutral
+    window.tabs.setCurrentWidget(window.datasets_tab)
+    window.datasets_tab.setFocus()
+    qtbot.keyPress(QtWidgets.QApplication.focusWidget() or window, QtCore.Qt.Key.Key_Left)
+    assert pad.last.is_neutral  # another tab: its scrubber and lists keep the arrows
+    window.tabs.setCurrentWidget(window.record_tab)
+    window.record_tab.setFocus()
+    qtbot.waitUntil(window.record_tab.hasFocus)
+    qtbot.keyPress(window.record_tab, QtCore.Qt.Key.Key_Left)
+    assert pad.last.x == -80  # the Record view has the focus: the keys drive
+    dialog = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Question, "Delete?", "Delete it?",
+                                   QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                                   window)
+    answers = []
+    dialog.finished.connect(answers.append)
+    QtCore.QTimer.singleShot(100, lambda: qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Return))
+    dialog.setDefaultButton(QtWidgets.QMessageBox.StandardButton.Yes)
+    QtCore.QTimer.singleShot(5000, dialog.reject)  # if the pad swallowed Enter
+    dialog.exec()
+    assert answers == [QtWidgets.QMessageBox.StandardButton.Yes.value]  # Enter answered the dialog, not Start
+    qtbot.keyRelease(window.record_tab, QtCore.Qt.Key.Key_Left)
+    assert pad.last.is_neutral
+    pad.enabled = False

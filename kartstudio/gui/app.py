@@ -45,11 +45,34 @@ def grab_png(widget, path: str | os.PathLike) -> Path:
     return path
 
 
+def _close_on_signals(app, window) -> None:
+    """SIGTERM and SIGINT close the window as Quit does (recordings are finished), without asking.
+
+    Python runs signal handlers only between bytecodes, so a timer hands it the thread now and then
+    while Qt's event loop runs in C++."""
+    import signal
+
+    from PyQt6 import QtCore
+
+    def close(signum, _frame) -> None:
+        window.force_close = True
+        window.close()
+        app.quit()
+
+    signal.signal(signal.SIGTERM, close)
+    signal.signal(signal.SIGINT, close)
+    timer = QtCore.QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+
+
 def run(screenshot: str | os.PathLike | None = None, settle_ms: int = 600) -> int:
     """Open the window. With `screenshot`, save the window as a PNG after start-up and exit.
 
     Without a display the screenshot renders offscreen (QT_QPA_PLATFORM=offscreen is set for it).
     """
+    # SDL (gamepads, pygame) would otherwise turn SIGTERM/SIGINT into an event nobody reads.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY") \
         and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")
     if headless:
@@ -67,6 +90,7 @@ def run(screenshot: str | os.PathLike | None = None, settle_ms: int = 600) -> in
 
     window = MainWindow()
     window.show()
+    _close_on_signals(app, window)
     result: dict = {}
     if screenshot is not None:
         def shoot() -> None:

@@ -91,6 +91,7 @@ class ImageView(QtWidgets.QLabel):
     def __init__(self, placeholder: str = "", min_size: tuple[int, int] = (160, 60), parent=None) -> None:
         super().__init__(parent)
         self.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # click the game's picture to drive with the keys
         self.setMinimumSize(*min_size)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
         self.setStyleSheet("background:#1d1f24;color:#9aa0aa;border-radius:4px;")

@@ -1,11 +1,13 @@
 """The keyboard as a pad, fed by the window's key events (the fallback when no gamepad is paired).
 
 Arrows steer (full stick), X = A (accelerate), C = B (brake), Z = Z (item), Shift = R (hop),
-Q = L (in versus mode: take over seat 1 from the AI), Enter = Start. Keys typed into a text
-field are left alone.
+Q = L (in versus mode: take over seat 1 from the AI), Enter = Start. Only while the Record or
+Versus tab has the focus: keys in dialogs, other tabs, text fields and lists are left alone.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from PyQt6 import QtCore, QtWidgets
 
@@ -46,6 +48,10 @@ class QtKeyboardPad(PadSource):
         self.push(self._state())
         return True
 
+    @property
+    def held(self) -> set[int]:
+        return set(self._down)
+
     def release_all(self) -> None:
         """The window lost focus: a key held then must not stay pressed forever."""
         if self._down:
@@ -60,21 +66,39 @@ class QtKeyboardPad(PadSource):
         return ControllerState(x=x * STICK_MAX, y=y * STICK_MAX, **buttons)
 
 
-class KeyboardFilter(QtCore.QObject):
-    """Application-wide event filter that routes game keys to a QtKeyboardPad."""
+# Widgets that need the arrows, letters or Enter themselves: typing, lists, sliders.
+OWN_KEYS = (QtWidgets.QLineEdit, QtWidgets.QAbstractSpinBox, QtWidgets.QTextEdit, QtWidgets.QPlainTextEdit,
+            QtWidgets.QComboBox, QtWidgets.QAbstractSlider, QtWidgets.QAbstractItemView)
 
-    def __init__(self, pad: QtKeyboardPad, parent: QtCore.QObject | None = None) -> None:
+
+class KeyboardFilter(QtCore.QObject):
+    """Application-wide event filter that routes game keys to a QtKeyboardPad.
+
+    game_views: the widgets whose focus means "playing" (the Record and Versus tabs). Keys go to
+    the pad only while a game reads it, the focus is in one of them and not in a widget that uses
+    the keys itself; a dialog, another tab, a text field or a scrubber keep their keys.
+    """
+
+    def __init__(self, pad: QtKeyboardPad, parent: QtCore.QObject | None = None,
+                 game_views: Callable[[], list[QtWidgets.QWidget]] | None = None) -> None:
         super().__init__(parent)
         self.pad = pad
+        self.game_views = game_views or (lambda: [])
+
+    def playing(self, focus: QtWidgets.QWidget | None) -> bool:
+        if focus is None or isinstance(focus, OWN_KEYS) or QtWidgets.QApplication.activeModalWidget() is not None:
+            return False
+        return any(view.isVisible() and (view is focus or view.isAncestorOf(focus)) for view in self.game_views())
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         t = event.type()
         if t in (QtCore.QEvent.Type.KeyPress, QtCore.QEvent.Type.KeyRelease):
-            focus = QtWidgets.QApplication.focusWidget()
-            if isinstance(focus, (QtWidgets.QLineEdit, QtWidgets.QAbstractSpinBox, QtWidgets.QTextEdit)):
-                return False
             ours = event.key() in BUTTON_KEYS or event.key() in STICK_KEYS
             if not self.pad.enabled or not ours:
+                return False
+            if t == QtCore.QEvent.Type.KeyRelease and event.key() in self.pad.held:
+                pass  # a key pressed while playing is let go wherever the focus went
+            elif not self.playing(QtWidgets.QApplication.focusWidget()):
                 return False
             if not event.isAutoRepeat():
                 self.pad.handle_key(event.key(), t == QtCore.QEvent.Type.KeyPress)

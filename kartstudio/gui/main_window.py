@@ -45,7 +45,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1280, 860)
         self.game = GameController(self.settings, self)
         self.force_close = False  # SIGTERM and the like: close without asking
-        self._key_filter = KeyboardFilter(self.game.keyboard, self)
+        self._key_filter = KeyboardFilter(self.game.keyboard, self, lambda: [self.record_tab, self.versus_tab])
         QtWidgets.QApplication.instance().installEventFilter(self._key_filter)
 
         central = QtWidgets.QWidget()
@@ -253,6 +253,8 @@ class MainWindow(QtWidgets.QMainWindow):
         loop.call_soon(play, "the menu macro")
 
     def _on_game_started(self) -> None:
+        if self.tabs.currentWidget() in (self.record_tab, self.versus_tab):
+            self.tabs.currentWidget().setFocus()  # the keyboard drives from here on
         self.start_button.setText("■ Stop")
         self.source_box.setEnabled(False)
         self.record_tab.on_game_started()

@@ -322,6 +322,7 @@ class RecordTab(QtWidgets.QWidget):
         super().__init__(parent)
         self.game = game
         self._record_when_started = False
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # focus here = the keyboard drives
         v = QtWidgets.QVBoxLayout(self)
         top = QtWidgets.QHBoxLayout()
         self.session_button = QtWidgets.QPushButton("● Record session")

@@ -28,6 +28,7 @@ class VersusTab(QtWidgets.QWidget):
     def __init__(self, game: GameController, parent=None) -> None:
         super().__init__(parent)
         self.game = game
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # focus here = the keyboard drives
         self.race: Versus | None = None  # the engine's race while one runs
         self._saved: list[Path] = []
         self._known_models: set[str] = set()

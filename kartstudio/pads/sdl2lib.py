@@ -88,6 +88,7 @@ def init_controllers() -> None:
     """Start SDL's joystick and game-controller parts. We read state ourselves, so no events."""
     lib = sdl()
     lib.SDL_SetHint(b"SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS", b"1")  # pads work when unfocused
+    lib.SDL_SetHint(b"SDL_NO_SIGNAL_HANDLERS", b"1")  # SIGTERM/SIGINT stay the app's (SDL would swallow them)
     if lib.SDL_InitSubSystem(SDL_INIT_JOYSTICK | SDL_INIT_GAMECONTROLLER) != 0:
         raise KartStudioError(f"SDL could not start its gamepad support: {error()}")
     lib.SDL_JoystickEventState(SDL_IGNORE)
