@@ -413,18 +413,44 @@ def _legacy_h5_weights(path: Path) -> list[np.ndarray]:
     except OSError:
         raise ModelFileError(f"{path} is not an HDF5 weights file (TensorKart's model_weights.h5)") from None
     with f:
-        group = f["model_weights"] if "model_weights" in f else f
-        names = group.attrs.get("layer_names")
-        if names is None:
-            raise ModelFileError(f"{path} has no layer_names: not a Keras weights file like TensorKart's model_weights.h5")
-        arrays = []
-        for layer in names:
-            layer = layer.decode() if isinstance(layer, bytes) else str(layer)
-            g = group[layer]
-            for w in g.attrs.get("weight_names", []):
-                w = w.decode() if isinstance(w, bytes) else str(w)
-                arrays.append(np.asarray(g[w]))
-        return arrays
+        try:
+            return _read_legacy_weights(f)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}; it is not a Keras weights file like TensorKart's model_weights.h5") from None
+        except Exception as exc:  # noqa: BLE001 - a damaged HDF5 object, an attribute h5py cannot read
+            raise ModelFileError(f"{path} cannot be read as Keras weights ({type(exc).__name__}); "
+                                 "use TensorKart's model_weights.h5") from None
+
+
+def _read_legacy_weights(f) -> list[np.ndarray]:
+    """Every name in the file checked before it is followed: a hand-made file fails in one line."""
+    import h5py
+
+    group = f.get("model_weights", f)
+    if not isinstance(group, h5py.Group):
+        raise ModelFileError("model_weights is not a group")
+
+    def names_of(obj, attr: str) -> list[str]:
+        names = np.asarray(obj.attrs.get(attr, []))
+        if names.size == 0:
+            return []  # a layer without weights (flatten, dropout)
+        if names.ndim != 1 or len(names) > 1000 or names.dtype.kind not in "SUO":
+            raise ModelFileError(f"{attr} of {obj.name} is not a list of names")
+        return [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
+
+    if "layer_names" not in group.attrs:
+        raise ModelFileError("no layer_names")
+    arrays = []
+    for layer in names_of(group, "layer_names"):
+        g = group.get(layer)
+        if not isinstance(g, h5py.Group):
+            raise ModelFileError(f"layer {layer!r} is named in layer_names but not stored")
+        for w in names_of(g, "weight_names"):
+            ds = g.get(w)
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu" or ds.size > 50_000_000:
+                raise ModelFileError(f"weight {w!r} of layer {layer!r} is missing or not an array of numbers")
+            arrays.append(np.asarray(ds))
+    return arrays
 
 
 def import_tensorkart_weights(weights_path: str | os.PathLike, out: str | os.PathLike) -> Path:
