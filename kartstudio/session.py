@@ -246,7 +246,10 @@ def new_session_path(folder: str | os.PathLike, track: str, seat: int, when: flo
     The returned path exists (empty) and belongs to the caller.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SessionFileError(f"cannot create the folder {folder}: {exc.strerror or exc}; choose another") from None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
     stem = f"{stamp}-{_safe_name(track)}-p{seat}"
     for n in range(1, 10_000):

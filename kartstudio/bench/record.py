@@ -103,6 +103,8 @@ def bench_record(
                     pad.push(ControllerState(x=int(70 * np.sin(0.1 * n + k / 8 + seat)), a=True, b=(n % 45 == 0 and k == 3)))
             recorder.on_frame(Frame(n, now, images[n % distinct]))
             n += 1
+            if not recorder.recording:
+                break  # every seat stopped (disk full): raise_errors below says why
             time.sleep(max(0.0, start + n * period - time.monotonic()))
         recorder.stop()
         elapsed = time.monotonic() - start

@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from kartstudio import __version__
+from kartstudio.cli.args import OneLineParser
 from kartstudio.errors import KartStudioError
 
 # One module per area; a module that is missing or fails to import must not break the others.
@@ -28,7 +29,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kartstudio",
         description="Teach a neural network to drive Mario Kart 64 from your own play, then race it.",
     )

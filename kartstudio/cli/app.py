@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from kartstudio.cli.args import POSITIVE
+
 
 def register(commands, bench) -> None:
     gui = commands.add_parser("gui", help="open the KartStudio window (the default command)")
@@ -15,7 +17,7 @@ def register(commands, bench) -> None:
     desk.set_defaults(func=cmd_install_desktop)
 
     b = bench.add_parser("gui", help="event-loop stalls of the window while recording and while training")
-    b.add_argument("--seconds", type=float, default=10.0, help="length of each phase (default 10)")
+    b.add_argument("--seconds", type=POSITIVE, default=10.0, help="length of each phase (default 10)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--rom", metavar="ROM", help="record from mupen64plus with this ROM instead of the practice track")
     b.add_argument("--video", default=None, metavar="PLUGIN", help="video plugin for --rom (default: the settings')")

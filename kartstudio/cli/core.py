@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kartstudio.cli.args import POSITIVE, number
+
 
 def register(commands, bench) -> None:
     imp = commands.add_parser("import", help="import TensorKart recordings into session files")
@@ -34,8 +36,8 @@ def register(commands, bench) -> None:
     info.set_defaults(func=cmd_info)
 
     rec = bench.add_parser("record", help="two seats from a synthetic 30 fps source through the real recorder")
-    rec.add_argument("--seconds", type=float, default=60.0)
-    rec.add_argument("--fps", type=float, default=30.0)
+    rec.add_argument("--seconds", type=POSITIVE, default=60.0)
+    rec.add_argument("--fps", type=number(above=0, high=1000), default=30.0)
     rec.add_argument("--folder", default=None, help="where to write (default: a temporary folder, removed after)")
     rec.add_argument("--images", metavar="DIR", help="use the PNG screenshots in DIR (e.g. a TensorKart recording) as the game")
     rec.add_argument("--json", action="store_true")

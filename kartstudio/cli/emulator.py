@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from kartstudio.cli.args import POSITIVE
+
 
 def register(commands, bench) -> None:
     doc = commands.add_parser(
@@ -32,13 +34,13 @@ def register(commands, bench) -> None:
 
     emu = bench.add_parser("emulator", help="real mupen64plus + our plugin + the test ROM: startup, capture fps, "
                                             "input-to-screen latency, lock-step steps/s")
-    emu.add_argument("--seconds", type=float, default=3.0, help="length of each timed phase")
+    emu.add_argument("--seconds", type=POSITIVE, default=3.0, help="length of each timed phase")
     emu.add_argument("--display", help="X display to use (default: a private Xvfb)")
     emu.add_argument("--json", action="store_true")
     emu.set_defaults(func=cmd_bench_emulator)
 
     plug = bench.add_parser("plugin", help="the real input plugin .so: GetKeys time, delivery latency, polls/s")
-    plug.add_argument("--seconds", type=float, default=2.0, help="length of each timed phase")
+    plug.add_argument("--seconds", type=POSITIVE, default=2.0, help="length of each timed phase")
     plug.add_argument("--json", action="store_true")
     plug.set_defaults(func=cmd_bench_plugin)
 

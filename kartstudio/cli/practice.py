@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from kartstudio.cli.args import COUNT, POSITIVE, SEED, whole
 from kartstudio.errors import KartStudioError
 
 
@@ -13,8 +14,8 @@ def register(commands, bench) -> None:
     who = ev.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", metavar="MODEL.keras", help="a trained driving model")
     who.add_argument("--expert", action="store_true", help="the scripted expert driver")
-    ev.add_argument("--episodes", type=int, default=20, metavar="N", help="tracks to drive (default 20)")
-    ev.add_argument("--seed-start", type=int, default=None, metavar="S",
+    ev.add_argument("--episodes", type=COUNT, default=20, metavar="N", help="tracks to drive (default 20)")
+    ev.add_argument("--seed-start", type=SEED, default=None, metavar="S",
                     help="first track seed (default 10000; tracks S, S+1, ...)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
@@ -25,14 +26,14 @@ def register(commands, bench) -> None:
                     help="session files or folders the model was trained on (kept in the retraining)")
     dg.add_argument("-o", "--output", metavar="MODEL.keras", help="the retrained model (default: MODEL-dagger.keras)")
     dg.add_argument("--folder", metavar="DIR", help="where the correction sessions go (default: next to the output)")
-    dg.add_argument("--rounds", type=int, default=1, help="drive-label-retrain rounds (default 1)")
-    dg.add_argument("--tracks", type=int, default=4, help="tracks the model drives per round (default 4)")
-    dg.add_argument("--minutes", type=float, default=2.0, help="driving per round, minutes of game time (default 2)")
-    dg.add_argument("--epochs", type=int, default=4, help="epochs of retraining per round (default 4)")
-    dg.add_argument("--episodes", type=int, default=20, help="tracks for the score before and after (default 20)")
+    dg.add_argument("--rounds", type=COUNT, default=1, help="drive-label-retrain rounds (default 1)")
+    dg.add_argument("--tracks", type=COUNT, default=4, help="tracks the model drives per round (default 4)")
+    dg.add_argument("--minutes", type=POSITIVE, default=2.0, help="driving per round, minutes of game time (default 2)")
+    dg.add_argument("--epochs", type=COUNT, default=4, help="epochs of retraining per round (default 4)")
+    dg.add_argument("--episodes", type=COUNT, default=20, help="tracks for the score before and after (default 20)")
     dg.add_argument("--recipe", default="default", metavar="NAME",
                     help="loss, augmentation and batches for retraining: default, seed-mse, tensorkart")
-    dg.add_argument("--seed-start", type=int, default=None, metavar="S", help="first evaluation seed (default 10000)")
+    dg.add_argument("--seed-start", type=SEED, default=None, metavar="S", help="first evaluation seed (default 10000)")
     dg.add_argument("--json", action="store_true")
     dg.set_defaults(func=cmd_dagger)
 
@@ -41,10 +42,10 @@ def register(commands, bench) -> None:
     bd.add_argument("--quick", action="store_true",
                     help="the guard run: 5 min demos, 5 min training, 10 tracks; prints one JSON line "
                          "(compare with bench/baselines/drive.json)")
-    bd.add_argument("--minutes", type=float, default=None, help="demonstrations, minutes of game time (default 15)")
-    bd.add_argument("--train-minutes", type=float, default=None, help="training time budget (default 20)")
-    bd.add_argument("--episodes", type=int, default=None, help="unseen tracks to score on (default 20)")
-    bd.add_argument("--eval-seed-start", type=int, default=None, metavar="S", help="first evaluation track (default 10000)")
+    bd.add_argument("--minutes", type=POSITIVE, default=None, help="demonstrations, minutes of game time (default 15)")
+    bd.add_argument("--train-minutes", type=POSITIVE, default=None, help="training time budget (default 20)")
+    bd.add_argument("--episodes", type=COUNT, default=None, help="unseen tracks to score on (default 20)")
+    bd.add_argument("--eval-seed-start", type=SEED, default=None, metavar="S", help="first evaluation track (default 10000)")
     bd.add_argument("--demos", choices=("expert", "human"), default="expert",
                     help="who drives the demonstrations: the expert, or the expert with a person's reaction time, "
                          "stick noise and late corners")
@@ -52,9 +53,9 @@ def register(commands, bench) -> None:
     bd.add_argument("--recipe", default="default", metavar="NAME", help="default, seed-mse, tensorkart")
     bd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change one field of the recipe (an ablation), e.g. --set loss=mse --set augment=false")
-    bd.add_argument("--train-seed", type=int, default=0, help="seed of the training run (weights, batch order)")
+    bd.add_argument("--train-seed", type=SEED, default=0, help="seed of the training run (weights, batch order)")
     bd.add_argument("--folder", metavar="DIR", help="keep sessions and model here (default: a temporary folder)")
-    bd.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds after behaviour cloning (default 0)")
+    bd.add_argument("--dagger-rounds", type=whole(0), default=0, help="DAgger rounds after behaviour cloning (default 0)")
     bd.add_argument("--json", action="store_true")
     bd.set_defaults(func=cmd_bench_drive)
 

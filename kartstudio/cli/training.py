@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from kartstudio.cli.args import COUNT, POSITIVE, SEED, number, whole
+
 
 def register(commands, bench) -> None:
     train = commands.add_parser("train", help="train a driving model on session files")
@@ -16,9 +18,9 @@ def register(commands, bench) -> None:
     train.add_argument("--recipe", default="default", metavar="NAME",
                        help="network, loss, augmentation and schedule: default (measured best), seed-mse, tensorkart; "
                             "the options below change single parts of it")
-    train.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--lr", type=float, default=None, help="learning rate (Adam)")
+    train.add_argument("--epochs", type=COUNT, default=None, help="default: the recipe's")
+    train.add_argument("--batch-size", type=COUNT, default=None)
+    train.add_argument("--lr", type=number(above=0, high=10), default=None, help="learning rate (Adam)")
     train.add_argument("--loss", default=None, metavar="NAME",
                        help="driving (the default recipe's: stick regression + class-weighted button cross-entropy), "
                             "mse, euclidean (TensorKart's), press-weighted")
@@ -26,11 +28,11 @@ def register(commands, bench) -> None:
     train.add_argument("--init", metavar="MODEL.keras", help="start from this model instead of a new one")
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="mirror (steering flipped) and brightness/contrast jitter")
-    train.add_argument("--val-sessions", type=int, default=None, metavar="K",
+    train.add_argument("--val-sessions", type=whole(0), default=None, metavar="K",
                        help="hold out K whole sessions for validation (default: the recipe's 10%% when there are 5 or more)")
-    train.add_argument("--patience", type=int, default=0, metavar="N", help="stop after N epochs without improvement")
-    train.add_argument("--oversample-turns", type=float, default=None, metavar="F", help="serve turning frames F times per epoch")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=whole(0), default=0, metavar="N", help="stop after N epochs without improvement")
+    train.add_argument("--oversample-turns", type=number(1, 100), default=None, metavar="F", help="serve turning frames F times per epoch")
+    train.add_argument("--seed", type=SEED, default=0)
     train.add_argument("--checkpoint-dir", metavar="DIR", help="default: MODEL.checkpoints next to the output")
     train.add_argument("--resume", action="store_true", help="continue the run saved in the checkpoint folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
@@ -39,14 +41,15 @@ def register(commands, bench) -> None:
     imp = commands.add_parser("import-model", help="turn TensorKart's model_weights.h5 into a KartStudio model")
     imp.add_argument("weights", metavar="model_weights.h5")
     imp.add_argument("-o", "--output", required=True, metavar="MODEL.keras")
+    imp.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     imp.set_defaults(func=cmd_import_model)
 
     bt = bench.add_parser("train", help="streaming vs in-memory training speed, peak memory at two dataset sizes")
-    bt.add_argument("--small-mb", type=float, default=150, help="smaller dataset size on disk (default 150 MB)")
-    bt.add_argument("--large-mb", type=float, default=600, help="larger dataset size on disk (default 600 MB)")
-    bt.add_argument("--samples", type=int, default=6000, help="training samples timed per measurement")
-    bt.add_argument("--seconds", type=float, default=90.0, help="time limit per measurement")
-    bt.add_argument("--batch-size", type=int, default=50)
+    bt.add_argument("--small-mb", type=POSITIVE, default=150, help="smaller dataset size on disk (default 150 MB)")
+    bt.add_argument("--large-mb", type=POSITIVE, default=600, help="larger dataset size on disk (default 600 MB)")
+    bt.add_argument("--samples", type=COUNT, default=6000, help="training samples timed per measurement")
+    bt.add_argument("--seconds", type=POSITIVE, default=90.0, help="time limit per measurement")
+    bt.add_argument("--batch-size", type=COUNT, default=50)
     bt.add_argument("--folder", help="where to write the synthetic sessions (default: a temporary folder, removed)")
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=cmd_bench_train)
@@ -54,7 +57,7 @@ def register(commands, bench) -> None:
     bi = bench.add_parser("infer", help="per-frame inference latency with and without activations")
     bi.add_argument("--model", metavar="MODEL.keras", help="a trained model (default: a new kartstudio network)")
     bi.add_argument("--kind", choices=("kartstudio", "tensorkart"), default="kartstudio")
-    bi.add_argument("--frames", type=int, default=2000)
+    bi.add_argument("--frames", type=COUNT, default=2000)
     bi.add_argument("--json", action="store_true")
     bi.set_defaults(func=cmd_bench_infer)
 
@@ -140,8 +143,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_import_model(args) -> int:
+    from kartstudio.errors import KartStudioError
     from kartstudio.model import import_tensorkart_weights
 
+    if Path(args.output).exists() and not args.force:
+        raise KartStudioError(f"{args.output} already exists; choose another name or pass --force to replace it")
     out = import_tensorkart_weights(args.weights, args.output)
     print(f"wrote {out} (TensorKart's network with the weights of {args.weights})")
     return 0
