@@ -66,6 +66,7 @@ class EmulatorBackend(GameBackend):
         self._states: dict[int, ControllerState] = {seat: NEUTRAL for seat in self.seats}
         self._last_read: dict[int, PollReport] = {}
         self._next_tick = 0.0
+        self._poll_marks: list[tuple[float, int]] = []  # (time, poll number) per frame: game_rate()
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -182,37 +183,53 @@ class EmulatorBackend(GameBackend):
             raise KartStudioError("the emulator is not started")
         if not self.emulator.running:
             return self._ended()
+        try:
+            return self._next_frame(timeout)
+        except Exception:
+            # The plugin's socket and the window go as the emulator dies, a moment before the process
+            # is reaped: say how the emulator ended, not that the socket closed.
+            if self.emulator.wait_exit(2.0):
+                return self._ended()
+            raise
+
+    def _next_frame(self, timeout: float | None) -> Frame | None:
         if self.lockstep:
-            try:
-                self._remember(self.client.step(dict(self._states), timeout=timeout or self.step_timeout))
-            except KartStudioError:
-                if not self.emulator.running:
-                    return self._ended()
-                raise
+            self._remember(self.client.step(dict(self._states), timeout=timeout or self.step_timeout))
         else:
             now = time.monotonic()
             if self._next_tick > now:
                 time.sleep(self._next_tick - now)
             self._next_tick = max(self._next_tick + 1 / self.fps, time.monotonic() - 1 / self.fps)
         timestamp = time.monotonic()
-        try:
-            image = self.capture.grab()
-        except Exception:
-            if not self.emulator.running:
-                return self._ended()
-            raise
+        image = self.capture.grab()
         # Reports that arrived by now are polls the game made before this picture was taken.
         self._remember(self.client.polls(sync=True))  # every poll made before the capture
+        self._count_polls()
         inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
         first = self._last_read.get(self.seats[0])
         return Frame(number=first.poll if first else 0, timestamp=timestamp, image=image, inputs=inputs or None)
 
     def _ended(self) -> None:
-        """The emulator stopped: None if it ended normally, an error that says why if it crashed."""
+        """The emulator stopped: None if it ended normally (exit_reason says how), an error that
+        says why if it crashed or was killed."""
         reason = self.emulator.exit_reason() if self.emulator else None
         if reason and ("crashed" in reason or "failed" in reason):
-            raise KartStudioError(reason)
+            raise KartStudioError(f"{reason} (log: {self.emulator.log_path})")
         return None
+
+    def _count_polls(self) -> None:
+        first = self._last_read.get(self.seats[0])
+        if first is not None:
+            self._poll_marks.append((time.monotonic(), first.poll))
+            del self._poll_marks[:-60]
+
+    def game_rate(self) -> float | None:
+        """The game's own speed: input polls of the first seat per second over the last frames
+        (Mario Kart 64 polls once per frame, 60 a second at full speed), None until known."""
+        marks = self._poll_marks
+        if len(marks) < 2 or marks[-1][0] - marks[0][0] < 0.5:
+            return None
+        return (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
 
     def polls_per_second(self, seconds: float = 1.0) -> float:
         """Measured rate of controller 1 polls (free-run)."""

@@ -164,6 +164,16 @@ class EmulatorProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def wait_exit(self, timeout: float) -> bool:
+        """True once the process has ended, waiting up to `timeout` seconds for it."""
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def log_tail(self, lines: int = 20) -> list[str]:
         try:
             text = self.log_path.read_text(errors="replace")

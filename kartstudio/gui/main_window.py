@@ -15,6 +15,7 @@ from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
 from kartstudio.gui.keyboard import KeyboardFilter
 from kartstudio.settings import Settings, SettingsError, load_settings, save_settings
 
+SLOW_GAME_POLLS = 55  # below this the game runs visibly slower than full speed (60)
 NO_ROM_TEXT = (
     "No Mario Kart 64 ROM is set, so the practice track is selected: press Start and drive now. "
     "To race in Mario Kart 64, click 'Choose ROM…' and pick your own cartridge dump (.z64, .v64 or .n64); "
@@ -290,15 +291,22 @@ class MainWindow(QtWidgets.QMainWindow):
         if st.note and st.note != getattr(self, "_last_note", ""):
             self._last_note = st.note
             self.notice.show_message(st.note, "error" if "failed" in st.note else "info")
+        colour_warn = False
         if st.starting:
             text, colour = "● starting…", "#b80"
         else:
             what = "Practice track" if self.game.source == "practice" else "MK64"
-            text = f"● {what} running · {st.fps:.1f} fps"
+            text = f"● {what} running · {st.fps:.1f} fps captured"
+            if st.polls_per_s is not None:
+                # the game's own speed: MK64 polls its pads once per frame, 60 a second at full speed
+                text += f" · game {st.polls_per_s:.0f} polls/s"
+                if st.polls_per_s < SLOW_GAME_POLLS:
+                    colour_warn = True
+                    text += " (slow: the video plugin or the CPU holds it back)"
             if self.game.source == "mk64":
                 place = self.game.window_place()
                 text += f" · pinned at {place[0]},{place[1]}" if place else " · not pinned yet"
-            colour = "#1a8f3a"
+            colour = "#b80" if colour_warn else "#1a8f3a"
         self.status_label.setText(text)
         self.status_label.setToolTip(f"{st.frames} frames since start")
         self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")
