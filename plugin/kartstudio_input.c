@@ -427,6 +427,14 @@ static int handle_message(const uint8_t *msg, ssize_t n) {
     }
 }
 
+/* SOCK_SEQPACKET reads 0 bytes both for a zero-length datagram and for a closed peer: ask poll. */
+static int peer_closed(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) < 0)
+        return errno != EINTR;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void read_client(void) {
     uint8_t msg[KS_MSG_SIZE + 1];
     for (int i = 0; i < MAX_MSGS_PER_WAKE; i++) {
@@ -437,11 +445,12 @@ static void read_client(void) {
                 disconnect_client(strerror(errno));
             return;
         }
-        if (n == 0) {
+        if (n == 0 && peer_closed(P.client_fd)) {
             disconnect_client("connection closed");
             return;
         }
-        if (handle_message(msg, n) == 0) {
+        /* a zero-length datagram (n == 0, peer still there) is malformed like any short one */
+        if (n > 0 && handle_message(msg, n) == 0) {
             atomic_fetch_add(&P.msgs_ok, 1);
             atomic_store_explicit(&P.last_rx_ns, now_ns(), memory_order_release);
         } else {
@@ -656,6 +665,19 @@ static int check_socket_dir(const char *path) {
     return 0;
 }
 
+/* Whether a process accepts connections on the socket at `path` (a stale one refuses them). */
+static int socket_is_live(const char *path) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 1; /* cannot tell: leave it alone */
+    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int err = errno;
+    close(fd);
+    return rc == 0 || err == EAGAIN || err == EINPROGRESS; /* EAGAIN: alive, its backlog is full */
+}
+
 static int start_server(const char *path) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path) {
@@ -670,7 +692,11 @@ static int start_server(const char *path) {
             logmsg(M64MSG_ERROR, "%s exists and is not a socket: not touching it", path);
             return -1;
         }
-        unlink(path); /* a stale socket from a launch that crashed */
+        if (socket_is_live(path)) {
+            logmsg(M64MSG_ERROR, "another emulator is listening on %s: not taking its socket", path);
+            return -1;
+        }
+        unlink(path); /* a stale socket from a launch that crashed: nobody answers on it */
     }
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
     P.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -201,7 +201,8 @@ class PluginClient:
                 sock.connect(str(self.endpoint.path))
                 sock.send(encode(HELLO, 0, self.endpoint.token))
                 reply = sock.recv(MSG_SIZE + 1)
-            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
+            # BlockingIOError: the plugin's backlog is full (it is busy accepting): worth a retry too
+            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError, BlockingIOError) as exc:
                 sock.close()
                 last_error = exc.strerror or type(exc).__name__
                 if time.monotonic() >= deadline:
@@ -214,6 +215,10 @@ class PluginClient:
             except socket.timeout:
                 sock.close()
                 raise PluginError(f"the input plugin at {self.endpoint.path} did not answer within {timeout:g} s") from None
+            except OSError as exc:  # permission denied, a path that is not a socket, ...
+                sock.close()
+                raise PluginError(f"cannot connect to the input plugin at {self.endpoint.path}: "
+                                  f"{exc.strerror or type(exc).__name__}") from None
             if len(reply) != MSG_SIZE or HEADER.unpack_from(reply)[:3] != (MAGIC, VERSION, WELCOME):
                 sock.close()
                 raise PluginError(

@@ -66,6 +66,38 @@ def _close_on_signals(app, window) -> None:
     timer.start(200)
 
 
+def _unreachable_display() -> str | None:
+    """Why the X display in $DISPLAY cannot be reached, or None (then Qt may try).
+
+    Qt's xcb plugin aborts the process with several lines when it cannot connect; asking first
+    gives the one line instead."""
+    import socket
+
+    display = os.environ.get("DISPLAY", "")
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not display or os.environ.get("WAYLAND_DISPLAY") or (platform and not platform.startswith("xcb")):
+        return None
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return f"DISPLAY={display} is not a display name like :0; run kartstudio in a desktop session"
+    try:
+        if host in ("", "unix") or host.startswith("/"):
+            path = display.split(":")[0] if host.startswith("/") else f"/tmp/.X11-unix/X{number}"
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                try:
+                    sock.connect(path)
+                except OSError:  # Linux X servers also listen in the abstract namespace
+                    sock.connect("\0" + f"/tmp/.X11-unix/X{number}")
+        else:
+            socket.create_connection((host, 6000 + int(number)), timeout=2).close()
+    except OSError as exc:
+        return (f"cannot reach the display DISPLAY={display} ({exc.strerror or exc}); run kartstudio in a desktop "
+                "session, or use `kartstudio gui --screenshot FILE.png` headless")
+    return None
+
+
 def run(screenshot: str | os.PathLike | None = None, settle_ms: int = 600) -> int:
     """Open the window. With `screenshot`, save the window as a PNG after start-up and exit.
 
@@ -80,6 +112,9 @@ def run(screenshot: str | os.PathLike | None = None, settle_ms: int = 600) -> in
             raise KartStudioError("no display to open the window on (DISPLAY is not set): run kartstudio in a "
                                   "desktop session, or use `kartstudio gui --screenshot FILE.png` headless")
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    problem = _unreachable_display()
+    if problem:
+        raise KartStudioError(problem)
     try:
         app = make_app()
     except Exception as exc:  # noqa: BLE001 - e.g. no display and no Qt platform plugin
