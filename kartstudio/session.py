@@ -140,6 +140,10 @@ def _attr_text(attrs, name: str, default: str = "") -> str:
             raise _bad(name, "is not UTF-8 text") from None
     if not isinstance(value, str):
         raise _bad(name, f"is {_shown(value)}, not text")
+    try:
+        value.encode("utf-8")  # h5py hands non-UTF-8 bytes back as lone surrogates, which print() refuses
+    except UnicodeEncodeError:
+        raise _bad(name, "is not UTF-8 text") from None
     if len(value) > MAX_TEXT_ATTRIBUTE:
         raise _bad(name, f"is {len(value)} characters long (at most {MAX_TEXT_ATTRIBUTE})")
     return value
