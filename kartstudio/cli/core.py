@@ -43,6 +43,14 @@ def register(commands, bench) -> None:
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=cmd_bench_record)
 
+    bim = bench.add_parser("import", help="TensorKart folder import speed (800x600 PNGs, target 100 frames/s)")
+    bim.add_argument("--frames", type=int, default=400, help="generated screenshots (default 400)")
+    bim.add_argument("--images", metavar="DIR", help="import this TensorKart recording instead of generated screenshots")
+    bim.add_argument("--codec", choices=("lossless", "jpeg"), default="lossless")
+    bim.add_argument("--folder", help="where to write (default: a temporary folder, removed after)")
+    bim.add_argument("--json", action="store_true")
+    bim.set_defaults(func=cmd_bench_import)
+
 
 def _codec_arguments(parser) -> None:
     parser.add_argument("--codec", choices=("lossless", "jpeg"), default="lossless",
@@ -181,4 +189,25 @@ def cmd_bench_record(args) -> int:
     print(f"stored frame: {result['kb_per_frame']:.1f} KB; TensorKart layout for the same frames:"
           f" {result['tensorkart_kb_per_frame']:.1f} KB -> {result['disk_ratio_vs_tensorkart']:.1f}x smaller")
     print(f"source: {result['source']}; machine: {result['machine']}")
+    return 0
+
+
+def cmd_bench_import(args) -> int:
+    from kartstudio.bench.importing import bench_import
+    from kartstudio.errors import KartStudioError
+
+    if args.frames < 1:
+        raise KartStudioError(f"--frames {args.frames}: give at least 1 frame")
+    if args.images and not Path(args.images).is_dir():
+        raise KartStudioError(f"--images {args.images}: no such folder")
+    r = bench_import(args.frames, Path(args.images) if args.images else None, args.codec,
+                     Path(args.folder) if args.folder else None)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"source: {r['source']}, {r['screenshot'][0]}x{r['screenshot'][1]}, {r['kb_per_png']:.0f} KB per PNG")
+    print(f"imported {r['frames']} frames in {r['seconds']:.2f} s: {r['frames_per_s']:.1f} frames/s"
+          f" (target >= {r['target_frames_per_s']}) with {r['workers']} worker threads;"
+          f" {r['cpu_seconds_per_frame_ms']:.1f} ms CPU per frame")
+    print(f"stored: {r['layout']} screen, {r['codec']}, {r['kb_per_frame']:.1f} KB per frame; machine: {r['machine']}")
     return 0
