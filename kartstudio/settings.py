@@ -18,7 +18,8 @@ from kartstudio.configfile import need, read_json_config
 from kartstudio.errors import KartStudioError
 
 SETTINGS_FILE = "settings.json"
-GAME_SOURCES = ("practice", "mk64")  # the practice track (CarRacing) or Mario Kart 64 in mupen64plus
+GAME_SOURCES = ("practice", "mk64")
+FRAME_CODECS = ("lossless", "jpeg")  # kartstudio.session.CODECS (not imported: it pulls in h5py)  # the practice track (CarRacing) or Mario Kart 64 in mupen64plus
 # mupen64plus video plugins that render under Mesa software GL here (docs: reference facts).
 VIDEO_PLUGINS = (
     "mupen64plus-video-rice",
@@ -48,6 +49,9 @@ class Settings:
     storage_size: tuple[int, int] = (120, 320)  # (height, width) of each stored seat frame
     data_folder: str = field(default_factory=lambda: str(paths.data_dir()))
     practice_seed: int = 7
+    # how recorded frames are stored: "lossless" (gzip) or "jpeg" (about 3x smaller; kartstudio.session.CODECS)
+    frames_codec: str = "lossless"
+    jpeg_quality: int = 90
     problem: str = field(default="", compare=False)  # why the file could not be read, if so
 
     # -- derived folders -------------------------------------------------------------------------
@@ -74,6 +78,10 @@ class Settings:
             raise SettingsError(f"video plugin {self.video_plugin!r} is unknown; choose one of {', '.join(VIDEO_PLUGINS)}")
         if not str(self.data_folder).strip():
             raise SettingsError("the data folder is empty; choose a folder for sessions and models")
+        if self.frames_codec not in FRAME_CODECS:
+            raise SettingsError(f"frames codec {self.frames_codec!r} is unknown; choose one of {', '.join(FRAME_CODECS)}")
+        if not 1 <= int(self.jpeg_quality) <= 100:
+            raise SettingsError(f"JPEG quality {self.jpeg_quality} is out of range; use 1..100 (90 is the default)")
         if self.rom_path and not Path(self.rom_path).expanduser().is_file():
             raise SettingsError(f"ROM {self.rom_path} does not exist; choose your Mario Kart 64 ROM file (.z64/.n64/.v64)")
 
@@ -113,6 +121,8 @@ def _checked_values(data) -> dict:
             value = tuple(value)
         elif name == "practice_seed":
             need(type(value) is int, f"practice_seed is {value!r}; expected a whole number")
+        elif name == "jpeg_quality":
+            need(type(value) is int and 1 <= value <= 100, f"jpeg_quality is {value!r}; expected a whole number 1..100")
         else:
             need(isinstance(value, str), f"{name} is {value!r}; expected text")
         values[name] = value
@@ -121,6 +131,8 @@ def _checked_values(data) -> dict:
     need(values.get("video_plugin", VIDEO_PLUGINS[0]) in VIDEO_PLUGINS,
          f"video_plugin is {values.get('video_plugin')!r}; expected one of {', '.join(VIDEO_PLUGINS)}")
     need(str(values.get("data_folder", "x")).strip() != "", "data_folder is empty")
+    need(values.get("frames_codec", "lossless") in FRAME_CODECS,
+         f"frames_codec is {values.get('frames_codec')!r}; expected one of {', '.join(FRAME_CODECS)}")
     return values
 
 

@@ -228,10 +228,14 @@ def test_settings_dialog_saves_and_refuses_bad_values(window, qtbot, tmp_path):
     dialog.data[1].setText(str(tmp_path / "elsewhere"))
     dialog.width_box.setValue(200)
     dialog.height_box.setValue(66)
+    dialog.codec.setCurrentText("jpeg")
+    dialog.quality.setValue(80)
     dialog.save()
     assert dialog.result() == dialog.DialogCode.Accepted
     saved = json.loads(settings_path().read_text())
     assert saved["data_folder"] == str(tmp_path / "elsewhere") and saved["storage_size"] == [66, 200]
+    assert saved["frames_codec"] == "jpeg" and saved["jpeg_quality"] == 80
+    assert window.settings.frames_codec == "jpeg" and load_settings().jpeg_quality == 80
     assert window.settings.sessions_folder == tmp_path / "elsewhere" / "sessions"
 
 

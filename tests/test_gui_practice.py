@@ -26,7 +26,10 @@ def test_record_session_writes_two_distinct_seat_files(window, qtbot):
     window.game.add_pad(right)
     tab.refresh_drivers()
     assert tab.panels[1].choose_driver("pad:script:left") and tab.panels[2].choose_driver("pad:script:right")
+    assert tab.panels[2].codec_box.currentData() == window.settings.frames_codec == "lossless"
+    tab.panels[2].codec_box.setCurrentIndex(tab.panels[2].codec_box.findData("jpeg"))  # the compact codec
     tab.session_button.click()
+    assert not tab.panels[2].codec_box.isEnabled()  # fixed while recording
     assert tab.recording
     qtbot.waitUntil(lambda: all(p.recorder.counters()[s].written >= 20 for s, p in tab.panels.items()), timeout=60_000)
     assert tab.panels[1].preview.has_image() and tab.panels[2].preview.has_image()
@@ -42,7 +45,8 @@ def test_record_session_writes_two_distinct_seat_files(window, qtbot):
         late1 = [s1.state(i) for i in range(len(s1) // 2, len(s1))]
         late2 = [s2.state(i) for i in range(len(s2) // 2, len(s2))]
         # the two halves differ: seat 1 is the top of the split screen, seat 2 the bottom
-        assert (s1.frames[len(s1) - 1] != s2.frames[len(s2) - 1]).any()
+        assert (s1.frame(len(s1) - 1) != s2.frame(len(s2) - 1)).any()
+        assert (s1.codec, s2.codec) == ("lossless", "jpeg") and s2.frame(3).shape == s1.frame(3).shape
     assert all(s.x == -60 and s.a for s in late1) and all(s.x == 50 and s.b for s in late2)
     assert window.datasets_tab.table.rowCount() == 2  # the browser lists them at once
     window.stop_game()

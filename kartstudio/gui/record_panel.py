@@ -64,6 +64,12 @@ class SeatPanel(QtWidgets.QGroupBox):
                                   "own name; an existing file is never overwritten.")
         self.name_edit.textEdited.connect(self._on_name_edited)
         form.addRow("File", self.name_edit)
+        self.codec_box = QtWidgets.QComboBox()
+        self.codec_box.addItem("lossless (exact pixels)", "lossless")
+        self.codec_box.addItem("jpeg (about 3x smaller)", "jpeg")
+        self.codec_box.setCurrentIndex(max(0, self.codec_box.findData(game.settings.frames_codec)))
+        self.codec_box.setToolTip("How this seat's frames are stored; the default is chosen in Settings")
+        form.addRow("Store frames", self.codec_box)
         self.counters = QtWidgets.QLabel("frames 0 · 0.0 fps · dropped 0")
         self.counters.setStyleSheet("font-family:monospace;")
         form.addRow("Recorded", self.counters)
@@ -211,6 +217,8 @@ class SeatPanel(QtWidgets.QGroupBox):
             pad_name=getattr(pad, "name", ""),
             pad_guid=getattr(pad, "guid", ""),
             storage_size=tuple(self.game.settings.storage_size),
+            codec=self.codec_box.currentData(),
+            jpeg_quality=int(self.game.settings.jpeg_quality),
             kind="play",
             source="kartstudio-gui",
             fps=float(getattr(backend, "fps", 30.0)),
@@ -231,6 +239,7 @@ class SeatPanel(QtWidgets.QGroupBox):
         self._fps_mark = (time.monotonic(), 0)
         loop.add_consumer(recorder)
         self.name_edit.setReadOnly(True)
+        self.codec_box.setEnabled(False)
         self.toggle.setChecked(True)
         self.toggle.setText(f"■ Stop seat {self.seat}")
         self.last_saved.setText(f"recording to {path.name}")
@@ -264,6 +273,7 @@ class SeatPanel(QtWidgets.QGroupBox):
         self._stopping = None
         self.name_edited = False
         self.name_edit.setReadOnly(False)
+        self.codec_box.setEnabled(True)
         self.toggle.setEnabled(True)
         self.toggle.setChecked(False)
         self.toggle.setText(f"● Record seat {self.seat}")

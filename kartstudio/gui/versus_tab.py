@@ -210,6 +210,7 @@ class VersusTab(QtWidgets.QWidget):
         return SessionMeta(
             game=self.game.game_name(), track=self.game.track(), pad_name=pad.name, pad_guid=pad.guid,
             storage_size=tuple(self.game.settings.storage_size), kind="correction",
+            codec=self.game.settings.frames_codec, jpeg_quality=int(self.game.settings.jpeg_quality),
             source="kartstudio-gui-takeover", fps=float(self.game.backend.fps),
             extra={"model": str(self._model_path)},
         )
