@@ -17,10 +17,10 @@ import numpy as np
 
 from kartstudio.bench import machine
 from kartstudio.controller import ControllerState
-from kartstudio.game import Frame
 from kartstudio.pads.base import ScriptedPadSource
 from kartstudio.recorder import Recorder
-from kartstudio.session import SessionMeta
+from kartstudio.game import Frame, SeatLayout
+from kartstudio.session import CODECS, DEFAULT_STORAGE_SIZE, SessionMeta
 
 TENSORKART_X_BYTES = 66 * 200 * 3  # one X.npy row, counted as uint8 (TensorKart's float arrays are bigger)
 
@@ -81,15 +81,57 @@ def screenshot_frames(folder: Path, count: int) -> list[np.ndarray]:
     return [read_image(f, size=(480, 640)) for f in files]
 
 
+def codec_figures(images: list[np.ndarray], tensorkart_kb: float, quality: int = 90) -> dict:
+    """Per seat frame (both halves of each screen, at 320x120): stored KB, the ratio to TensorKart's
+    layout, encode and decode ms (one core), and PSNR for each frame codec."""
+    import zlib
+
+    from kartstudio.images import resize
+    from kartstudio.session import _GZIP_LEVEL, decode_jpeg, encode_frame
+
+    layout = SeatLayout.split_screen()
+    seats = [resize(layout.crop(img, seat), DEFAULT_STORAGE_SIZE) for img in images for seat in (1, 2)]
+    figures = {}
+    for codec in CODECS:
+        sizes, encode_s, decode_s, errors = [], 0.0, 0.0, []
+        for frame in seats:
+            t0 = time.perf_counter()
+            if codec == "lossless":  # what the recorder's HDF5 gzip filter does per frame
+                data = zlib.compress(frame.tobytes(), _GZIP_LEVEL)
+            else:
+                data = encode_frame(frame, codec, quality)
+            t1 = time.perf_counter()
+            back = np.frombuffer(zlib.decompress(data), np.uint8).reshape(frame.shape) if codec == "lossless" \
+                else decode_jpeg(data, frame.shape)
+            decode_s += time.perf_counter() - t1
+            encode_s += t1 - t0
+            sizes.append(len(data))
+            errors.append(np.mean((back.astype(np.float64) - frame) ** 2))
+        kb = float(np.mean(sizes)) / 1024
+        mse = float(np.mean(errors))
+        figures[codec] = {
+            "kb_per_frame": round(kb, 2),
+            "ratio_vs_tensorkart": round(tensorkart_kb / kb, 2),
+            "encode_ms": round(1000 * encode_s / len(seats), 3),
+            "decode_ms": round(1000 * decode_s / len(seats), 3),
+            "psnr_db": None if mse == 0 else round(10 * np.log10(255**2 / mse), 2),
+        }
+        if codec == "jpeg":
+            figures[codec]["quality"] = quality
+    return figures
+
+
 def bench_record(
-    seconds: float = 60.0, fps: float = 30.0, folder: Path | None = None, distinct: int = 90, images_from: Path | None = None
+    seconds: float = 60.0, fps: float = 30.0, folder: Path | None = None, distinct: int = 90, images_from: Path | None = None,
+    codec: str = "lossless",
 ) -> dict:
     images = screenshot_frames(images_from, distinct) if images_from else synthetic_frames(distinct)
     distinct = len(images)
     own_folder = folder is None
     folder = Path(tempfile.mkdtemp(prefix="kartstudio-bench-")) if own_folder else folder
     pads = {seat: ScriptedPadSource(f"bench-{seat}") for seat in (1, 2)}
-    recorder = Recorder(folder, {seat: (SessionMeta(game="synthetic", track="bench"), pad) for seat, pad in pads.items()})
+    meta = {seat: (SessionMeta(game="synthetic", track="bench", codec=codec), pad) for seat, pad in pads.items()}
+    recorder = Recorder(folder, meta)
     try:
         paths = recorder.start()
         period = 1.0 / fps
@@ -133,6 +175,8 @@ def bench_record(
             "kb_per_frame": round(kb_per_frame, 2),
             "tensorkart_kb_per_frame": round(tensorkart / 1024, 2),
             "disk_ratio_vs_tensorkart": round(tensorkart / 1024 / kb_per_frame, 2),
+            "codec": codec,
+            "codecs": codec_figures(images, tensorkart / 1024),
             "storage_size": [120, 320],
             "machine": machine(),
         }

@@ -40,6 +40,7 @@ def register(commands, bench) -> None:
     rec.add_argument("--fps", type=number(above=0, high=1000), default=30.0)
     rec.add_argument("--folder", default=None, help="where to write (default: a temporary folder, removed after)")
     rec.add_argument("--images", metavar="DIR", help="use the PNG screenshots in DIR (e.g. a TensorKart recording) as the game")
+    rec.add_argument("--codec", choices=("lossless", "jpeg"), default="lossless", help="the codec the recorder runs with")
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=cmd_bench_record)
 
@@ -178,7 +179,7 @@ def cmd_bench_record(args) -> int:
 
     result = bench_record(
         seconds=args.seconds, fps=args.fps, folder=Path(args.folder) if args.folder else None,
-        images_from=Path(args.images) if args.images else None,
+        images_from=Path(args.images) if args.images else None, codec=args.codec,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -186,8 +187,13 @@ def cmd_bench_record(args) -> int:
     for seat, r in result["seats"].items():
         print(f"seat {seat}: {r['fps']:.2f} fps achieved, {r['written']} written, {r['dropped']} dropped")
     print(f"CPU: {result['cpu_seconds_per_second']:.2f} CPU seconds per recorded second (cores busy)")
-    print(f"stored frame: {result['kb_per_frame']:.1f} KB; TensorKart layout for the same frames:"
+    print(f"stored frame ({result['codec']}): {result['kb_per_frame']:.1f} KB; TensorKart layout for the same frames:"
           f" {result['tensorkart_kb_per_frame']:.1f} KB -> {result['disk_ratio_vs_tensorkart']:.1f}x smaller")
+    for codec, c in result["codecs"].items():
+        quality = f" q{c['quality']}" if "quality" in c else ""
+        psnr = "exact" if c["psnr_db"] is None else f"PSNR {c['psnr_db']:.1f} dB"
+        print(f"  {codec}{quality}: {c['kb_per_frame']:.1f} KB per seat frame, {c['ratio_vs_tensorkart']:.1f}x smaller than"
+              f" TensorKart's layout, {psnr}, encode {c['encode_ms']:.2f} ms, decode {c['decode_ms']:.2f} ms")
     print(f"source: {result['source']}; machine: {result['machine']}")
     return 0
 
