@@ -37,13 +37,28 @@ class Check:
         return text
 
 
-def check_emulator() -> Check:
-    from kartstudio.emulator.launcher import find_emulator
+def check_settings():
+    """The saved settings (what the app will use), and a check saying whether they could be read."""
+    from kartstudio.settings import load_settings, settings_path
+
+    settings = load_settings()
+    if settings.problem:
+        return settings, Check("settings", False, settings.problem, "open Settings… in the app and save them again",
+                               essential=False)
+    where = settings_path()
+    return settings, Check("settings", True, str(where) if where.is_file() else f"defaults ({where} not saved yet)",
+                           essential=False)
+
+
+def check_emulator(program: str | None = None) -> Check:
+    from kartstudio.emulator.launcher import EMULATOR_NAME, find_emulator
     from kartstudio.errors import KartStudioError
 
     try:
-        path = find_emulator()
-    except KartStudioError:
+        path = find_emulator(program)
+    except KartStudioError as exc:
+        if program and program != EMULATOR_NAME:
+            return Check("emulator", False, str(exc), "set 'Emulator (mupen64plus)' in Settings… to the mupen64plus program")
         return Check("emulator", False, "mupen64plus not found on PATH or in /usr/games",
                      f"{APT} mupen64plus-ui-console mupen64plus-data")
     return Check("emulator", True, str(path))
@@ -126,12 +141,13 @@ def check_rom(rom: str | None) -> Check | None:
 
     rom = rom or os.environ.get("KARTSTUDIO_ROM")
     if not rom:
-        return Check("ROM", True, "none given (pass --rom PATH to check your Mario Kart 64 dump)", essential=False)
+        return Check("ROM", True, "none set (choose it in the app, or pass --rom PATH to check your Mario Kart 64 dump)",
+                     essential=False)
     try:
         info = read_header(rom)
     except KartStudioError as exc:
         return Check("ROM", False, str(exc), "choose your Mario Kart 64 cartridge dump (.z64, .v64 or .n64)")
-    if not info.is_mario_kart_64:
+    if not (info.is_mario_kart_64 or info.is_test_rom):
         return Check("ROM", False, info.describe(), "choose your Mario Kart 64 ROM (game code NKT*)")
     return Check("ROM", True, info.describe())
 
@@ -202,8 +218,11 @@ def self_test(display: str | None = None) -> Check:
 
 
 def run_checks(rom: str | None = None, selftest: bool = False) -> list[Check]:
-    checks = [check_emulator(), *check_plugins(), check_our_plugin(), check_display(), check_xdotool()]
-    rom_check = check_rom(rom)
+    """Every check; the ROM and the emulator program are the saved settings' unless given."""
+    settings, settings_check = check_settings()
+    checks = [settings_check, check_emulator(settings.emulator), *check_plugins(), check_our_plugin(), check_display(),
+              check_xdotool()]
+    rom_check = check_rom(rom or os.environ.get("KARTSTUDIO_ROM") or settings.rom_path)
     if rom_check is not None:
         checks.append(rom_check)
     checks += [check_pads(), *check_headless_tools()]

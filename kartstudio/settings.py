@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -33,18 +32,12 @@ class SettingsError(KartStudioError):
     """A setting with a value KartStudio cannot use."""
 
 
-def default_emulator() -> str:
-    for candidate in ("/usr/games/mupen64plus", shutil.which("mupen64plus")):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    return "mupen64plus"
-
-
 @dataclass
 class Settings:
     game_source: str = "practice"
     rom_path: str = ""  # the user's own Mario Kart 64 ROM; never shipped with KartStudio
-    emulator: str = field(default_factory=default_emulator)
+    # the mupen64plus program; the plain name means: found on PATH or in /usr/games at each start
+    emulator: str = "mupen64plus"
     video_plugin: str = VIDEO_PLUGINS[0]
     storage_size: tuple[int, int] = (120, 320)  # (height, width) of each stored seat frame
     data_folder: str = field(default_factory=lambda: str(paths.data_dir()))
@@ -82,8 +75,13 @@ class Settings:
             raise SettingsError(f"frames codec {self.frames_codec!r} is unknown; choose one of {', '.join(FRAME_CODECS)}")
         if not 1 <= int(self.jpeg_quality) <= 100:
             raise SettingsError(f"JPEG quality {self.jpeg_quality} is out of range; use 1..100 (90 is the default)")
-        if self.rom_path and not Path(self.rom_path).expanduser().is_file():
-            raise SettingsError(f"ROM {self.rom_path} does not exist; choose your Mario Kart 64 ROM file (.z64/.n64/.v64)")
+        if self.rom_path:
+            from kartstudio.emulator.rom import require_game_rom
+
+            try:
+                require_game_rom(self.rom_path)  # the same check as 'Choose ROM…' and starting the game
+            except KartStudioError as exc:
+                raise SettingsError(str(exc)) from None
 
     def to_json(self) -> dict:
         data = asdict(self)

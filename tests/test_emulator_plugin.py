@@ -197,7 +197,8 @@ def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
     backend = EmulatorBackend(testrom_path, video=VIDEO_FOR_GAME, display=xdisplay, macro=False)
     try:
         backend.start()
-        assert (backend.pinner.geometry.x, backend.pinner.geometry.y) == (0, 0)
+        # pinned at (0,0), or beside this module's other emulator when that one holds (0,0)
+        assert (backend.pinner.geometry.x, backend.pinner.geometry.y) in ((0, 0), (640, 0))
         backend.client.polls()
         reports = backend.client.wait_polls(20, timeout=3)
         assert {r.controller for r in reports} == {1, 2}

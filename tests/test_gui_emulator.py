@@ -18,7 +18,7 @@ def test_record_session_from_the_emulator_labels_what_the_game_read(qtbot, testr
     from kartstudio.gui.main_window import MainWindow
 
     monkeypatch.setenv("DISPLAY", xdisplay)  # the emulator's display; Qt itself stays offscreen
-    # The test ROM is not Mario Kart 64, so it is set directly rather than through 'Choose ROM…'.
+    # The project's test ROM plays as itself: sessions record it as game "kartstudio-test".
     settings = Settings(game_source="mk64", rom_path=str(testrom_path), video_plugin=VIDEO_FOR_TEST_ROM)
     window = MainWindow(settings)
     qtbot.addWidget(window)
@@ -38,7 +38,7 @@ def test_record_session_from_the_emulator_labels_what_the_game_read(qtbot, testr
     paths = [p.path for p in tab.panels.values()]
     assert paths[0] != paths[1]
     with open_session(paths[0]) as s1, open_session(paths[1]) as s2:
-        assert s1.meta.seat == 1 and s2.meta.seat == 2 and s1.meta.game == "mk64"
+        assert s1.meta.seat == 1 and s2.meta.seat == 2 and s1.meta.game == "kartstudio-test"
         assert len(s1) > 15 and len(s2) > 15
         states1 = [s1.state(i) for i in range(len(s1))]
         states2 = [s2.state(i) for i in range(len(s2))]
@@ -81,7 +81,7 @@ def test_versus_on_the_emulator_shows_maps_and_records_a_takeover(qtbot, testrom
     qtbot.waitUntil(lambda: tab.activation_frames > 5, timeout=30_000)
     assert tab.conv2_view.has_image() and tab.conv4_view.has_image()
     assert "36" in tab.conv2_label.text() and "64" in tab.conv4_label.text()
-    assert tab.pilot_driver.steps > 5
+    qtbot.waitUntil(lambda: tab.pilot_driver.steps > 5, timeout=10_000)  # counted on the game thread
     assert tab.set_takeover(True)
     qtbot.wait(1500)
     assert tab.set_takeover(False, wait=True)
@@ -132,6 +132,7 @@ def test_an_existing_file_name_is_refused_and_closing_keeps_what_was_recorded(qt
     assert not seat2.start()
     assert seat2.notice.level == "error"
     qtbot.wait(1000)
+    window.force_close = True  # as if "Quit anyway?" was answered Yes (tests/test_gui_desktop.py asks for real)
     window.close()  # closing while recording finishes the file, nothing is lost
     assert not window.game.running
     with open_session(folder / "race.h5") as s:

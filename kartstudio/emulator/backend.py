@@ -21,9 +21,15 @@ from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator.capture import WindowCapture
 from kartstudio.emulator.launcher import VIDEO_FOR_GAME, EmulatorProcess, LaunchOptions
 from kartstudio.emulator.plugin_client import PluginClient, PluginEndpoint, PollReport
-from kartstudio.emulator.window import WindowPinner, find_window
+from kartstudio.emulator.window import (CaptureProblem, ScreenCheck, WindowPinner, find_window, free_place,
+                                        primary_monitor_origin)
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame, GameBackend
+
+
+# A frame waits at most this long for the window to be visible again when no timeout is given
+# (play() on the caller's thread): long enough for a re-pin or a raise, short enough to say why.
+HIDDEN_LIMIT_S = 30.0
 
 
 class EmulatorBackend(GameBackend):
@@ -42,6 +48,8 @@ class EmulatorBackend(GameBackend):
         step_timeout: float = 5.0,
         macro: bool | str | Path | None = None,
         speed_limit: bool = True,
+        keep_on_top: bool = True,
+        emulator: str | Path | None = None,
     ) -> None:
         """macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
         ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file."""
@@ -56,6 +64,11 @@ class EmulatorBackend(GameBackend):
         self.step_timeout = step_timeout
         self.macro = macro
         self.speed_limit = speed_limit
+        self.program = emulator  # the mupen64plus program; None: found on PATH or in /usr/games
+        self.keep_on_top = keep_on_top  # raise the window whenever another one covers it
+        self.capture_problem: CaptureProblem | None = None  # why frames are held back now (None: they flow)
+        self.screen: ScreenCheck | None = None
+        self._next_raise = 0.0
         self.emulator: EmulatorProcess | None = None
         self.client: PluginClient | None = None
         self.pinner: WindowPinner | None = None
@@ -74,7 +87,7 @@ class EmulatorBackend(GameBackend):
         self._endpoint = PluginEndpoint.create(controllers=self.seats)
         self.emulator = EmulatorProcess(
             LaunchOptions(self.rom, video=self.video, input_plugin=self.input_plugin, display=self.display,
-                          env=self._endpoint.env(), speed_limit=self.speed_limit)
+                          env=self._endpoint.env(), speed_limit=self.speed_limit, emulator=self.program)
         )
         try:
             self.emulator.start()
@@ -85,7 +98,10 @@ class EmulatorBackend(GameBackend):
             else:
                 self.client.send_states(self._states)
             window = find_window(self.emulator.pid, self.display, alive=lambda: self.emulator.running)
-            self.pinner = WindowPinner(window, self.display).start()
+            self.screen = ScreenCheck(window, self.display)
+            place = free_place(self.screen, primary_monitor_origin(self.display))
+            self.pinner = WindowPinner(window, self.display, target=place).start()
+            self.screen.raise_window()  # over whatever was there (the app's own window, first of all)
             self.capture = WindowCapture(lambda: self.pinner.geometry, self.display)
             if not self.lockstep:
                 self.client.wait_polls(1, timeout=self.connect_timeout)
@@ -119,6 +135,9 @@ class EmulatorBackend(GameBackend):
         if self.capture is not None:
             self.capture.close()
             self.capture = None
+        if self.screen is not None:
+            self.screen.close()
+            self.screen = None
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -192,7 +211,52 @@ class EmulatorBackend(GameBackend):
                 return self._ended()
             raise
 
+    def raise_window(self) -> None:
+        """Put the emulator window on top (the app calls this after each click in its own window)."""
+        if self.screen is not None:
+            self.screen.raise_window()
+
+    def _problem(self) -> CaptureProblem | None:
+        problem = self.screen.problem(self.pinner.geometry)
+        self.capture_problem = problem
+        if problem is not None and problem.kind == "covered" and self.keep_on_top:
+            now = time.monotonic()
+            if now >= self._next_raise:  # at most once a second: a user may be dragging something over it
+                self._next_raise = now + 1.0
+                self.screen.raise_window()
+        return problem
+
+    def _wait_visible(self, timeout: float | None) -> bool:
+        """Wait until the window's picture is on the screen, unmoved and uncovered; False once
+        `timeout` has passed (None: raise after HIDDEN_LIMIT_S, saying why)."""
+        start = time.monotonic()
+        while (problem := self._problem()) is not None:
+            waited = time.monotonic() - start
+            if timeout is not None and waited >= timeout:
+                return False
+            if timeout is None and waited >= HIDDEN_LIMIT_S:
+                raise KartStudioError(f"{problem.message.split(';')[0]} for {HIDDEN_LIMIT_S:.0f} s; "
+                                      "keep the emulator window on the screen and uncovered")
+            if not self.emulator.running:
+                raise KartStudioError("the emulator window is gone")
+            time.sleep(0.02)
+        return True
+
+    def _grab(self):
+        """The window's picture, or None when it was not wholly visible at any moment of the grab."""
+        try:
+            image = self.capture.grab()
+        except KartStudioError:
+            if self._problem() is None:
+                raise
+            return None
+        return None if self._problem() is not None else image
+
     def _next_frame(self, timeout: float | None) -> Frame | None:
+        # Never label a picture that is not the game's: the app's own window, a dialog or another
+        # emulator over the window, or a window half off the screen, would be recorded instead.
+        if not self._wait_visible(timeout):
+            return None
         if self.lockstep:
             self._remember(self.client.step(dict(self._states), timeout=timeout or self.step_timeout))
         else:
@@ -201,7 +265,14 @@ class EmulatorBackend(GameBackend):
                 time.sleep(self._next_tick - now)
             self._next_tick = max(self._next_tick + 1 / self.fps, time.monotonic() - 1 / self.fps)
         timestamp = time.monotonic()
-        image = self.capture.grab()
+        image = self._grab()
+        while image is None:
+            if not self.lockstep:
+                return None  # the game ran on: this moment is lost, the next frame is taken on time
+            # Lock-step: the game stands still until the next step, so the same picture comes back.
+            if not self._wait_visible(timeout):
+                return None
+            image = self._grab()
         # Reports that arrived by now are polls the game made before this picture was taken.
         self._remember(self.client.polls(sync=True))  # every poll made before the capture
         self._count_polls()

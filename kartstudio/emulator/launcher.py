@@ -41,8 +41,14 @@ HARMLESS_ERRORS = ("VSync", "Failed to open video device")
 INSTALL_HINT = "sudo apt-get install mupen64plus-ui-console mupen64plus-video-all mupen64plus-rsp-hle mupen64plus-data"
 
 
-def find_emulator() -> Path:
-    """mupen64plus on PATH or in /usr/games."""
+def find_emulator(program: str | Path | None = None) -> Path:
+    """mupen64plus on PATH or in /usr/games; `program` (the "emulator" setting): that one instead."""
+    if program and str(program) != EMULATOR_NAME:
+        found = shutil.which(str(Path(program).expanduser()))
+        if found is None:
+            raise KartStudioError(f"the emulator {program} (the 'emulator' setting) is not an executable program; "
+                                  f"set it to your mupen64plus, e.g. /usr/games/mupen64plus")
+        return Path(found)
     found = shutil.which(EMULATOR_NAME)
     if found:
         return Path(found)
@@ -91,6 +97,7 @@ class LaunchOptions:
     env: dict[str, str] = field(default_factory=dict)  # e.g. the plugin endpoint's env()
     speed_limit: bool = True  # False: run as fast as the host can (lock-step training)
     extra_args: list[str] = field(default_factory=list)
+    emulator: str | Path | None = None  # the mupen64plus program (default: found on PATH or in /usr/games)
 
 
 class EmulatorProcess:
@@ -107,7 +114,7 @@ class EmulatorProcess:
     # -- start -----------------------------------------------------------------------
     def command(self) -> list[str]:
         o = self.options
-        emulator = find_emulator()
+        emulator = find_emulator(o.emulator)
         if o.input_plugin == "dummy":
             input_spec = "dummy"
         else:

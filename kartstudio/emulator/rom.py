@@ -17,6 +17,9 @@ from kartstudio.errors import KartStudioError
 HEADER_SIZE = 0x40
 MIN_ROM_SIZE = 0x100000  # 1 MB: the smallest cartridge (homebrew); commercial games are 4-64 MB
 MARIO_KART_64_CODE = "KT"  # cartridge ID in the game code N-KT-x
+# The project's own homebrew test ROM (kartstudio.emulator.testrom): accepted where a game is
+# played, so the app can be tried and tested without a cartridge dump, and recorded as itself.
+TEST_ROM_NAME, TEST_ROM_CODE = "KARTSTUDIO TEST", "NKSE"
 
 BYTE_ORDERS = {
     bytes.fromhex("80371240"): "z64",
@@ -51,6 +54,11 @@ class RomError(KartStudioError):
     """A file that is not a usable N64 ROM."""
 
 
+def readable(text: str) -> str:
+    """Header text as people can read it: NUL and other control bytes written as \\xNN."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 def to_big_endian(data: bytes, byte_order: str) -> bytes:
     """Bytes in .z64 order from bytes in `byte_order` (length a multiple of 4)."""
     if byte_order == "z64":
@@ -80,15 +88,31 @@ class RomInfo:
     def is_mario_kart_64(self) -> bool:
         return self.game_code[1:3] == MARIO_KART_64_CODE
 
+    @property
+    def is_test_rom(self) -> bool:
+        return (self.name, self.game_code) == (TEST_ROM_NAME, TEST_ROM_CODE)
+
+    @property
+    def game(self) -> str:
+        """What a session records as its game: mk64, kartstudio-test (the project's test ROM),
+        or n64-<game code> for any other cartridge."""
+        if self.is_mario_kart_64:
+            return "mk64"
+        if self.is_test_rom:
+            return "kartstudio-test"
+        return "n64-" + "".join(c if c.isalnum() else "_" for c in self.game_code)
+
     def describe(self) -> str:
-        what = "Mario Kart 64" if self.is_mario_kart_64 else "not Mario Kart 64"
+        what = ("Mario Kart 64" if self.is_mario_kart_64 else
+                "KartStudio's test ROM" if self.is_test_rom else "not Mario Kart 64")
         return (
-            f"{Path(self.path).name}: {self.name or '(no name)'} [{self.game_code}] {self.region}, "
+            f"{Path(self.path).name}: {readable(self.name) or '(no name)'} [{readable(self.game_code)}] {self.region}, "
             f"v1.{self.version}, {self.size // (1 << 20)} MB .{self.byte_order} - {what}"
         )
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "is_mario_kart_64": self.is_mario_kart_64}
+        return {**asdict(self), "name": readable(self.name), "game_code": readable(self.game_code),
+                "is_mario_kart_64": self.is_mario_kart_64, "game": self.game}
 
 
 def parse_header(header: bytes, path: str = "", size: int | None = None) -> RomInfo:
@@ -110,7 +134,7 @@ def parse_header(header: bytes, path: str = "", size: int | None = None) -> RomI
         byte_order=byte_order,
         name=name,
         game_code=code,
-        region=REGIONS.get(code[3:4], f"unknown region {code[3:4]!r}"),
+        region=REGIONS.get(code[3:4], f"unknown region {readable(code[3:4])}"),
         version=h[0x3F],
     )
 
@@ -134,12 +158,25 @@ def check_rom(path: str | Path) -> RomInfo:
     return info
 
 
+def _not_mk64(path: str | Path, info: RomInfo) -> RomError:
+    return RomError(
+        f"{Path(path).name} is '{readable(info.name) or '(no name)'}' (game code {readable(info.game_code)}), "
+        "not Mario Kart 64 (NKT*); choose your Mario Kart 64 ROM"
+    )
+
+
 def require_mario_kart_64(path: str | Path) -> RomInfo:
     """check_rom, and also refuse a ROM that is another game."""
     info = check_rom(path)
     if not info.is_mario_kart_64:
-        raise RomError(
-            f"{Path(path).name} is {info.name!r} (game code {info.game_code}), not Mario Kart 64 (NKT*); "
-            "choose your Mario Kart 64 ROM"
-        )
+        raise _not_mk64(path, info)
+    return info
+
+
+def require_game_rom(path: str | Path) -> RomInfo:
+    """The one check for the ROM the app plays (Choose ROM, the Settings dialog, settings.json,
+    starting the game): Mario Kart 64, or KartStudio's own test ROM (recorded as its own game)."""
+    info = check_rom(path)
+    if not (info.is_mario_kart_64 or info.is_test_rom):
+        raise _not_mk64(path, info)
     return info

@@ -184,3 +184,191 @@ class WindowPinner:
         if self._thread is not None:
             self._thread.join(2)
             self._thread = None
+
+
+def _intersects(a: Geometry, b: Geometry) -> bool:
+    return a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height
+
+
+@dataclass(frozen=True)
+class CaptureProblem:
+    """Why the window's picture cannot be captured now. kind: hidden, off-screen, moved or covered."""
+
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ScreenCheck:
+    """Is the emulator's picture really on the screen? Asked of the X server's stacking order.
+
+    The capture reads the screen, not the window: whatever lies over the window's region (the
+    app's own window, a dialog, another emulator) would be recorded. This answers, per frame,
+    whether the window is mapped, wholly on the screen, where the capture expects it, and not
+    overlapped by a window stacked above it; and it raises the window (without taking the focus).
+    One X connection of its own (python-xlib), used under a lock: the game thread checks, the
+    window's thread raises.
+    """
+
+    def __init__(self, window: int, display: str | None = None) -> None:
+        from Xlib import display as xdisplay
+
+        try:
+            self._x = xdisplay.Display(display)
+        except Exception as exc:  # Xlib raises its own DisplayError family
+            raise KartStudioError(f"cannot open X display {display or os.environ.get('DISPLAY')}: {exc}") from None
+        self._root = self._x.screen().root
+        self._window = self._x.create_resource_object("window", window)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._x.close()
+            except Exception:  # noqa: BLE001 - the display may be gone already
+                pass
+
+    def _call(self, fn):
+        from Xlib import error
+
+        with self._lock:
+            try:
+                return fn()
+            except error.ConnectionClosedError as exc:
+                raise KartStudioError(f"the X display closed ({exc})") from None
+            except error.XError as exc:
+                raise KartStudioError(f"the emulator window is gone ({type(exc).__name__})") from None
+
+    # -- queries (under the lock) ------------------------------------------------------------------
+    def _top_level(self, window=None):
+        """The child of the root window holding `window`: a window manager's frame, or the window."""
+        window = window or self._window
+        while True:
+            parent = window.query_tree().parent
+            if parent is None or parent.id == self._root.id:
+                return window
+            window = parent
+
+    def _geometry(self, window) -> Geometry:
+        g = window.get_geometry()
+        at = self._root.translate_coords(window, 0, 0)
+        return Geometry(at.x, at.y, g.width, g.height)
+
+    def _name(self, window, depth: int = 2) -> str:
+        """A window's title, or its client's under a window manager's frame."""
+        try:
+            name = window.get_wm_name()
+        except Exception:  # noqa: BLE001 - a title we cannot read is no reason to stop
+            name = None
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if name:
+            return repr(name)
+        if depth:
+            for child in window.query_tree().children:
+                found = self._name(child, depth - 1)
+                if not found.startswith("window 0x"):
+                    return found
+        return f"window {window.id:#x}"
+
+    def _is_emulator(self, window, depth: int = 2) -> bool:
+        try:
+            cls = window.get_wm_class()
+        except Exception:  # noqa: BLE001
+            cls = None
+        if cls and "mupen64plus" in (c.lower() for c in cls):
+            return True
+        return depth > 0 and any(self._is_emulator(c, depth - 1) for c in window.query_tree().children)
+
+    def _problem(self, expected: Geometry | None) -> CaptureProblem | None:
+        from Xlib import X
+
+        here = self._geometry(self._window)
+        top = self._top_level()
+        if top.get_attributes().map_state != X.IsViewable or self._window.get_attributes().map_state != X.IsViewable:
+            return CaptureProblem("hidden", "the emulator window is minimised or hidden; waiting for it to be shown")
+        screen = self._root.get_geometry()
+        if here.x < 0 or here.y < 0 or here.x + here.width > screen.width or here.y + here.height > screen.height:
+            return CaptureProblem("off-screen", f"the emulator window is partly off the screen (at {here.x},{here.y}); "
+                                                "waiting for it to be put back")
+        if expected is not None and (here.x, here.y, here.width, here.height) != (
+                expected.x, expected.y, expected.width, expected.height):
+            return CaptureProblem("moved", f"the emulator window moved to {here.x},{here.y}; waiting for it to be put back")
+        children = self._root.query_tree().children  # bottom to top
+        ids = [c.id for c in children]
+        if top.id not in ids:
+            return None
+        for other in children[ids.index(top.id) + 1:]:
+            attributes = other.get_attributes()
+            if attributes.map_state != X.IsViewable or attributes.win_class == X.InputOnly:
+                continue
+            if _intersects(here, self._geometry(other)):
+                return CaptureProblem("covered", f"the emulator window is covered by {self._name(other)}; "
+                                                 "no frames are taken until the emulator is on top")
+        return None
+
+    # -- the checks -------------------------------------------------------------------------------
+    def problem(self, expected: Geometry | None = None) -> CaptureProblem | None:
+        """Why the window's picture cannot be captured now, or None when it can.
+
+        expected: where the capture will read; a window elsewhere is "moved" (the pinner puts it back).
+        """
+        return self._call(lambda: self._problem(expected))
+
+    def raise_window(self) -> None:
+        """Put the emulator on top of the other windows, leaving the keyboard focus where it is."""
+        from Xlib import X, protocol
+
+        def restack():
+            # Under a window manager, the EWMH request (source 2: a pager, so no focus-stealing rule
+            # stops it); without one, the X server restacks directly.
+            atom = self._x.intern_atom("_NET_RESTACK_WINDOW")
+            event = protocol.event.ClientMessage(window=self._window, client_type=atom,
+                                                 data=(32, [2, 0, X.Above, 0, 0]))
+            self._root.send_event(event, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
+            self._window.configure(stack_mode=X.Above)
+            self._x.sync()
+
+        self._call(restack)
+
+    def other_emulators(self) -> list[Geometry]:
+        """Where other mupen64plus windows on this screen are (their frames)."""
+        from Xlib import X
+
+        def find():
+            mine = self._top_level().id
+            found = []
+            for child in self._root.query_tree().children:
+                if child.id == mine or child.get_attributes().map_state != X.IsViewable:
+                    continue
+                if self._is_emulator(child):
+                    found.append(self._geometry(child))
+            return found
+
+        return self._call(find)
+
+    def frame_size(self) -> tuple[int, int]:
+        """The window's size on the screen with its window manager's decorations."""
+        return self._call(lambda: (lambda g: (g.width, g.height))(self._geometry(self._top_level())))
+
+    def screen_size(self) -> tuple[int, int]:
+        return self._call(lambda: (lambda g: (g.width, g.height))(self._root.get_geometry()))
+
+
+def free_place(check: ScreenCheck, origin: tuple[int, int]) -> tuple[int, int]:
+    """Where to pin the window: `origin`, or the first place beside or below it that no other
+    emulator window overlaps (two emulators on one spot would record each other's picture)."""
+    others = check.other_emulators()
+    width, height = check.frame_size()
+    screen_w, screen_h = check.screen_size()
+    x0, y0 = origin
+    for x, y in ((x0, y0), (x0 + width, y0), (x0, y0 + height), (x0 + width, y0 + height)):
+        spot = Geometry(x, y, width, height)
+        if x + width <= screen_w and y + height <= screen_h and not any(_intersects(spot, o) for o in others):
+            return x, y
+    raise KartStudioError(
+        f"another emulator window already sits at {x0},{y0} and the screen has no free place for a second one; "
+        "stop the other game first"
+    )

@@ -42,6 +42,7 @@ class GameController(QtCore.QObject):
         self.loop: GameLoop | None = None
         self.backend = None
         self.source = settings.game_source
+        self._game = "mk64"  # the running ROM's game (kartstudio.emulator.rom.RomInfo.game)
         self._announced = False
         self.versus_active = False  # the Versus tab drives the seats; the Record tab leaves them alone
         self._extra_pads: list = []
@@ -58,6 +59,12 @@ class GameController(QtCore.QObject):
         if not settings.rom_path:
             return ("No Mario Kart 64 ROM is set. Choose your own cartridge dump (.z64, .v64 or .n64) with "
                     "'Choose ROM…'; the practice track works without it.")
+        from kartstudio.emulator.rom import require_game_rom
+
+        try:
+            require_game_rom(settings.rom_path)  # settings.json may name any file
+        except KartStudioError as exc:
+            return str(exc)
         return ""
 
     def make_backend(self, source: str):
@@ -68,9 +75,12 @@ class GameController(QtCore.QObject):
             return PracticeBackend(seed=s.practice_seed)
         from kartstudio.emulator.backend import EmulatorBackend
 
+        from kartstudio.emulator.rom import require_game_rom
+
         if not s.rom_path:
             raise KartStudioError("no Mario Kart 64 ROM is set; choose it with 'Choose ROM…' or use the practice track")
-        return EmulatorBackend(rom=s.rom_path, video=s.video_plugin)
+        self._game = require_game_rom(s.rom_path).game
+        return EmulatorBackend(rom=s.rom_path, video=s.video_plugin, emulator=s.emulator)
 
     # -- control -----------------------------------------------------------------------------------
     @property
@@ -131,9 +141,25 @@ class GameController(QtCore.QObject):
             return None
         return (g.x, g.y)
 
+    def raise_window(self) -> None:
+        """Put the emulator window back on top of the app (after a click in the app)."""
+        raise_window = getattr(self.backend, "raise_window", None)
+        if raise_window is None or not self.running:
+            return
+        try:
+            raise_window()
+        except KartStudioError:
+            pass  # the window is closing: the loop reports how the game ended
+
+    def capture_problem(self) -> str:
+        """Why no frames are taken now ("" when they flow), e.g. the emulator window is covered."""
+        problem = getattr(self.backend, "capture_problem", None) if self.running else None
+        return str(problem) if problem else ""
+
     # -- who drives --------------------------------------------------------------------------------
     def game_name(self) -> str:
-        return "practice" if self.source == "practice" else "mk64"
+        """What sessions record as the game: practice, or what the ROM is (mk64, kartstudio-test)."""
+        return "practice" if self.source == "practice" else self._game
 
     def track(self) -> str:
         b = self.backend

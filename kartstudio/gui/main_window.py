@@ -35,6 +35,21 @@ def icon_path() -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+class RaiseGameOnClick(QtCore.QObject):
+    """After every click in the app, the emulator window goes back on top: the screen capture
+    records whatever lies over the window's place, and the app's own window must never be it."""
+
+    def __init__(self, game: GameController, parent: QtCore.QObject) -> None:
+        super().__init__(parent)
+        self.game = game
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if (event.type() == QtCore.QEvent.Type.MouseButtonRelease and self.game.running
+                and QtWidgets.QApplication.activeModalWidget() is None):  # a dialog stays usable
+            QtCore.QTimer.singleShot(0, self.game.raise_window)  # after the click has done its work
+        return False
+
+
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -48,6 +63,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.force_close = False  # SIGTERM and the like: close without asking
         self._key_filter = KeyboardFilter(self.game.keyboard, self, lambda: [self.record_tab, self.versus_tab])
         QtWidgets.QApplication.instance().installEventFilter(self._key_filter)
+        self._raise_filter = RaiseGameOnClick(self.game, self)
+        QtWidgets.QApplication.instance().installEventFilter(self._raise_filter)
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -191,10 +208,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def set_rom(self, path: str) -> bool:
         """Check and keep a ROM path; the check's one-line message is shown if it is not usable."""
-        from kartstudio.emulator.rom import require_mario_kart_64
+        from kartstudio.emulator.rom import require_game_rom
 
         try:
-            info = require_mario_kart_64(path)
+            info = require_game_rom(path)
         except KartStudioError as exc:  # RomError says what is wrong
             self.notice.show_message(str(exc), "error")
             return False
@@ -260,6 +277,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source_box.setEnabled(False)
         self.record_tab.on_game_started()
         self.versus_tab.on_game_started()
+        self._step_aside()
+
+    def _step_aside(self) -> None:
+        """Move the window beside the pinned emulator window when the screen has room for both."""
+        place = self.game.window_place()
+        screen = self.screen()
+        if place is None or screen is None:
+            return
+        free = screen.availableGeometry()
+        left = place[0] + 640 + 8  # the emulator's 640x480 picture and its window frame
+        if free.right() - left >= self.frameGeometry().width():
+            self.move(left, max(free.top(), place[1] - 40))
 
     def _on_game_stopped(self) -> None:
         self.start_button.setText("▶ Start")
@@ -306,9 +335,14 @@ class MainWindow(QtWidgets.QMainWindow):
             if self.game.source == "mk64":
                 place = self.game.window_place()
                 text += f" · pinned at {place[0]},{place[1]}" if place else " · not pinned yet"
+                held = self.game.capture_problem()
+                if held:  # frames are held back rather than recording the wrong picture
+                    colour_warn = True
+                    text += f" · no frames: {held.split(';')[0]}"
             colour = "#b80" if colour_warn else "#1a8f3a"
         self.status_label.setText(text)
-        self.status_label.setToolTip(f"{st.frames} frames since start")
+        self.status_label.setToolTip("\n".join(filter(None, [self.game.capture_problem(),
+                                                               f"{st.frames} frames since start"])))
         self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")
 
     # -- dialogs -----------------------------------------------------------------------------------
@@ -359,4 +393,5 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training_tab.shutdown()
         self.game.stop()
         QtWidgets.QApplication.instance().removeEventFilter(self._key_filter)
+        QtWidgets.QApplication.instance().removeEventFilter(self._raise_filter)
         super().closeEvent(event)

@@ -7,6 +7,7 @@ from pathlib import Path
 from PyQt6 import QtWidgets
 
 from kartstudio.gui.common import Notice
+from kartstudio.gui.game import SOURCE_LABELS
 from kartstudio.settings import FRAME_CODECS, GAME_SOURCES, VIDEO_PLUGINS, Settings, SettingsError, save_settings, settings_path
 
 
@@ -54,8 +55,9 @@ class SettingsDialog(QtWidgets.QDialog):
         self.data = self._path_row(settings.data_folder, "Choose the data folder", None)
         form.addRow("Data folder", self.data[0])
         self.source = QtWidgets.QComboBox()
-        self.source.addItems(GAME_SOURCES)
-        self.source.setCurrentText(settings.game_source)
+        for key in GAME_SOURCES:  # shown by name, kept by key
+            self.source.addItem(SOURCE_LABELS.get(key, key), key)
+        self.source.setCurrentIndex(max(0, self.source.findData(settings.game_source)))
         form.addRow("Game source", self.source)
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
@@ -96,7 +98,7 @@ class SettingsDialog(QtWidgets.QDialog):
 
     def values(self) -> Settings:
         return Settings(
-            game_source=self.source.currentText(),
+            game_source=self.source.currentData(),
             rom_path=self.rom[1].text().strip(),
             emulator=self.emulator[1].text().strip(),
             video_plugin=self.video.currentText(),
