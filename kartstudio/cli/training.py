@@ -35,6 +35,13 @@ def register(commands, bench) -> None:
     train.add_argument("--seed", type=SEED, default=0)
     train.add_argument("--checkpoint-dir", metavar="DIR", help="default: MODEL.checkpoints next to the output")
     train.add_argument("--resume", action="store_true", help="continue the run saved in the checkpoint folder")
+    train.add_argument("--devices", metavar="SPEC",
+                       help="auto (default: every GPU, else the CPU), cpu, gpu, a number of GPUs, or a list such as "
+                            "GPU:0,GPU:1; several devices train in step (tf.distribute MirroredStrategy)")
+    train.add_argument("--worker-hosts", metavar="HOST:PORT,...",
+                       help="train on several machines (MultiWorkerMirroredStrategy): every machine's host:port, "
+                            "the same list on each, worker 0 (the chief, which writes the model) first")
+    train.add_argument("--worker-index", type=int, metavar="I", help="this machine's place in --worker-hosts (0 = chief)")
     train.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     train.set_defaults(func=cmd_train)
 
@@ -82,7 +89,8 @@ class _ProgressBar:
             self._header = True
             t = self.trainer
             val = f"; validating on {t.val_frames} frames from {t.sessions[1]}" if t.sessions[1] else ""
-            sys.stderr.write(f"training on {t.train_frames} frames from {t.sessions[0]} session file(s){val}\n")
+            sys.stderr.write(f"training on {t.train_frames} frames from {t.sessions[0]} session file(s){val}"
+                             f" on {p.devices}\n")
         if self.quiet or not self.tty:
             return
         filled = int(24 * p.batch / p.batches)
@@ -107,6 +115,19 @@ class _ProgressBar:
 
 
 def cmd_train(args) -> int:
+    import math
+
+    from kartstudio.errors import KartStudioError
+
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise KartStudioError(f"--lr must be a number above 0, got {args.lr}")
+    if (args.worker_hosts is None) != (args.worker_index is None):
+        raise KartStudioError("--worker-hosts and --worker-index go together: give both (see docs/training.md)")
+    if args.worker_hosts is not None:
+        from kartstudio.training.distribute import set_worker_hosts
+
+        set_worker_hosts(args.worker_hosts, args.worker_index)  # TF_CONFIG, before TensorFlow starts its runtime
+
     from kartstudio.training import Trainer
     from kartstudio.training.recipe import recipe
 
@@ -114,7 +135,7 @@ def cmd_train(args) -> int:
                "augment": args.augment, "turn_oversample": args.oversample_turns, "model": args.model}
     config = recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None}).train_config(
         seed=args.seed, val_sessions=args.val_sessions, patience=args.patience, init_model=args.init,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        checkpoint_dir=args.checkpoint_dir, resume=args.resume, devices=args.devices,
     )
     bar = _ProgressBar(args.quiet)
     trainer = Trainer(config, on_batch=bar.batch, on_epoch=bar.epoch)
@@ -131,12 +152,18 @@ def cmd_train(args) -> int:
         result = trainer.fit(args.data, args.output)
     finally:
         signal.signal(signal.SIGINT, previous)
-    how = "cancelled" if result.cancelled else "stopped early" if result.stopped_early else "done"
+    how = ("stopped" if result.stopped_because else "cancelled" if result.cancelled
+           else "stopped early" if result.stopped_early else "done")
+    if result.stopped_because:
+        sys.stderr.write(f"training stopped: {result.stopped_because}\n")
     print(f"{how}: {result.epochs_done} epoch(s) on {result.train_frames} frames"
           + (f", validated on {result.val_frames}" if result.val_frames else ""))
     if result.model_path is None:
-        print(f"no epoch finished, so no model was written; checkpoints: {result.checkpoint_dir}")
-        return 1
+        if trainer.placement is not None and not trainer.placement.chief:
+            print(f"worker {trainer.placement.worker_index} done; the chief (worker 0) writes the model")
+            return 0
+        print("no epoch finished, so no model was written")
+        return 2 if result.stopped_because else 1
     print(f"best model (epoch {result.best_epoch}, loss {result.best_loss:.4f}) -> {result.model_path}")
     print(f"checkpoints and TensorBoard logs: {result.checkpoint_dir}")
     return 0

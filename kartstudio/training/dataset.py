@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -81,8 +80,7 @@ class _Index:
                     sizes.append(np.zeros(len(keep), np.int64))
                     raw.append(np.zeros(len(keep), bool))
                 labels = np.asarray(s.actions[: len(s)], np.float32)[keep]
-                if not np.all(np.isfinite(labels)):
-                    raise SessionFileError(f"{path} is damaged: some labels are not numbers")
+                check_labels(path, labels, keep)
                 file_ids.append(np.full(len(keep), len(self.files), np.int32))
                 frame_ids.append(keep.astype(np.int32))
                 actions.append(labels)
@@ -97,6 +95,53 @@ class _Index:
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+
+STICK_RANGE, BUTTON_RANGE = (-1.0, 1.0), (0.0, 1.0)  # what the networks' outputs (tanh, sigmoid) can reach
+_SLACK = 1e-4  # float rounding of labels written by other tools
+
+
+def check_labels(path, labels: np.ndarray, frames: np.ndarray | None = None) -> None:
+    """Refuse labels a driving network cannot learn: not numbers, a stick outside -1..1, a button outside 0..1."""
+    bad = ~np.isfinite(labels).all(axis=1)
+    bad |= (np.abs(labels[:, :2]) > STICK_RANGE[1] + _SLACK).any(axis=1)
+    bad |= ((labels[:, 2:] < BUTTON_RANGE[0] - _SLACK) | (labels[:, 2:] > BUTTON_RANGE[1] + _SLACK)).any(axis=1)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        frame = int(frames[k]) if frames is not None else k
+        values = ", ".join(f"{v:g}" for v in labels[k])
+        raise SessionFileError(
+            f"{path}: {int(bad.sum())} frame(s) have labels out of range (frame {frame}: {values}); the stick "
+            "must be -1..1 and the buttons 0..1: exclude those frames or re-import the session"
+        )
+
+
+def session_frames(paths: Sequence[Path]) -> list[np.ndarray]:
+    """The labels of every included frame, per session file (checked; about 20 bytes a frame).
+
+    What a distributed run needs of all the sessions before each worker opens its own share:
+    their sizes (to share them out evenly) and their labels (the loss's button weights).
+    """
+    out = []
+    for path in paths:
+        with open_session(path) as s:
+            keep = s.included_indices()
+            labels = np.asarray(s.actions[: len(s)], np.float32)[keep] if len(keep) else np.zeros((0, 5), np.float32)
+        check_labels(path, labels, keep)
+        out.append(labels)
+    return out
+
+
+def share_sessions(paths: Sequence[Path], sizes: Sequence[int], workers: int) -> list[list[Path]]:
+    """Split session files among `workers` so each gets about as many frames (largest first, to the
+    least loaded); every worker computes the same split from the same list."""
+    shares: list[list[Path]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for i in sorted(range(len(paths)), key=lambda i: (-sizes[i], str(paths[i]))):
+        w = min(range(workers), key=lambda w: (load[w], w))
+        shares[w].append(Path(paths[i]))
+        load[w] += sizes[i]
+    return shares
 
 
 def _chunk_locations(s: Session) -> tuple[bool, np.ndarray | None]:
@@ -137,6 +182,9 @@ class _Reader:
         self._local = threading.local()
         self._caches: list[OrderedDict[int, int]] = []
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._reading = 0  # reads in progress; close() waits for them
+        self._closed = False
 
     def _fd(self, file_id: int) -> int:
         fds = getattr(self._local, "fds", None)
@@ -159,6 +207,18 @@ class _Reader:
         return fd
 
     def read(self, positions: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            if self._closed:
+                raise KartStudioError("the training data was closed")
+            self._reading += 1
+        try:
+            return self._read(positions)
+        finally:
+            with self._lock:
+                self._reading -= 1
+                self._idle.notify_all()
+
+    def _read(self, positions: np.ndarray) -> list[np.ndarray]:
         ix = self.index
         frames: list[np.ndarray | None] = [None] * len(positions)
         slow: dict[int, list[int]] = {}
@@ -181,8 +241,10 @@ class _Reader:
         return frames  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Close every file; call when no read is running (SessionDataset.close does)."""
+        """Close every file, once the reads in progress (a pipeline reading ahead) are done."""
         with self._lock:
+            self._closed = True
+            self._idle.wait_for(lambda: self._reading == 0, timeout=30)
             for fds in self._caches:
                 for fd in fds.values():
                     os.close(fd)
@@ -204,6 +266,15 @@ def split_by_session(paths: Sequence[str | os.PathLike], val_sessions: int, seed
         )
     chosen = set(np.random.default_rng(seed).choice(len(paths), size=val_sessions, replace=False).tolist())
     return [p for i, p in enumerate(paths) if i not in chosen], [p for i, p in enumerate(paths) if i in chosen]
+
+
+def epoch_length(actions: np.ndarray, turn_oversample: float) -> int:
+    """Samples served per epoch from frames with these labels (turning frames oversampled)."""
+    if turn_oversample <= 1.0:
+        return len(actions)
+    turning = int(np.sum(np.abs(actions[:, 0]) >= TURN_THRESHOLD))
+    whole, frac = divmod(turn_oversample - 1.0, 1.0)
+    return len(actions) + int(whole) * turning + (int(round(frac * turning)) if frac > 0 and turning else 0)
 
 
 class _BatchSource:
@@ -243,13 +314,18 @@ class _BatchSource:
     def _frames(self, positions: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _numpy_batches(self, epoch: int) -> Iterator[tuple]:
+    def _plan(self, epoch: int, batches: int | None = None) -> Iterator[tuple]:
+        """What each batch of `epoch` holds: (positions, flip, gain, shift). Cheap: no frame is read.
+
+        batches: serve only this many (whole) batches; None: the whole epoch, the last batch partial.
+        """
         order = self.epoch_order(epoch)
         rng = np.random.default_rng([self.seed, epoch, 1])
-        for start in range(0, len(order), self.batch_size):
+        count = self.steps_per_epoch if batches is None else batches
+        for b in range(count):
             # sorted within the batch: reads go file by file, front to back (a batch's gradient
             # does not depend on the order of its samples)
-            pos = np.sort(order[start : start + self.batch_size])
+            pos = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size]).astype(np.int64)
             n = len(pos)
             if self.augment:
                 flip = rng.random(n) < 0.5
@@ -257,23 +333,52 @@ class _BatchSource:
                 shift = rng.uniform(-BRIGHTNESS, BRIGHTNESS, n).astype(np.float32)
             else:
                 flip, gain, shift = np.zeros(n, bool), np.ones(n, np.float32), np.zeros(n, np.float32)
-            yield self._frames(pos), self.actions[pos], flip, gain, shift
+            yield pos, flip, gain, shift
 
-    def batches(self, epoch: int = 0) -> "tf.data.Dataset":
-        """One epoch as a tf.data.Dataset of (images (B, 66, 200, 3) float32 0..255, actions (B, 5)).
+    def pipeline(self, first_epoch: int = 0, epochs: int | None = None, batches_per_epoch: int | None = None) -> "tf.data.Dataset":
+        """Epochs `first_epoch`, the next, ... (forever when `epochs` is None) as ONE tf.data pipeline.
 
-        Reading runs ahead of training by two batches (prefetch); the order depends only on
-        (seed, epoch), so a resumed run sees the same batches.
+        A training run builds it once and iterates it across epochs, so an epoch has no start-up
+        cost: while the last batches of one epoch train, the first of the next are already read.
+        Batches are (images (B, 66, 200, 3) float32 0..255, actions (B, 5)); the order depends
+        only on (seed, epoch), so a resumed run sees the same batches. Reading and inflating run
+        in `parallel_reads` tf.data threads (both release the GIL), resizing and augmenting in
+        TensorFlow's threads, and one prepared batch waits ahead of the training step.
         """
+
+        def plans():
+            epoch = first_epoch
+            while epochs is None or epoch < first_epoch + epochs:
+                yield from self._plan(epoch, batches_per_epoch)
+                epoch += 1
+
         spec = (
-            tf.TensorSpec((None, None, None, 3), tf.uint8),
-            tf.TensorSpec((None, 5), tf.float32),
+            tf.TensorSpec((None,), tf.int64),
             tf.TensorSpec((None,), tf.bool),
             tf.TensorSpec((None,), tf.float32),
             tf.TensorSpec((None,), tf.float32),
         )
-        ds = tf.data.Dataset.from_generator(lambda: self._numpy_batches(epoch), output_signature=spec)
-        return ds.map(self._prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        ds = tf.data.Dataset.from_generator(plans, output_signature=spec)
+        # one map, read then prepare, so a batch's raw frames are freed as soon as it is resized;
+        # fixed buffers (not AUTOTUNE): memory stays flat whatever the data
+        ds = ds.map(lambda *plan: self._prepare(*self._load(*plan)), num_parallel_calls=self.parallel_reads,
+                    deterministic=True)
+        return ds.prefetch(1)
+
+    def batches(self, epoch: int = 0) -> "tf.data.Dataset":
+        """One epoch (see pipeline): for a single pass, e.g. validation or calibration."""
+        return self.pipeline(epoch, epochs=1)
+
+    parallel_reads: int = 2
+
+    def _read(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._frames(positions), self.actions[positions]
+
+    def _load(self, positions, flip, gain, shift):
+        frames, actions = tf.numpy_function(self._read, [positions], (tf.uint8, tf.float32), stateful=False)
+        frames.set_shape((None, None, None, 3))
+        actions.set_shape((None, 5))
+        return frames, actions, flip, gain, shift
 
     def _prepare(self, frames, actions, flip, gain, shift):
         images = resize_images(frames, self.size)
@@ -329,8 +434,7 @@ class SessionDataset(_BatchSource):
         self.turn_oversample = max(1.0, float(turn_oversample))
         self.size = tuple(size)
         self._reader = _Reader(self.index)
-        self._threads = threads or min(4, os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="kartstudio-read")
+        self.parallel_reads = threads or min(4, max(2, os.cpu_count() or 1))
 
     @property
     def frames(self) -> int:
@@ -338,14 +442,12 @@ class SessionDataset(_BatchSource):
         return len(self.index)
 
     def _frames(self, positions: np.ndarray) -> np.ndarray:
-        parts = np.array_split(positions, min(self._threads, len(positions)))
-        frames = [f for chunk in self._pool.map(self._reader.read, parts) for f in chunk]
+        frames = self._reader.read(positions)
         if len({f.shape for f in frames}) > 1:  # sessions of different storage sizes in one batch
             frames = [resize(f, self.size) for f in frames]
         return np.stack(frames)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         self._reader.close()
 
 
@@ -382,4 +484,5 @@ class ArrayDataset(_BatchSource):
         return self.images[positions]
 
 
-__all__ = ["ArrayDataset", "SessionDataset", "split_by_session", "TURN_THRESHOLD"]
+__all__ = ["ArrayDataset", "SessionDataset", "check_labels", "epoch_length", "session_frames", "share_sessions", "split_by_session",
+           "TURN_THRESHOLD"]

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from kartstudio.errors import KartStudioError
 from kartstudio.model import (
     LOSSES,
@@ -46,7 +48,8 @@ from kartstudio.model import (
     tf,
 )
 from kartstudio.session import find_sessions, open_session
-from kartstudio.training.dataset import SessionDataset, split_by_session
+from kartstudio.training.dataset import SessionDataset, epoch_length, session_frames, share_sessions, split_by_session
+from kartstudio.training.distribute import placement
 from kartstudio.training.recipe import DEFAULT_RECIPE, validation_sessions
 from kartstudio.training.thresholds import calibrate_thresholds
 
@@ -72,14 +75,15 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # default: <output>.checkpoints next to the output
     resume: bool = False  # continue the run saved in checkpoint_dir
     tensorboard: bool = True
+    devices: str | None = None  # None/"auto": all GPUs, else the CPU; "cpu", a GPU count, "GPU:0,GPU:1" (distribute.py)
 
     def check(self) -> None:
         if self.epochs < 1:
             raise KartStudioError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise KartStudioError(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise KartStudioError(f"learning rate must be above 0, got {self.learning_rate}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise KartStudioError(f"learning rate must be a number above 0, got {self.learning_rate}")
         if self.loss not in LOSSES:
             raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.model not in MODEL_KINDS:
@@ -97,6 +101,7 @@ class BatchProgress:
     loss: float  # mean training loss of the epoch so far
     samples_per_s: float
     eta_s: float  # whole run, at the current pace
+    devices: str = ""  # what it trains on, e.g. "CPU:0", "2 x GPU (mirrored)"
 
 
 @dataclass
@@ -110,6 +115,7 @@ class EpochProgress:
     elapsed_s: float
     improved: bool  # this epoch is the new best.keras
     checkpoint: str
+    input_wait: float = 0.0  # share of the epoch's time spent waiting for input batches
 
 
 @dataclass
@@ -123,8 +129,10 @@ class TrainResult:
     stopped_early: bool = False
     train_frames: int = 0
     val_frames: int = 0
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, val_loss, samples_per_s
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, val_loss, samples_per_s, input_wait
     thresholds: tuple[float, ...] | None = None  # button press thresholds stored in the model (if it has them)
+    stopped_because: str | None = None  # why the run stopped before its end, other than cancel/patience (a NaN loss)
+    devices: str = ""  # what it trained on (Placement.describe)
 
 
 class Trainer:
@@ -144,6 +152,8 @@ class Trainer:
         self.train_frames = 0
         self.val_frames = 0
         self.sessions = (0, 0)  # (training, validation) session files
+        self.placement = None  # distribute.Placement, once fit() has chosen the devices
+        self.model = None  # the model being trained, once fit() has built or loaded it
 
     def cancel(self) -> None:
         """Ask fit() to stop after the batch in progress (safe from any thread).
@@ -165,7 +175,10 @@ class Trainer:
         output = Path(output)
         if output.suffix != ".keras":
             raise KartStudioError(f"{output}: the model file must end in .keras")
+        place = self.placement = placement(cfg.devices)
         ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else output.with_suffix(".checkpoints")
+        if not place.chief:  # a worker keeps its own copy for resume (TensorFlow's BackupAndRestore way)
+            ckpt = ckpt / f"worker-{place.worker_index}"
         state_file = ckpt / "state.json"
 
         paths = find_sessions(data)
@@ -179,38 +192,80 @@ class Trainer:
             if not state_file.is_file() or not (ckpt / "last.keras").is_file():
                 raise KartStudioError(f"nothing to resume in {ckpt}: no last.keras/state.json from an earlier run")
             state = json.loads(state_file.read_text())
-            model = load_model(ckpt / "last.keras", compile=True)
             val_paths = [Path(p) for p in state.get("val_paths", [])]  # keep the run's split
             train_paths = [p for p in paths if str(p) not in set(map(str, val_paths))]
         else:
             state = {"epochs_done": 0, "best_loss": None, "best_epoch": None, "wait": 0, "history": []}
-            model = load_model(cfg.init_model) if cfg.init_model else build_model(cfg.model, cfg.history)
         state["val_paths"] = [str(p) for p in val_paths]
         state["config"] = {**asdict(cfg), "loss": state.get("config", {}).get("loss", cfg.loss)}
-        if state["config"]["loss"] == "driving" and button_thresholds(model) is None:
-            raise KartStudioError(
-                f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
-                "use --loss mse or euclidean with it"
-            )
-        _record_input_spec(model, train_paths)
+        if not train_paths:
+            raise KartStudioError("no session files left to train on after holding out the validation sessions")
 
-        size = input_size(model)
-        train = SessionDataset(
-            train_paths, cfg.batch_size, augment=cfg.augment, seed=cfg.seed, turn_oversample=cfg.turn_oversample, size=size
-        )
-        if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
-            model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
-                          loss=make_loss(state["config"]["loss"], train.actions))
-        val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size) if val_paths else None
-        self.train_frames, self.val_frames = train.frames, val.frames if val is not None else 0
+        # Each replica trains on batch_size / replicas samples, so a step still sees batch_size.
+        per_replica = max(1, cfg.batch_size // place.replicas) if place.distributed else cfg.batch_size
+        if place.workers > 1:
+            # Every worker reads only its own share of the sessions, chosen the same way on each.
+            labels = session_frames(train_paths)
+            shares = share_sessions(train_paths, [len(lab) for lab in labels], place.workers)
+            by_path = dict(zip(map(str, train_paths), labels))
+            share_labels = [np.concatenate([by_path[str(p)] for p in sh]) if sh else np.zeros((0, 5), np.float32)
+                            for sh in shares]
+            all_labels = np.concatenate(labels)
+            mine = shares[place.worker_index]
+            if not mine:
+                raise KartStudioError(f"{len(train_paths)} training session file(s) cannot be shared among "
+                                      f"{place.workers} workers: each needs at least one")
+        else:
+            mine, share_labels, all_labels = train_paths, None, None
+
+        with place.strategy.scope():
+            if cfg.resume:
+                model = load_model(ckpt / "last.keras", compile=True)
+            else:
+                model = load_model(cfg.init_model) if cfg.init_model else build_model(cfg.model, cfg.history)
+            if state["config"]["loss"] == "driving" and button_thresholds(model) is None:
+                raise KartStudioError(
+                    f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
+                    "use --loss mse or euclidean with it"
+                )
+            _record_input_spec(model, train_paths)
+            size = input_size(model)
+            train = SessionDataset(mine, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
+                                   turn_oversample=cfg.turn_oversample, size=size)
+            if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
+                model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                              loss=make_loss(state["config"]["loss"], train.actions if all_labels is None else all_labels))
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+        self.model = model
+        if place.distributed:
+            # Whole steps only, the same number on every worker (a collective step needs all of them).
+            local = place.replicas // place.workers
+            lengths = [len(train)] if share_labels is None else [epoch_length(lab, cfg.turn_oversample) for lab in share_labels]
+            steps = min(n // (per_replica * local) for n in lengths)
+            if steps < 1:
+                raise KartStudioError(
+                    f"batch size {cfg.batch_size} is larger than the {min(lengths) * place.replicas // local} training "
+                    f"frames a step can share among {place.replicas} replicas; use a smaller --batch-size")
+        else:
+            steps = train.steps_per_epoch
+        val = None
+        if val_paths and place.chief:  # the chief validates; the others learn its figure
+            val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size)
+        self.train_frames = train.frames if share_labels is None else sum(len(lab) for lab in share_labels)
+        self.val_frames = val.frames if val is not None else 0
         self.sessions = (len(train_paths), len(val_paths))
+
+        created = not ckpt.exists()
         try:
             ckpt.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise KartStudioError(f"cannot create the checkpoint folder {ckpt}: {exc.strerror or exc}") from None
-        writer = tf.summary.create_file_writer(str(ckpt / "logs")) if cfg.tensorboard else None
+        writer = tf.summary.create_file_writer(str(ckpt / "logs")) if cfg.tensorboard and place.chief else None
+        finished = False
         try:
-            result = self._loop(model, train, val, ckpt, state, output, writer)
+            result = self._loop(model, train, val, steps, ckpt, state, output, writer)
+            finished = result.epochs_done > 0
             if result.model_path is not None and button_thresholds(model) is not None:
                 result.thresholds = calibrate_thresholds(result.model_path, val if val is not None else train)
             return result
@@ -220,69 +275,119 @@ class Trainer:
                 val.close()
             if writer is not None:
                 writer.close()
+            if created and not finished and not (ckpt / "last.keras").exists():
+                shutil.rmtree(ckpt, ignore_errors=True)  # no whole epoch: leave no empty checkpoint folder
 
-    def _loop(self, model, train, val, ckpt: Path, state: dict, output: Path, writer) -> TrainResult:
+    def _loop(self, model, train, val, steps: int, ckpt: Path, state: dict, output: Path, writer) -> TrainResult:
         cfg = self.config
+        place = self.placement
+        strategy = place.strategy
         # compiled in fit(); a resumed run keeps the loss it started with
         loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
+        per_sample = loss_fn.call if isinstance(loss_fn, keras.losses.Loss) else loss_fn
         optimizer = model.optimizer
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
+        local_replicas = place.replicas // place.workers
+        SUM = tf.distribute.ReduceOp.SUM
 
         @tf.function(reduce_retracing=True)
-        def train_step(x, y):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
+        def train_step(x, y, stop):
+            def replica_step(x, y):
+                with tf.GradientTape() as tape:
+                    # the mean over the GLOBAL batch: each replica's share, summed across replicas
+                    loss = tf.nn.compute_average_loss(per_sample(y, model(x, training=True)))
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+                return loss
+
+            losses = strategy.run(replica_step, args=(x, y))
+            # a stop asked on any worker stops them all at the same step
+            stops = strategy.run(lambda: stop / local_replicas)
+            return strategy.reduce(SUM, losses, axis=None), strategy.reduce(SUM, stops, axis=None)
 
         @tf.function(reduce_retracing=True)
         def eval_step(x, y):
-            return tf.reduce_sum(loss_fn(y, model(x, training=False)))
+            return tf.reduce_sum(per_sample(y, model(x, training=False)))
 
-        steps = train.steps_per_epoch
+        @tf.function
+        def agree(value):
+            """The chief's figure on every worker (the others give 0)."""
+            return strategy.reduce(SUM, strategy.run(lambda: value / local_replicas), axis=None)
+
         first = state["epochs_done"]
+        if place.distributed:
+            batches = steps * local_replicas  # per input pipeline and epoch: whole steps only
+            batch_iter = iter(strategy.distribute_datasets_from_function(
+                lambda context: train.pipeline(first, batches_per_epoch=batches)))
+        else:
+            batch_iter = iter(train.pipeline(first))  # one pipeline for the whole run
+        val_iter = iter(val.pipeline(0)) if val is not None else None
         run_start = time.monotonic()
-        batch_times: list[float] = []  # seconds per batch, this run
         stopped_early = False
+        stopped_because = None
         result_epoch = first
+        devices = place.describe()
 
         for epoch in range(first, cfg.epochs):
             if self._cancel.is_set():
                 break
             epoch_start = time.monotonic()
-            total, seen = 0.0, 0
-            for step, (x, y) in enumerate(train.batches(epoch)):
-                if self._cancel.is_set():
+            total, seen, waited = 0.0, 0, 0.0
+            stopped = False
+            for step in range(steps):
+                if self._cancel.is_set() and place.workers == 1:
+                    stopped = True
                     break
                 t0 = time.monotonic()
-                loss = float(train_step(x, y))
-                batch_times.append(time.monotonic() - t0)
-                n = int(y.shape[0])
+                x, y = next(batch_iter)
+                waited += time.monotonic() - t0
+                loss, stop = train_step(x, y, tf.constant(1.0 if self._cancel.is_set() else 0.0))
+                loss = float(loss)
+                if float(stop) > 0:
+                    self._cancel.set()
+                    stopped = True
+                    break
+                if not math.isfinite(loss):
+                    last = state["best_epoch"]
+                    stopped_because = (
+                        f"the training loss became {loss} in epoch {epoch + 1}, batch {step + 1} (learning rate too "
+                        "high, or labels out of range); " + (f"the best finite model (epoch {last}) is kept"
+                                                             if last else "no epoch finished, so no model was written"))
+                    stopped = True
+                    break
+                n = _batch_samples(y, place)
                 total += loss * n
                 seen += n
                 if self.on_batch is not None:
                     rate = seen / max(1e-9, time.monotonic() - epoch_start)
                     left = (steps - step - 1) + (cfg.epochs - epoch - 1) * steps
-                    self.on_batch(BatchProgress(epoch + 1, cfg.epochs, step + 1, steps, total / seen, rate, left * cfg.batch_size / rate))
-            if self._cancel.is_set() or seen == 0:
+                    self.on_batch(BatchProgress(epoch + 1, cfg.epochs, step + 1, steps, total / seen, rate,
+                                                left * seen / (step + 1) / rate, devices))
+            if stopped or seen == 0:
                 break  # the cancelled epoch is dropped; last.keras stays the last whole epoch
             elapsed = time.monotonic() - epoch_start
             train_loss = total / seen
-            val_loss = self._evaluate(eval_step, val) if val is not None else None
-            if self._cancel.is_set():
+            val_loss = self._evaluate(eval_step, val, val_iter) if val is not None else None
+            if place.workers > 1 and state["val_paths"]:
+                val_loss = float(agree(tf.constant(val_loss if val_loss is not None else 0.0)))
+            if self._cancel.is_set() and place.workers == 1:
+                break
+            if val_loss is not None and not math.isfinite(val_loss):
+                stopped_because = (f"the validation loss became {val_loss} in epoch {epoch + 1}; the best finite model"
+                                   f" (epoch {state['best_epoch']}) is kept" if state["best_epoch"] else
+                                   f"the validation loss became {val_loss} in epoch {epoch + 1}; no model was written")
                 break
             monitored = val_loss if val_loss is not None else train_loss
             improved = state["best_loss"] is None or monitored < state["best_loss"] - cfg.min_delta
             if improved:
                 state.update(best_loss=monitored, best_epoch=epoch + 1, wait=0)
-                save_model(model, ckpt / "best.keras")
+                if place.chief:
+                    save_model(model, ckpt / "best.keras")
             else:
                 state["wait"] += 1
             save_model(model, ckpt / "last.keras")
             rate = seen / elapsed
-            record = {"epoch": epoch + 1, "loss": train_loss, "val_loss": val_loss, "samples_per_s": rate}
+            record = {"epoch": epoch + 1, "loss": train_loss, "val_loss": val_loss, "samples_per_s": rate,
+                      "input_wait": waited / elapsed}
             state["history"].append(record)
             state["epochs_done"] = epoch + 1
             result_epoch = epoch + 1
@@ -294,14 +399,15 @@ class Trainer:
                 epoch_s = (time.monotonic() - run_start) / (epoch + 1 - first)
                 self.on_epoch(
                     EpochProgress(epoch + 1, cfg.epochs, train_loss, val_loss, rate, epoch_s * (cfg.epochs - epoch - 1),
-                                  time.monotonic() - run_start, improved, str(ckpt / "last.keras"))
+                                  time.monotonic() - run_start, improved, str(ckpt / "last.keras"), waited / elapsed)
                 )
             if cfg.patience and state["wait"] >= cfg.patience:
                 stopped_early = True
                 break
+        del batch_iter, val_iter  # stop reading ahead before the files close
 
         model_path = None
-        if (ckpt / "best.keras").is_file() and state["epochs_done"] > 0:
+        if place.chief and (ckpt / "best.keras").is_file() and state["epochs_done"] > 0:
             tmp = output.with_name(f".{output.stem}.tmp.keras")
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
@@ -321,19 +427,28 @@ class Trainer:
             best_loss=state["best_loss"],
             cancelled=self._cancel.is_set(),
             stopped_early=stopped_early,
-            train_frames=train.frames,
-            val_frames=val.frames if val is not None else 0,
+            train_frames=self.train_frames,
+            val_frames=self.val_frames,
             history=list(state["history"]),
+            stopped_because=stopped_because,
+            devices=devices,
         )
 
-    def _evaluate(self, eval_step, val: SessionDataset) -> float:
+    def _evaluate(self, eval_step, val: SessionDataset, batches) -> float:
         total, seen = 0.0, 0
-        for x, y in val.batches(0):
-            if self._cancel.is_set():
-                break
+        for _ in range(val.steps_per_epoch):
+            x, y = next(batches)
             total += float(eval_step(x, y))
             seen += int(y.shape[0])
         return total / max(1, seen)
+
+
+def _batch_samples(y, place) -> int:
+    """Samples in a (possibly distributed) batch, over all workers."""
+    if not place.distributed:
+        return int(y.shape[0])
+    parts = place.strategy.experimental_local_results(y)
+    return sum(int(p.shape[0]) for p in parts) * place.workers
 
 
 def _record_input_spec(model, paths: Sequence[Path]) -> None:
