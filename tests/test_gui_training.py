@@ -34,6 +34,12 @@ def test_training_worker_runs_an_epoch_and_the_plot_gets_points(window, qtbot):
     assert tab.samples_per_s > 0 and tab.checkpoints.count() == 2
     assert saved == [str(window.settings.models_folder / "tiny.keras")]
     assert (window.settings.models_folder / "tiny.keras").is_file()
+    # which epoch was saved, and which session was held out (validation sessions are whole files)
+    outcome = tab.outcome.text()
+    assert "tiny.keras (epoch " in outcome and "best validation loss" in outcome, outcome
+    held = outcome.split("held out for validation: ")[1].rstrip(".")
+    assert held in {"s0-p1.h5", "s1-p1.h5", "s2-p1.h5"}
+    assert not tab.plot.getAxis("left").autoSIPrefix  # plain loss values, no "(x0.001)"
     # the versus tab lists the new model at once
     assert window.versus_tab.model_box.findData(saved[0]) >= 0
     # DAgger step: fine-tune that model on a correction session
@@ -62,7 +68,10 @@ def test_cancel_stops_training_and_keeps_the_window_usable(window, qtbot):
     qtbot.waitUntil(lambda: tab.batches_seen >= 3, timeout=120_000)
     tab.cancel_training()
     qtbot.waitUntil(lambda: not tab.running, timeout=60_000)
-    assert "cancelled" in tab.notice.text()
+    text = tab.notice.text()
+    assert "cancelled" in text
+    kept = tab.model_path is not None and tab.model_path.exists()
+    assert ("Kept the best model so far" in text) == kept and ("no model was saved" in text) == (not kept), text
     assert tab.start_button.isEnabled()
 
 

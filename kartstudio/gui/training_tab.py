@@ -102,6 +102,8 @@ class TrainingTab(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "loss")
+        for side in ("bottom", "left"):  # plain numbers: no "(x0.001)" unit prefix on a unitless loss
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.plot.addLegend(offset=(-10, 10))
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.batch_curve = self.plot.plot([], [], pen=pg.mkPen("#9ecae1", width=1), name="loss (batches)")
@@ -119,6 +121,9 @@ class TrainingTab(QtWidgets.QWidget):
         self.checkpoints = QtWidgets.QListWidget()
         self.checkpoints.setMaximumHeight(110)
         right.addWidget(self.checkpoints)
+        self.outcome = QtWidgets.QLabel("")  # which epoch was saved, which sessions were held out
+        self.outcome.setWordWrap(True)
+        right.addWidget(self.outcome)
         outer.addLayout(right, 1)
 
         self._timer = QtCore.QTimer(self)
@@ -260,6 +265,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.batch_points = ([], [])
         self.epoch_points = {"loss": ([], []), "val_loss": ([], [])}
         self.checkpoints.clear()
+        self.outcome.setText("")
         for curve in (self.batch_curve, self.loss_curve, self.val_curve):
             curve.clear()
 
@@ -283,6 +289,7 @@ class TrainingTab(QtWidgets.QWidget):
                 self._on_epoch(payload)
             elif kind == "checkpoint":
                 self.checkpoints.addItem(str(payload))
+                self.checkpoints.scrollToBottom()  # the newest checkpoint in view
             elif kind in ("done", "error", "cancelled"):
                 self._finish(kind, payload)
                 return
@@ -325,16 +332,38 @@ class TrainingTab(QtWidgets.QWidget):
         self.progress.setValue(1 if kind == "done" else 0)
         self._draw()
         saved = self.model_path if self.model_path is not None and self.model_path.exists() else None
+        summary = payload if isinstance(payload, dict) else {}
+        self.outcome.setText(outcome_text(summary, saved))
         if kind == "error":
             self.last_error = str(payload)
             self.notice.show_message(f"Training failed: {payload}", "error")
         elif kind == "cancelled":
-            kept = f" The last checkpoint is kept: {saved}." if saved else ""
+            kept = (f" Kept the best model so far: {kept_text(summary, saved)}." if saved
+                    else " No epoch finished, so no model was saved.")
             self.notice.show_message(f"Training cancelled after {self.epochs_done} epochs.{kept}", "info")
         else:
-            self.notice.show_message(f"Training finished: {saved or payload}", "info")
+            self.notice.show_message(f"Training finished: {kept_text(summary, saved) if saved else payload}", "info")
         if saved:
             self.refresh_models()
             self.model_saved.emit(str(saved))
         self.stats.setText(self.stats.text().replace("   (cancelling after this batch…)", ""))
         self.name_edit.setText(time.strftime("model-%Y%m%d-%H%M%S"))
+
+
+def kept_text(summary: dict, saved: Path) -> str:
+    """The saved model and the epoch it is from (the best by validation loss, or by training loss)."""
+    best, loss = summary.get("best_epoch"), summary.get("best_loss")
+    which = "validation" if summary.get("val_sessions") else "training"
+    epoch = f" (epoch {best}, best {which} loss {loss:.4f})" if best is not None and loss is not None else ""
+    return f"{saved}{epoch}"
+
+
+def outcome_text(summary: dict, saved: Path | None) -> str:
+    """One line under the checkpoints: what was saved and what was held out for validation."""
+    if not summary:
+        return ""
+    held = summary.get("val_sessions") or []
+    parts = [f"Saved: {kept_text(summary, saved)}" if saved else "No model saved"]
+    parts.append(f"held out for validation: {', '.join(held)}" if held
+                 else "no sessions held out (the best epoch is picked by training loss)")
+    return "; ".join(parts) + "."

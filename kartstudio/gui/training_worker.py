@@ -58,7 +58,17 @@ def result_summary(result) -> dict:
         "cancelled": result.cancelled,
         "train_frames": result.train_frames,
         "val_frames": result.val_frames,
+        "val_sessions": held_out(result.checkpoint_dir),
     }
+
+
+def held_out(checkpoint_dir) -> list[str]:
+    """The session files the run held out for validation, as its state.json records them."""
+    try:
+        state = json.loads((Path(checkpoint_dir) / "state.json").read_text())
+        return [Path(p).name for p in state.get("val_paths", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []  # no epoch finished: nothing recorded
 
 
 def make_trainer(config: dict, on_batch, on_epoch):

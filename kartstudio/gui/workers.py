@@ -24,7 +24,7 @@ class BackgroundTask:
     """Runs fn(report, cancelled) on a thread. report(kind, payload) queues an event for the UI.
 
     The UI calls poll() from a timer and gets ("progress", ...), ..., then ("done", result) or
-    ("error", message) or ("cancelled", None).
+    ("error", message) or ("cancelled", result or None).
     """
 
     def __init__(self, fn: Callable[[Callable[[str, Any], None], threading.Event], Any], name: str = "task") -> None:
@@ -71,6 +71,7 @@ class BackgroundTask:
         except BaseException as exc:
             self.events.put(("error", describe_error(exc)))
         else:
-            self.events.put(("cancelled", None) if self.cancel_event.is_set() else ("done", result))
+            # a cancelled task's result too: what it kept (e.g. the best model so far)
+            self.events.put(("cancelled", result) if self.cancel_event.is_set() else ("done", result))
         finally:
             self.finished = True
