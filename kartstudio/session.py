@@ -461,7 +461,9 @@ class Session:
         if not self.path.is_file():  # a FIFO or a device would block or never end
             raise SessionFileError(f"{self.path} is not a regular file, so not a session file")
         try:
-            self._file = h5py.File(self.path, mode)
+            # A reader takes no HDF5 file lock: a session being recorded (the writer holds the lock)
+            # still opens, up to its last flush, as a killed recorder's file does.
+            self._file = h5py.File(self.path, mode, **({"locking": False} if mode == "r" else {}))
         except Exception as exc:  # noqa: BLE001 - OSError mostly; HDF5 raises others on odd files
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             reason = "truncated or corrupt" if "signature" in text or "truncated" in text else text

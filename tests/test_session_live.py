@@ -1,0 +1,26 @@
+"""A session being recorded can be read by another program (`kartstudio info`, the Datasets tab of
+a second window): readers take no HDF5 file lock, and see the frames up to the last flush."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from kartstudio.controller import ControllerState
+from kartstudio.session import SessionMeta, SessionWriter
+
+
+def test_info_reads_a_session_while_it_is_being_recorded(tmp_path):
+    path = tmp_path / "live.h5"
+    writer = SessionWriter(path, SessionMeta(game="practice", track="t", storage_size=(8, 16)))
+    try:
+        for i in range(10):
+            writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(x=5), float(i), i)
+        writer.flush()
+        run = subprocess.run([sys.executable, "-m", "kartstudio", "info", str(path)], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert "10 frames" in run.stdout and "not closed cleanly" in run.stdout
+        writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(), 10.0, 10)  # the writer goes on
+    finally:
+        writer.close()
