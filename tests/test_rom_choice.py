@@ -104,3 +104,18 @@ def test_the_emulator_setting_is_used_and_doctor_reads_the_settings(tmp_path):
     process.workdir = tmp_path
     with pytest.raises(KartStudioError, match="'emulator' setting"):
         process.command()
+
+
+def test_the_no_rom_banner_hides_while_racing(qtbot):
+    pytest.importorskip("pytestqt")
+    from kartstudio.gui.main_window import NO_ROM_TEXT, MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.notice.text() == NO_ROM_TEXT
+    assert window.start_game()
+    qtbot.waitUntil(lambda: window.game.loop is not None and window.game.loop.status.running, timeout=60_000)
+    qtbot.waitUntil(lambda: window.notice.text() != NO_ROM_TEXT, timeout=5_000)
+    window.stop_game()
+    window.close()

@@ -275,6 +275,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tabs.currentWidget().setFocus()  # the keyboard drives from here on
         self.start_button.setText("■ Stop")
         self.source_box.setEnabled(False)
+        if self.notice.text() == NO_ROM_TEXT:
+            self.notice.clear_message()  # racing now: the no-ROM hint only takes room
         self.record_tab.on_game_started()
         self.versus_tab.on_game_started()
         self._step_aside()
