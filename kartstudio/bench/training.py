@@ -1,9 +1,10 @@
-"""`kartstudio bench train` and `kartstudio bench infer`, and the synthetic sessions they use.
+"""`kartstudio bench train` and `kartstudio bench infer`, and the session files they use.
 
-The sessions are synthetic (named as such): a pseudo-3D road per frame whose bend matches the
-stick label, with textured grass and per-frame sensor noise so frames compress like game frames
-rather than flat colour. They are written through the real SessionWriter, so what is measured
-is the real reading, decoding, resizing and training path.
+`bench train` writes sessions from realistic pictures: the practice track driven by the expert
+(recorded through the real Recorder), each frame with fresh capture noise so it compresses like
+a captured game frame, not like flat colours (`--frames synthetic`: a drawn road, for quick
+runs). They are written through the real SessionWriter, so what is measured is the real
+reading, decoding, resizing and training path.
 
 Training figures run in child processes (one per measurement), so each peak RSS is that
 measurement's own and not the maximum of everything before it.
@@ -92,30 +93,95 @@ def _current_rss_mb() -> float:
 
 # -- training --------------------------------------------------------------------------------
 
+SESSION_FRAMES = 600  # a TensorKart-sized session: the short epochs the streaming path must keep up with
+NOISE = 5.0  # capture noise added to the practice track's flat-shaded pictures (std, of 255)
 
-def make_dataset(folder: Path, megabytes: float, frames_per_file: int = 3000, seed: int = 0) -> list[Path]:
-    """Synthetic session files adding up to about `megabytes` on disk."""
+
+def practice_pool(frames: int = SESSION_FRAMES, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Seat views and labels of the expert driving the practice track (recorded by the real
+    Recorder into a temporary folder): realistic pictures and realistic labels."""
+    from kartstudio.practice.demos import record_track
+    from kartstudio.session import open_session
+
+    images, labels = [], []
+    with tempfile.TemporaryDirectory(prefix="kartstudio-bench-pool-") as tmp:
+        while sum(map(len, images)) < frames:
+            for path in record_track(tmp, seed, seats=(1,), limit=frames - sum(map(len, images))).paths:
+                with open_session(path) as s:
+                    keep = s.included_indices()
+                    images.append(np.asarray(s.frames[: len(s)])[keep])
+                    labels.append(np.asarray(s.actions[: len(s)], np.float32)[keep])
+            seed += 1
+    return np.concatenate(images)[:frames], np.concatenate(labels)[:frames]
+
+
+def write_pool_session(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray, frames: int, seed: int = 0) -> Path:
+    """A session of `frames` frames from a pool of pictures, each with fresh capture noise (a
+    flat-shaded picture compresses to 1 KB, a captured game frame to tens of KB), labels kept."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, NOISE, (8, *images.shape[1:3], 1)).astype(np.int16)
+    h, w = images.shape[1:3]
+    meta = SessionMeta(game="practice", track=f"bench-{seed}", storage_size=(h, w), source="kartstudio.bench.training",
+                       fps=30.0)
+    start = int(rng.integers(len(images)))
+    with SessionWriter(path, meta) as writer:
+        for i in range(frames):
+            k = (start + i) % len(images)
+            shifted = np.roll(noise[i % len(noise)], int(rng.integers(h)), axis=0)
+            image = np.clip(images[k].astype(np.int16) + shifted, 0, 255).astype(np.uint8)
+            writer.append(image, ControllerState(), i / 30.0, i, action=labels[k])
+    return Path(path)
+
+
+def make_dataset(folder: Path, megabytes: float, frames_per_file: int = SESSION_FRAMES, seed: int = 0,
+                 source: str = "practice", unique_mb: float = 600.0) -> list[Path]:
+    """Session files adding up to about `megabytes` on disk, `frames_per_file` frames each.
+
+    source "practice": the practice track's pictures with capture noise; "synthetic": a drawn
+    road (fast, for tests). Past `unique_mb` the files written so far are copied (a 5 GB set
+    then takes a minute, not an hour; every copy is read from disk like any file).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    probe = write_synthetic_session(folder / "probe.h5", 200, seed=seed, distinct=64)
-    per_frame = probe.stat().st_size / 200
+    if source == "practice":
+        images, labels = practice_pool()
+        write = lambda path, n, k: write_pool_session(path, images, labels, n, seed=seed + k)  # noqa: E731
+    elif source == "synthetic":
+        write = lambda path, n, k: write_synthetic_session(path, n, seed=seed + k, distinct=64)  # noqa: E731
+    else:
+        from kartstudio.errors import KartStudioError
+
+        raise KartStudioError(f"unknown frame source {source!r}: practice or synthetic")
+    probe = write(folder / "probe.h5", 100, 0)
+    per_frame = probe.stat().st_size / 100
     probe.unlink()
     total = max(1, int(megabytes * 2**20 / per_frame))
-    paths = []
+    paths: list[Path] = []
+    unique: list[Path] = []  # written, not copied
+    written = 0.0
     for k, start in enumerate(range(0, total, frames_per_file)):
         n = min(frames_per_file, total - start)
-        paths.append(write_synthetic_session(folder / f"bench-{k:04d}.h5", n, seed=seed + k, distinct=64))
+        path = folder / f"bench-{k:05d}.h5"
+        if written < unique_mb * 2**20 or n != frames_per_file:
+            write(path, n, k)
+            if n == frames_per_file:
+                unique.append(path)
+        else:
+            shutil.copyfile(unique[k % len(unique)], path)
+        written += path.stat().st_size
+        paths.append(path)
     return paths
 
 
 def _train_step():
-    """The Trainer's step on a new default network (Adam, TensorKart's loss)."""
-    from kartstudio.model import LOSSES, build_model, keras, tf
+    """The Trainer's step on a new default network and loss (the default recipe's)."""
+    from kartstudio.model import build_model, keras, make_loss, tf
+    from kartstudio.training.recipe import DEFAULT_RECIPE
 
     keras.utils.set_random_seed(0)
-    model = build_model("kartstudio")
+    model = build_model(DEFAULT_RECIPE.model)
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(model.trainable_variables)
-    loss_fn = LOSSES["euclidean"]
+    loss_fn = make_loss(DEFAULT_RECIPE.loss)
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
@@ -127,25 +193,28 @@ def _train_step():
     return step
 
 
-def _forever(dataset):
-    epoch = 0
-    while True:
-        yield from dataset.batches(epoch)
-        epoch += 1
+def _device() -> str:
+    from kartstudio.training.distribute import gpu_name
+
+    gpu = gpu_name()
+    return f"GPU:0 ({gpu})" if gpu else "CPU"
 
 
 def measure_streaming(paths: list[str], batch_size: int, samples: int, seconds: float) -> dict:
-    """Train from session files for `samples` samples (or `seconds`): samples/s and peak RSS."""
+    """Train from session files for `samples` samples (or `seconds`): samples/s, the share of
+    the time spent waiting for input, and peak RSS."""
     from kartstudio.training.dataset import SessionDataset
 
     data = SessionDataset(paths, batch_size=batch_size, seed=0)
     step = _train_step()
-    batches = _forever(data)
+    batches = iter(data.pipeline())  # one pipeline, epoch after epoch, as the Trainer runs
     for _ in range(5):  # tracing and warm-up, not timed
         float(step(*next(batches)))
-    rss, timed, start = [], 0, time.monotonic()
+    rss, timed, waited, start = [], 0, 0.0, time.monotonic()
     while timed < samples and time.monotonic() - start < seconds:
+        t0 = time.monotonic()
         x, y = next(batches)
+        waited += time.monotonic() - t0
         float(step(x, y))
         timed += int(y.shape[0])
         rss.append(_current_rss_mb())
@@ -154,8 +223,10 @@ def measure_streaming(paths: list[str], batch_size: int, samples: int, seconds: 
         "frames": data.frames,
         "samples": timed,
         "samples_per_s": round(timed / elapsed, 1),
+        "input_wait_share": round(waited / elapsed, 3),
         "peak_rss_mb": round(_rss_peak_mb(), 1),
         "steady_rss_mb": round(float(np.median(rss)), 1),
+        "device": _device(),
     }
 
 
@@ -163,9 +234,11 @@ def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int,
     """Samples/s from session files vs from an in-memory array of the same frames, same model.
 
     The in-memory side is TensorKart's way: every frame decoded and resized to 66x200 into one
-    uint8 array first. The two alternate in short rounds (5 batches) on one model, taking turns
-    to go first, and the figure is the median of the per-pair ratios: this machine is shared, and
-    a burst of someone else's work then lands on one pair instead of skewing a whole total.
+    uint8 array first. Both are iterated as the Trainer does (one pipeline for the run, epochs
+    back to back), so with 600-frame sessions an epoch boundary comes every 12 batches. The two
+    alternate in short rounds (5 batches) on one model, taking turns to go first, and the figure
+    is the median of the per-pair ratios: this machine is shared, and a burst of someone else's
+    work then lands on one pair instead of skewing a whole total.
     """
     from kartstudio.training.dataset import ArrayDataset, SessionDataset
 
@@ -176,15 +249,18 @@ def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int,
             images[k * 256 : k * 256 + len(x)] = np.asarray(x + 0.5, np.uint8)
         memory = ArrayDataset(images, reader.actions.copy(), batch_size=batch_size, seed=0)
     step = _train_step()
-    sources = {"stream": _forever(stream), "memory": _forever(memory)}
+    sources = {"stream": iter(stream.pipeline()), "memory": iter(memory.pipeline())}
     for it in sources.values():
         for _ in range(5):
             float(step(*next(it)))
+    waited = {"stream": 0.0, "memory": 0.0}
 
     def round_rate(name: str) -> tuple[int, float]:
         n, t0 = 0, time.monotonic()
         for _ in range(5):
+            t1 = time.monotonic()
             x, y = next(sources[name])
+            waited[name] += time.monotonic() - t1
             float(step(x, y))
             n += int(y.shape[0])
         return n, time.monotonic() - t0
@@ -205,14 +281,56 @@ def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int,
         k += 1
     return {
         "frames": stream.frames,
+        "files": len(paths),
+        "epochs_each": round(done["stream"] / len(stream), 1),
         "samples_each": done["stream"],
         "stream_samples_per_s": round(done["stream"] / spent["stream"], 1),
         "memory_samples_per_s": round(done["memory"] / spent["memory"], 1),
+        "stream_input_wait_share": round(waited["stream"] / spent["stream"], 3),
+        "memory_input_wait_share": round(waited["memory"] / spent["memory"], 3),
         "ratio_of_totals": round(done["stream"] / spent["stream"] / (done["memory"] / spent["memory"]), 3),
         "ratio": round(float(np.median(ratios)), 3),
         "ratio_quartiles": [round(float(q), 3) for q in np.percentile(ratios, [25, 75])],
         "pairs": len(ratios),
+        "device": _device(),
     }
+
+
+def measure_workers(paths: list[str], workers: int, batch_size: int, epochs: int = 2) -> dict:
+    """Samples/s of `kartstudio train` with `workers` local worker processes (MultiWorkerMirroredStrategy
+    on localhost ports; 1 = a plain run), from the chief's last epoch; the same global batch."""
+    import socket
+
+    with tempfile.TemporaryDirectory(prefix="kartstudio-bench-workers-") as tmp:
+        out = Path(tmp) / "m.keras"
+        cmd = [sys.executable, "-m", "kartstudio", "train", *paths, "-o", str(out), "--epochs", str(epochs),
+               "--batch-size", str(batch_size), "--val-sessions", "0", "--quiet"]
+        if workers > 1:
+            socks = [socket.socket() for _ in range(workers)]
+            for sock in socks:
+                sock.bind(("localhost", 0))
+            hosts = ",".join(f"localhost:{sock.getsockname()[1]}" for sock in socks)
+            for sock in socks:
+                sock.close()
+            cmds = [[*cmd, "--worker-hosts", hosts, "--worker-index", str(i)] for i in range(workers)]
+        else:
+            cmds = [cmd]
+        t0 = time.monotonic()
+        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+        outputs = [p.communicate() for p in procs]
+        wall = time.monotonic() - t0
+        if any(p.returncode != 0 for p in procs):
+            from kartstudio.errors import KartStudioError
+
+            err = next(o[1] for p, o in zip(procs, outputs) if p.returncode != 0).strip().splitlines()
+            raise KartStudioError(f"bench train --workers: a worker failed: {err[-1] if err else 'no message'}")
+        history = json.loads((Path(tmp) / "m.checkpoints" / "state.json").read_text())["history"]
+        return {
+            "workers": workers,
+            "samples_per_s": round(history[-1]["samples_per_s"], 1),
+            "input_wait_share": round(history[-1].get("input_wait", 0.0), 3),
+            "wall_s": round(wall, 1),
+        }
 
 
 def _child(function: str, *args) -> dict:
@@ -231,39 +349,52 @@ def _child(function: str, *args) -> dict:
 
 
 def bench_train(
-    small_mb: float = 150, large_mb: float = 600, batch_size: int = 50, samples: int = 6000, seconds: float = 90.0,
-    folder: Path | None = None,
+    small_mb: float = 500, large_mb: float = 5000, batch_size: int = 50, samples: int = 6000, seconds: float = 90.0,
+    folder: Path | None = None, source: str = "practice", workers: int = 1,
 ) -> dict:
-    """Streaming vs in-memory samples/s on the same frames, and peak RSS at two dataset sizes."""
+    """Streaming vs in-memory samples/s on the same frames (short and long epochs), peak RSS at
+    two dataset sizes, and (workers > 1) samples/s with 1 vs `workers` local worker processes."""
     from kartstudio.bench import machine
 
     own = folder is None
     folder = Path(tempfile.mkdtemp(prefix="kartstudio-bench-train-")) if own else Path(folder)
     try:
         t0 = time.monotonic()
-        small = make_dataset(folder / "small", small_mb, seed=0)
-        large = make_dataset(folder / "large", large_mb, seed=100)
+        small = make_dataset(folder / "small", small_mb, seed=0, source=source)
+        large = make_dataset(folder / "large", large_mb, seed=100, source=source)
         made = time.monotonic() - t0
         size = lambda ps: sum(p.stat().st_size for p in ps)  # noqa: E731
         names = lambda ps: [str(p) for p in ps]  # noqa: E731
         stream_small = _child("measure_streaming", names(small), batch_size, samples, seconds)
         stream_large = _child("measure_streaming", names(large), batch_size, samples, seconds)
+        short = _child("compare_streaming_to_memory", names(small[:1]), batch_size, samples, 2 * seconds)
         compare = _child("compare_streaming_to_memory", names(small), batch_size, samples, 2 * seconds)
-        return {
+        result = {
+            "frames_source": "the practice track's pictures (expert driving) with capture noise"
+            if source == "practice" else "synthetic road pictures",
             "dataset_small": {"files": len(small), "frames": stream_small["frames"], "mb_on_disk": round(size(small) / 2**20, 1)},
             "dataset_large": {"files": len(large), "frames": stream_large["frames"], "mb_on_disk": round(size(large) / 2**20, 1)},
+            "kb_per_frame": round(size(small) / 1024 / max(1, stream_small["frames"]), 1),
             "seconds_to_generate": round(made, 1),
             "batch_size": batch_size,
             "stream_small": stream_small,
             "stream_large": stream_large,
             "peak_rss_ratio_large_vs_small": round(stream_large["peak_rss_mb"] / stream_small["peak_rss_mb"], 3),
+            "compare_short": short,
             "compare": compare,
+            "streaming_vs_memory_short": short["ratio"],
             "streaming_vs_memory": compare["ratio"],
+            "samples_per_s": stream_small["samples_per_s"],
+            "input_wait_share": stream_small["input_wait_share"],
+            "device": stream_small["device"],
             "in_memory_array_mb_small": round(stream_small["frames"] * 66 * 200 * 3 / 2**20, 1),
             "model": "kartstudio",
             "machine": machine(),
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         }
+        if workers > 1:
+            result["workers"] = [measure_workers(names(small), n, batch_size) for n in (1, workers)]
+        result["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        return result
     finally:
         if own:
             shutil.rmtree(folder, ignore_errors=True)
@@ -315,6 +446,9 @@ __all__ = [
     "compare_streaming_to_memory",
     "make_dataset",
     "measure_streaming",
+    "measure_workers",
+    "practice_pool",
+    "write_pool_session",
     "synthetic_seat_frame",
     "write_synthetic_session",
 ]

@@ -212,7 +212,7 @@ class Trainer:
                             for sh in shares]
             all_labels = np.concatenate(labels)
             mine = shares[place.worker_index]
-            if not mine:
+            if not all(shares):  # every worker sees this, so none waits for another that gave up
                 raise KartStudioError(f"{len(train_paths)} training session file(s) cannot be shared among "
                                       f"{place.workers} workers: each needs at least one")
         else:
