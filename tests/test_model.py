@@ -9,8 +9,16 @@ import pytest
 
 from kartstudio.cli import main
 from kartstudio.model import (
+    Actions,
+    DrivingLoss,
     ModelFileError,
+    button_thresholds,
+    button_weights,
     build_kartstudio,
+    build_seed,
+    input_spec,
+    make_loss,
+    set_input_spec,
     build_model,
     build_tensorkart,
     import_tensorkart_weights,
@@ -24,8 +32,8 @@ def _layers(model, kind):
     return [layer for layer in model.layers if type(layer).__name__ == kind]
 
 
-def test_kartstudio_network_matches_the_seed_description():
-    m = build_kartstudio()
+def test_seed_network_matches_the_seed_description():
+    m = build_seed()
     names = [layer.name for layer in m.layers]
     convs = _layers(m, "Conv2D")
     assert [c.filters for c in convs] == [24, 36, 48, 64, 64]
@@ -42,6 +50,53 @@ def test_kartstudio_network_matches_the_seed_description():
     # any image size in, 5 outputs
     for shape in [(66, 200), (120, 320), (240, 640)]:
         assert m(np.zeros((2, *shape, 3), np.float32)).shape == (2, 5)
+
+
+def test_kartstudio_network_keeps_the_seed_convolutions_and_splits_stick_from_buttons():
+    m = build_kartstudio()
+    names = [layer.name for layer in m.layers]
+    assert [c.filters for c in _layers(m, "Conv2D")] == [24, 36, 48, 64, 64]
+    assert names.index("conv2") < names.index("pool") < names.index("conv3")  # the Versus tab shows conv2/conv4
+    assert m.get_layer("stick").activation.__name__ == "tanh"
+    assert m.get_layer("buttons").activation.__name__ == "sigmoid"
+    assert isinstance(m.get_layer("actions"), Actions)
+    # no dropout between the last dense layers and the outputs (the seed's bottleneck)
+    assert [type(m.layers[names.index(n) - 1]).__name__ for n in ("dense2",)] == ["Dense"]
+    x = np.random.default_rng(0).integers(0, 255, (2, 120, 320, 3)).astype(np.float32)
+    y = np.asarray(m(x))
+    assert y.shape == (2, 5) and np.all(np.abs(y[:, :2]) <= 1) and np.all((y[:, 2:] >= 0) & (y[:, 2:] <= 1))
+    # a history of 3 frames: 9 input channels, the same outputs
+    h = build_kartstudio(history=3)
+    assert h(np.zeros((1, 120, 320, 9), np.float32)).shape == (1, 5)
+    assert input_spec(h).history == 3
+
+
+def test_driving_loss_weighs_rare_presses_and_is_zero_when_exact():
+    actions = np.zeros((100, 5), np.float32)
+    actions[:4, 3] = 1  # the brake pressed on 4% of frames
+    actions[:50, 2] = 1  # gas on half
+    w = button_weights(actions)
+    assert w[0] == 1.0 and w[1] == pytest.approx(np.sqrt(96 / 4)) and w[2] == 10.0  # never pressed: capped
+    loss = make_loss("driving", actions)
+    assert isinstance(loss, DrivingLoss) and loss.button_weights == list(w)
+    exact = np.array([[0.5, 0.0, 1.0, 0.0, 0.0]], np.float32)
+    assert float(loss(exact, exact)) < 1e-4
+    missed_brake = float(loss(np.array([[0, 0, 0, 1, 0]], np.float32), np.array([[0, 0, 0, 0.1, 0]], np.float32)))
+    missed_gas = float(loss(np.array([[0, 0, 1, 0, 0]], np.float32), np.array([[0, 0, 0.1, 0, 0]], np.float32)))
+    assert missed_brake > 4 * missed_gas  # a missed brake costs more than a missed (common) gas press
+    with pytest.raises(Exception, match="unknown loss"):
+        make_loss("hinge")
+
+
+def test_thresholds_and_input_spec_survive_save_and_safe_load(tmp_path):
+    m = build_model("kartstudio")
+    m.get_layer("actions").thresholds = [0.7, 0.2, 0.5]
+    set_input_spec(m, "whole", (240, 320))
+    loaded = load_model(save_model(m, tmp_path / "m.keras"))
+    assert button_thresholds(loaded) == (0.7, 0.2, 0.5)
+    spec = input_spec(loaded)
+    assert spec.layout == "whole" and tuple(spec.image_size) == (240, 320)
+    assert button_thresholds(build_seed()) is None  # softsign outputs: TensorKart's rounding
 
 
 def test_tensorkart_network_is_tensorkarts():

@@ -54,33 +54,40 @@ class TrainingTab(QtWidgets.QWidget):
         form = QtWidgets.QFormLayout()
         self.name_edit = QtWidgets.QLineEdit(time.strftime("model-%Y%m%d-%H%M"))
         form.addRow("Model name", self.name_edit)
+        from kartstudio.training.recipe import RECIPES  # plain dataclasses: no TensorFlow here
+
+        self.recipe_box = QtWidgets.QComboBox()
+        self.recipe_box.addItems(list(RECIPES))
+        self.recipe_box.setToolTip("default: KartStudio's measured recipe (docs/practice.md); seed-mse and "
+                                   "tensorkart: the older networks and losses, for comparison")
+        form.addRow("Recipe", self.recipe_box)
         self.epochs_box = QtWidgets.QSpinBox()
         self.epochs_box.setRange(1, 10000)
-        self.epochs_box.setValue(10)
         form.addRow("Epochs", self.epochs_box)
         self.batch_box = QtWidgets.QSpinBox()
         self.batch_box.setRange(1, 4096)
-        self.batch_box.setValue(50)
         form.addRow("Batch size", self.batch_box)
         self.lr_box = QtWidgets.QDoubleSpinBox()
         self.lr_box.setDecimals(5)
         self.lr_box.setRange(0.00001, 0.1)
         self.lr_box.setSingleStep(0.0001)
-        self.lr_box.setValue(0.001)
         form.addRow("Learning rate", self.lr_box)
         self.loss_box = QtWidgets.QComboBox()
-        self.loss_box.addItems(["euclidean", "mse"])  # TensorKart's loss first
+        self.loss_box.addItems(["driving", "mse", "euclidean", "press-weighted"])  # kartstudio.model.LOSSES
         form.addRow("Loss", self.loss_box)
         self.val_box = QtWidgets.QSpinBox()
-        self.val_box.setRange(0, 100)
-        self.val_box.setValue(1)
-        self.val_box.setToolTip("Whole sessions held out to measure the validation loss (0: none)")
+        self.val_box.setRange(-1, 100)
+        self.val_box.setSpecialValueText("auto")  # -1: the recipe's share of the sessions
+        self.val_box.setToolTip("Whole sessions held out to pick the best epoch and the button thresholds "
+                                "(auto: a tenth of them when there are 5 or more; 0: none)")
         form.addRow("Validation sessions", self.val_box)
         self.init_box = QtWidgets.QComboBox()
         self.init_box.setToolTip("Fine-tune an existing model, e.g. on your correction sessions after racing it (DAgger)")
         form.addRow("Start from", self.init_box)
         self.augment_box = QtWidgets.QCheckBox("mirror and jitter frames")
         form.addRow("Augment", self.augment_box)
+        self.recipe_box.currentTextChanged.connect(self.apply_recipe)
+        self.apply_recipe(self.recipe_box.currentText())
         left.addLayout(form)
         row = QtWidgets.QHBoxLayout()
         self.start_button = QtWidgets.QPushButton("▶ Start training")
@@ -188,6 +195,18 @@ class TrainingTab(QtWidgets.QWidget):
     def running(self) -> bool:
         return self.task is not None
 
+    def apply_recipe(self, name: str) -> None:
+        """Fill the fields with a recipe's settings (the user may still change each one)."""
+        from kartstudio.training.recipe import RECIPES
+
+        r = RECIPES[name]
+        self.epochs_box.setValue(r.epochs)
+        self.batch_box.setValue(r.batch_size)
+        self.lr_box.setValue(r.learning_rate)
+        self.loss_box.setCurrentText(r.loss)
+        self.augment_box.setChecked(r.augment)
+        self.val_box.setValue(-1)
+
     def model_output_path(self) -> Path:
         name = self.name_edit.text().strip() or time.strftime("model-%Y%m%d-%H%M")
         if not name.endswith(".keras"):
@@ -205,7 +224,9 @@ class TrainingTab(QtWidgets.QWidget):
                                      "or import TensorKart data in the Datasets tab).", "error")
             return False
         val = self.val_box.value()
-        if val and val >= len(sessions):
+        if val < 0:
+            val = None  # auto: the recipe decides
+        elif val and val >= len(sessions):
             if len(sessions) == 1:
                 val = 0  # one session: train on it, without a validation curve
             else:
@@ -225,6 +246,7 @@ class TrainingTab(QtWidgets.QWidget):
             "epochs": self.epochs_box.value(),
             "batch_size": self.batch_box.value(),
             "learning_rate": self.lr_box.value(),
+            "recipe": self.recipe_box.currentText(),
             "loss": self.loss_box.currentText(),
             "augment": self.augment_box.isChecked(),
             "val_sessions": val,

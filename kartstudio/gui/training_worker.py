@@ -72,10 +72,11 @@ def held_out(checkpoint_dir) -> list[str]:
 
 
 def make_trainer(config: dict, on_batch, on_epoch):
-    from kartstudio.training.trainer import TrainConfig, Trainer  # TensorFlow loads here
+    from kartstudio.training.recipe import recipe
+    from kartstudio.training.trainer import Trainer  # TensorFlow loads here
 
     return Trainer(
-        TrainConfig(
+        recipe(config.get("recipe", "default")).train_config(
             epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
             loss=config["loss"], augment=config["augment"], val_sessions=config["val_sessions"],
             init_model=config.get("init_model"),

@@ -31,11 +31,12 @@ class Recipe:
         """A kartstudio.training.TrainConfig that trains this recipe (overrides: other TrainConfig fields)."""
         from kartstudio.training.trainer import TrainConfig
 
-        return TrainConfig(
+        fields = dict(
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
             augment=self.augment, val_fraction=self.val_fraction, turn_oversample=self.turn_oversample,
-            model=self.model, history=self.history, seed=seed, **overrides,
+            model=self.model, history=self.history, seed=seed,
         )
+        return TrainConfig(**{**fields, **overrides})
 
 
 RECIPES: dict[str, Recipe] = {
