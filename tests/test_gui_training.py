@@ -32,6 +32,7 @@ def test_training_worker_runs_an_epoch_and_the_plot_gets_points(window, qtbot):
     vx, vy = tab.val_curve.getData()
     assert list(ex) == [1, 2] and list(vx) == [1, 2] and all(v > 0 for v in vy)
     assert tab.samples_per_s > 0 and tab.checkpoints.count() == 2
+    assert tab.devices == "CPU:0" and tab.device_label.text() == "Device: CPU:0"  # what it trained on
     assert saved == [str(window.settings.models_folder / "tiny.keras")]
     assert (window.settings.models_folder / "tiny.keras").is_file()
     # which epoch was saved, and which session was held out (validation sessions are whole files)

@@ -31,6 +31,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.trainer = None
         self.batches_seen = 0
         self.samples_per_s = 0.0
+        self.devices = ""  # what the run trains on, from the trainer ("CPU:0", "2 x GPU (mirrored)")
         self.epochs_done = 0
         self.last_error = ""
         self.model_path: Path | None = None
@@ -122,6 +123,10 @@ class TrainingTab(QtWidgets.QWidget):
         self.stats = QtWidgets.QLabel("not running")
         self.stats.setStyleSheet("font-family:monospace;font-size:13px;")
         right.addWidget(self.stats)
+        self.device_label = QtWidgets.QLabel("Device: chosen when training starts (every GPU, else the CPU)")
+        self.device_label.setToolTip("Several GPUs train in step (tf.distribute); several machines: "
+                                     "kartstudio train --worker-hosts (docs/training.md)")
+        right.addWidget(self.device_label)
         self.progress = QtWidgets.QProgressBar()
         right.addWidget(self.progress)
         right.addWidget(QtWidgets.QLabel("<b>Checkpoints</b>"))
@@ -325,6 +330,9 @@ class TrainingTab(QtWidgets.QWidget):
             self.batch_points[0].append(x)
             self.batch_points[1].append(float(p["loss"]))
         self.samples_per_s = float(p.get("samples_per_s") or self.samples_per_s)
+        if p.get("devices") and p["devices"] != self.devices:
+            self.devices = str(p["devices"])
+            self.device_label.setText(f"Device: {self.devices}")
         total, done = p.get("total_batches"), p.get("done_batches")
         if total:
             self.progress.setRange(0, int(total))

@@ -34,6 +34,7 @@ def batch_event(p) -> dict:
         "eta_s": p.eta_s,
         "total_batches": p.epochs * p.batches,
         "done_batches": (p.epoch - 1) * p.batches + p.batch,
+        "devices": getattr(p, "devices", ""),
     }
 
 
