@@ -130,5 +130,7 @@ def test_eval_cli_expert_json(capsys):
 def test_eval_cli_errors_are_one_line(capsys, tmp_path):
     assert main(["eval", "--model", str(tmp_path / "missing.keras"), "--episodes", "1"]) == 2
     assert "no such model file" in capsys.readouterr().err
-    assert main(["eval", "--expert", "--episodes", "0"]) == 2
-    assert "episodes must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--expert", "--episodes", "0"])
+    assert exit_.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err

@@ -174,7 +174,7 @@ def test_memory_does_not_grow_with_the_dataset(tmp_path):
 
 def test_training_lowers_the_loss(sessions, tmp_path):
     epochs = []
-    trainer = Trainer(TrainConfig(epochs=4, batch_size=16, val_sessions=1, seed=0, model="tensorkart"), on_epoch=epochs.append)
+    trainer = Trainer(TrainConfig(epochs=4, batch_size=16, val_sessions=1, seed=0), on_epoch=epochs.append)
     result = trainer.fit(sessions, tmp_path / "m.keras")
     assert result.epochs_done == 4 and not result.cancelled
     assert result.train_frames == 320 and result.val_frames == 160
