@@ -126,3 +126,23 @@ def test_worker_options_are_checked(capsys):
     assert "not host:port" in capsys.readouterr().err
     assert main(["train", "x", "-o", "m.keras", "--worker-hosts", "a:1,b:2", "--worker-index", "2"]) == 2
     assert "0..1" in capsys.readouterr().err
+
+
+def test_mixed_precision_trains_and_saves_a_float32_model(sessions, tmp_path):
+    """Forced on the CPU here (it pays only on a GPU): float16 layers, float32 loss and variables,
+    the loss scaled; the model file computes in float32, the resume checkpoint stays mixed."""
+    from kartstudio.model import load_model
+    from kartstudio.training import Trainer
+    from kartstudio.training.recipe import recipe
+
+    out = tmp_path / "mp.keras"
+    result = Trainer(recipe("default", epochs=1, batch_size=16).train_config(val_sessions=1, mixed_precision=True)).fit(
+        [sessions], out)
+    assert result.model_path == out and np.isfinite(result.history[0]["loss"])
+    model = load_model(out)
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    last = load_model(result.checkpoint_dir / "last.keras", compile=True)
+    assert last.get_layer("conv1").dtype_policy.name == "mixed_float16"
+    assert type(last.optimizer).__name__ == "LossScaleOptimizer"
+    for a, b in zip(model.get_weights(), last.get_weights()):  # one epoch, so best == last
+        np.testing.assert_array_equal(a, b)

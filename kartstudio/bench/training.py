@@ -134,14 +134,23 @@ def write_pool_session(path: str | os.PathLike, images: np.ndarray, labels: np.n
 
 
 def make_dataset(folder: Path, megabytes: float, frames_per_file: int = SESSION_FRAMES, seed: int = 0,
-                 source: str = "practice", unique_mb: float = 600.0) -> list[Path]:
+                 source: str = "practice", unique_mb: float = 600.0, copy_from: list[Path] | None = None) -> list[Path]:
     """Session files adding up to about `megabytes` on disk, `frames_per_file` frames each.
 
     source "practice": the practice track's pictures with capture noise; "synthetic": a drawn
-    road (fast, for tests). Past `unique_mb` the files written so far are copied (a 5 GB set
-    then takes a minute, not an hour; every copy is read from disk like any file).
+    road (fast, for tests). Past `unique_mb` (or with `copy_from`: from the start) whole files are
+    copies of those written (a 5 GB set then takes minutes, not an hour; every copy is a file
+    of its own, read from disk like any other).
     """
     folder.mkdir(parents=True, exist_ok=True)
+    whole = [p for p in copy_from or [] if p.stat().st_size]
+    if whole:
+        per_file = sum(p.stat().st_size for p in whole) / len(whole)
+        paths = []
+        for k in range(max(1, round(megabytes * 2**20 / per_file))):
+            paths.append(folder / f"bench-{k:05d}.h5")
+            shutil.copyfile(whole[k % len(whole)], paths[-1])
+        return paths
     if source == "practice":
         images, labels = practice_pool()
         write = lambda path, n, k: write_pool_session(path, images, labels, n, seed=seed + k)  # noqa: E731
@@ -361,7 +370,8 @@ def bench_train(
     try:
         t0 = time.monotonic()
         small = make_dataset(folder / "small", small_mb, seed=0, source=source)
-        large = make_dataset(folder / "large", large_mb, seed=100, source=source)
+        full = [p for p in small if p.stat().st_size > 0.9 * max(q.stat().st_size for q in small)]
+        large = make_dataset(folder / "large", large_mb, seed=100, source=source, copy_from=full)
         made = time.monotonic() - t0
         size = lambda ps: sum(p.stat().st_size for p in ps)  # noqa: E731
         names = lambda ps: [str(p) for p in ps]  # noqa: E731

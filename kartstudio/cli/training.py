@@ -38,6 +38,9 @@ def register(commands, bench) -> None:
     train.add_argument("--devices", metavar="SPEC",
                        help="auto (default: every GPU, else the CPU), cpu, gpu, a number of GPUs, or a list such as "
                             "GPU:0,GPU:1; several devices train in step (tf.distribute MirroredStrategy)")
+    train.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                       help="float16 compute for a new model (default: on GPUs with tensor cores, off on a CPU); "
+                            "the saved model is float32")
     train.add_argument("--worker-hosts", metavar="HOST:PORT,...",
                        help="train on several machines (MultiWorkerMirroredStrategy): every machine's host:port, "
                             "the same list on each, worker 0 (the chief, which writes the model) first")
@@ -137,6 +140,7 @@ def cmd_train(args) -> int:
     config = recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None}).train_config(
         seed=args.seed, val_sessions=args.val_sessions, patience=args.patience, init_model=args.init,
         checkpoint_dir=args.checkpoint_dir, resume=args.resume, devices=args.devices,
+        mixed_precision=args.mixed_precision,
     )
     bar = _ProgressBar(args.quiet)
     trainer = Trainer(config, on_batch=bar.batch, on_epoch=bar.epoch)

@@ -44,6 +44,18 @@ class Placement:
     def distributed(self) -> bool:
         return self.replicas > 1 or self.workers > 1
 
+    @property
+    def mixed_precision_helps(self) -> bool:
+        """float16 compute pays on GPUs with tensor cores (compute capability 7.0 and up), not on a CPU."""
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus or any(not d.startswith("GPU") for d in self.devices):
+            return False
+        try:
+            return all(tuple(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))) >= (7, 0)
+                       for g in gpus)
+        except (ValueError, RuntimeError):
+            return False
+
     def describe(self) -> str:
         """For people: "CPU", "GPU:0", "2 x GPU (mirrored)", "2 workers x CPU (worker 0, chief)"."""
         kinds = sorted({d.split(":")[0] for d in self.devices})

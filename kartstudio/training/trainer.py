@@ -76,6 +76,7 @@ class TrainConfig:
     resume: bool = False  # continue the run saved in checkpoint_dir
     tensorboard: bool = True
     devices: str | None = None  # None/"auto": all GPUs, else the CPU; "cpu", a GPU count, "GPU:0,GPU:1" (distribute.py)
+    mixed_precision: bool | None = None  # float16 compute for a new model; None: on GPUs with tensor cores only
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -218,11 +219,20 @@ class Trainer:
         else:
             mine, share_labels, all_labels = train_paths, None, None
 
+        mixed = cfg.mixed_precision if cfg.mixed_precision is not None else place.mixed_precision_helps
         with place.strategy.scope():
             if cfg.resume:
-                model = load_model(ckpt / "last.keras", compile=True)
+                model = load_model(ckpt / "last.keras", compile=True)  # a mixed run's checkpoint stays mixed
+            elif cfg.init_model:
+                model = load_model(cfg.init_model)
+                mixed = False  # a model file is float32; fine-tuning keeps it so
             else:
-                model = load_model(cfg.init_model) if cfg.init_model else build_model(cfg.model, cfg.history)
+                if mixed:  # layers compute in float16, variables stay float32
+                    keras.mixed_precision.set_global_policy("mixed_float16")
+                try:
+                    model = build_model(cfg.model, cfg.history)
+                finally:
+                    keras.mixed_precision.set_global_policy("float32")
             if state["config"]["loss"] == "driving" and button_thresholds(model) is None:
                 raise KartStudioError(
                     f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
@@ -233,7 +243,10 @@ class Trainer:
             train = SessionDataset(mine, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
                                    turn_oversample=cfg.turn_oversample, size=size)
             if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
-                model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                optimizer = keras.optimizers.Adam(cfg.learning_rate)
+                if mixed:  # scales the loss so float16 gradients do not underflow
+                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+                model.compile(optimizer=optimizer,
                               loss=make_loss(state["config"]["loss"], train.actions if all_labels is None else all_labels))
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
@@ -286,6 +299,7 @@ class Trainer:
         loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
         per_sample = loss_fn.call if isinstance(loss_fn, keras.losses.Loss) else loss_fn
         optimizer = model.optimizer
+        scales = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         local_replicas = place.replicas // place.workers
         SUM = tf.distribute.ReduceOp.SUM
 
@@ -293,9 +307,12 @@ class Trainer:
         def train_step(x, y, stop):
             def replica_step(x, y):
                 with tf.GradientTape() as tape:
-                    # the mean over the GLOBAL batch: each replica's share, summed across replicas
-                    loss = tf.nn.compute_average_loss(per_sample(y, model(x, training=True)))
-                grads = tape.gradient(loss, model.trainable_variables)
+                    # the mean over the GLOBAL batch: each replica's share, summed across replicas;
+                    # the loss in float32 whatever the layers compute in
+                    pred = tf.cast(model(x, training=True), tf.float32)
+                    loss = tf.nn.compute_average_loss(per_sample(y, pred))
+                    scaled = optimizer.scale_loss(loss) if scales else loss
+                grads = tape.gradient(scaled, model.trainable_variables)
                 optimizer.apply_gradients(zip(grads, model.trainable_variables))
                 return loss
 
@@ -306,7 +323,7 @@ class Trainer:
 
         @tf.function(reduce_retracing=True)
         def eval_step(x, y):
-            return tf.reduce_sum(per_sample(y, model(x, training=False)))
+            return tf.reduce_sum(per_sample(y, tf.cast(model(x, training=False), tf.float32)))
 
         @tf.function
         def agree(value):
@@ -380,8 +397,8 @@ class Trainer:
             improved = state["best_loss"] is None or monitored < state["best_loss"] - cfg.min_delta
             if improved:
                 state.update(best_loss=monitored, best_epoch=epoch + 1, wait=0)
-                if place.chief:
-                    save_model(model, ckpt / "best.keras")
+                if place.chief:  # a float32 model: what the pilot runs, on any machine
+                    save_model(_float32(model) if scales else model, ckpt / "best.keras")
             else:
                 state["wait"] += 1
             save_model(model, ckpt / "last.keras")
@@ -441,6 +458,15 @@ class Trainer:
             total += float(eval_step(x, y))
             seen += int(y.shape[0])
         return total / max(1, seen)
+
+
+def _float32(model):
+    """A float32 copy of a mixed-precision model (same config and weights): a model file
+    computes in float32, so it runs as fast on a CPU as any other and loads everywhere."""
+    twin = keras.models.clone_model(
+        model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}))
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def _batch_samples(y, place) -> int:
