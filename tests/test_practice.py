@@ -134,3 +134,13 @@ def test_eval_cli_errors_are_one_line(capsys, tmp_path):
         main(["eval", "--expert", "--episodes", "0"])
     assert exit_.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_quick_guard_compares_with_the_baselines_spread(tmp_path):
+    from kartstudio.practice.bench import compare_with_baseline
+
+    baseline = tmp_path / "drive.json"
+    baseline.write_text(json.dumps({"quick": {"runs": [{"mean_return": 880.0}, {"mean_return": 900.0}]}}))
+    assert "within" in compare_with_baseline({"mean_return": 861.0}, baseline)  # 880 - spread 20 = 860
+    assert "WORSE" in compare_with_baseline({"mean_return": 859.0}, baseline)
+    assert compare_with_baseline({"mean_return": 900.0}, tmp_path / "none.json") is None

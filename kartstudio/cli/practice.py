@@ -136,7 +136,7 @@ def _recipe_changes(items: list[str]) -> dict:
 
 
 def cmd_bench_drive(args) -> int:
-    from kartstudio.practice.bench import QUICK, BenchDriveConfig, bench_drive, summary_line
+    from kartstudio.practice.bench import QUICK, BenchDriveConfig, bench_drive, compare_with_baseline, summary_line
 
     sizes = {"minutes": 15.0, "train_minutes": 20.0, "episodes": 20, **(QUICK if args.quick else {})}
     for name in sizes:
@@ -154,7 +154,11 @@ def cmd_bench_drive(args) -> int:
     )
     result = bench_drive(config, args.folder, log=None if args.json else _log)
     if args.quick:
-        print(json.dumps(summary_line(result)))
+        line = summary_line(result)
+        print(json.dumps(line))
+        verdict = compare_with_baseline(line) if config.recipe == "default" and not config.changes else None
+        if verdict:
+            print(verdict, file=sys.stderr)
     else:
         print(json.dumps(result) if args.json else _bench_text(result))
     return 0

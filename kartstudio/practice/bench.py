@@ -150,4 +150,26 @@ def summary_line(result: dict) -> dict:
     return out
 
 
-__all__ = ["BenchDriveConfig", "QUICK", "RECIPES", "bench_drive", "summary_line"]
+# The guard's reference: the default recipe's measured quick runs (kept in the repository).
+BASELINE = Path(__file__).resolve().parents[2] / "bench" / "baselines" / "drive.json"
+
+
+def compare_with_baseline(line: dict, path: Path = BASELINE) -> str | None:
+    """One line saying how a --quick result compares with the baseline's runs, or None without one.
+
+    The rule (DEVELOPERS.md): a change whose quick mean falls below the lowest baseline run by
+    more than the baseline's own spread (highest - lowest mean over its training seeds) does not ship.
+    """
+    try:
+        quick = json.loads(Path(path).read_text())["quick"]
+        means = [float(r["mean_return"]) for r in quick["runs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    spread = max(means) - min(means)
+    floor = min(means) - spread
+    verdict = "within the baseline's spread" if line["mean_return"] >= floor else "WORSE than the baseline: do not ship"
+    return (f"baseline ({path.name}, {len(means)} runs): mean {sum(means) / len(means):.1f}, runs "
+            f"{min(means):.1f}-{max(means):.1f} (spread {spread:.1f}); this run {line['mean_return']:.1f} -> {verdict}")
+
+
+__all__ = ["BASELINE", "BenchDriveConfig", "QUICK", "RECIPES", "bench_drive", "compare_with_baseline", "summary_line"]
