@@ -25,7 +25,7 @@ def _spin(app, seconds: float, until=None) -> bool:
 
 
 def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0, epochs: int = 3,
-                     rom: str = "", video: str = "") -> list[Path]:
+                     rom: str = "", video: str = "", race_model: str = "") -> list[Path]:
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = Path(tempfile.mkdtemp(prefix="kartstudio-shots-"))
@@ -112,11 +112,14 @@ def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0
             _spin(app, 1800, lambda: not tr.running)
         shot("training")
 
-        # Versus: the model just trained drives seat 1
+        # Versus: the model just trained drives seat 1 (or a fully trained one, e.g. bench drive's)
         vs = window.versus_tab
         window.tabs.setCurrentWidget(vs)
-        vs.refresh_models()
         model = window.settings.models_folder / "first-driver.keras"
+        if race_model:
+            model = window.settings.models_folder / Path(race_model).name
+            shutil.copyfile(race_model, model)
+        vs.refresh_models()
         if model.exists() and vs.available:
             vs.choose_model(model)
             vs.start_versus()
@@ -139,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rom", default="", help="with --source mk64: the ROM to run")
     parser.add_argument("--video", default="", help="with --source mk64: the video plugin")
+    parser.add_argument("--race-model", default="", metavar="FILE.keras",
+                        help="race this model in the Versus shot (e.g. the one `bench drive --folder` trained)")
     args = parser.parse_args(argv)
-    make_screenshots(Path(args.out), args.source, args.record_seconds, args.epochs, args.rom, args.video)
+    make_screenshots(Path(args.out), args.source, args.record_seconds, args.epochs, args.rom, args.video,
+                     args.race_model)
     return 0
 
 
