@@ -66,3 +66,59 @@ def test_wizard_pairs_two_seats_refuses_one_pad_twice_and_remembers(qtbot, manag
     finally:
         pad_a.detach()
         pad_b.detach()
+
+
+def _seat_cells(wizard):
+    """Pad name -> the wizard table's Seat column, as the user sees it."""
+    return {wizard.table.item(r, 0).text(): wizard.table.item(r, 3).text() for r in range(wizard.table.rowCount())}
+
+
+def test_wizard_swaps_the_seats_and_clears_one(qtbot, manager):
+    from PyQt6 import QtCore
+
+    left = QtCore.Qt.MouseButton.LeftButton
+    pad_a = VirtualPad("Pad A", product=53)
+    pad_b = VirtualPad("Pad B", product=54)
+    try:
+        qtbot.waitUntil(lambda: len(manager.connected()) == 2, timeout=3000)
+        src = {p.name: p for p in manager.connected()}
+        wizard = PairWizard(manager=manager)
+        qtbot.addWidget(wizard)
+        wizard.show()
+        assert not wizard.swap_button.isEnabled() and not wizard.clear_buttons[1].isEnabled()
+        _tap(qtbot, pad_a, A, src["Pad A"])
+        qtbot.waitUntil(lambda: 1 in wizard.model.seats, timeout=2000)
+        _tap(qtbot, pad_b, A, src["Pad B"])
+        qtbot.waitUntil(lambda: 2 in wizard.model.seats, timeout=2000)
+
+        qtbot.mouseClick(wizard.swap_button, left)
+        assert (wizard.model.seats[1].name, wizard.model.seats[2].name) == ("Pad B", "Pad A")
+        assert "Seats swapped: seat 1 Pad B, seat 2 Pad A" in wizard.prompt.text()
+        assert wizard.seat_labels[1].text() == "Seat 1: Pad B" and wizard.seat_labels[2].text() == "Seat 2: Pad A"
+        qtbot.waitUntil(lambda: _seat_cells(wizard) == {"Pad A": "seat 2", "Pad B": "seat 1"}, timeout=2000)
+        saved = PairingModel(manager)  # what the Record tab reads at the next start
+        assert saved.pad_for(1) is src["Pad B"] and saved.pad_for(2) is src["Pad A"]
+
+        qtbot.mouseClick(wizard.clear_buttons[1], left)
+        assert 1 not in wizard.model.seats and wizard.model.seats[2].name == "Pad A"
+        assert wizard.seat_labels[1].text() == "Seat 1: no pad (keyboard)"
+        assert not wizard.clear_buttons[1].isEnabled() and wizard.clear_buttons[2].isEnabled()
+        assert PairingModel(manager).pad_for(1) is None
+
+        # swapping with one seat empty moves the pad; the empty seat goes to the other side
+        qtbot.mouseClick(wizard.swap_button, left)
+        assert wizard.model.seats[1].name == "Pad A" and 2 not in wizard.model.seats
+        assert "seat 2 no pad" in wizard.prompt.text()
+
+        # a cleared seat can take a pad again, and the freed pad is no longer "already driving"
+        qtbot.mouseClick(wizard.clear_buttons[1], left)
+        assert wizard.model.seats == {} and not wizard.swap_button.isEnabled()
+        qtbot.mouseClick(wizard.pair_buttons[2], left)
+        assert "Seat 2: press any button" in wizard.prompt.text()
+        _tap(qtbot, pad_a, A, src["Pad A"])
+        qtbot.waitUntil(lambda: 2 in wizard.model.seats, timeout=2000)
+        assert wizard.model.seats[2].name == "Pad A"
+        wizard.close()
+    finally:
+        pad_a.detach()
+        pad_b.detach()

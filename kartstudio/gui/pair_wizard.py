@@ -32,14 +32,27 @@ class PairWizard(QtWidgets.QDialog):
         layout.addWidget(self.table)
         self.seat_labels: dict[int, QtWidgets.QLabel] = {}
         row = QtWidgets.QHBoxLayout()
+        self.pair_buttons: dict[int, QtWidgets.QPushButton] = {}
+        self.clear_buttons: dict[int, QtWidgets.QPushButton] = {}
         for seat in SEATS:
             label = QtWidgets.QLabel()
             self.seat_labels[seat] = label
             again = QtWidgets.QPushButton(f"Pair seat {seat} again")
-            again.clicked.connect(lambda _=False, s=seat: self.model.listen(s))
-            row.addWidget(label)
+            again.clicked.connect(lambda _=False, s=seat: self._listen(s))
+            self.pair_buttons[seat] = again
+            clear = QtWidgets.QPushButton("Clear")
+            clear.setToolTip(f"Seat {seat} drives with the keyboard until you pair a pad with it again")
+            clear.clicked.connect(lambda _=False, s=seat: self._changed(self.model.clear, s))
+            self.clear_buttons[seat] = clear
+            row.addWidget(label, 1)
             row.addWidget(again)
+            row.addWidget(clear)
         layout.addLayout(row)
+        self.swap_button = QtWidgets.QPushButton("Swap seats")
+        self.swap_button.setToolTip("Seat 1's pad drives seat 2 and seat 2's pad seat 1")
+        self.swap_button.clicked.connect(lambda: self._changed(self.model.swap))
+        layout.addWidget(self.swap_button, 0, QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.last_change = ""  # what Swap or Clear just did, said above the table
         self.notice = QtWidgets.QLabel()
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: #8a5a00;")
@@ -58,6 +71,16 @@ class PairWizard(QtWidgets.QDialog):
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self.refresh)
         self.timer.start(30)
+        self.refresh()
+
+    def _listen(self, seat: int) -> None:
+        self.last_change = ""
+        self.model.listen(seat)
+        self.refresh()
+
+    def _changed(self, action, *args) -> None:
+        action(*args)
+        self.last_change = self.model.message
         self.refresh()
 
     def refresh(self) -> None:
@@ -92,8 +115,12 @@ class PairWizard(QtWidgets.QDialog):
             self.prompt.setText(self.model.message if "already" not in self.model.message
                                 else f"Seat {self.model.listening}: press any button on your pad")
         else:
-            self.prompt.setText("Both seats are paired." if all(s in self.model.seats for s in SEATS)
-                                else "Press 'Pair seat N again' to choose a pad.")
+            state = ("Both seats are paired." if all(s in self.model.seats for s in SEATS)
+                     else "Press 'Pair seat N again' to choose a pad.")
+            self.prompt.setText(f"{self.last_change}. {state}" if self.last_change else state)
+        for s, button in self.clear_buttons.items():
+            button.setEnabled(s in self.model.seats)
+        self.swap_button.setEnabled(bool(self.model.seats))
         problems = [self.model.message] if "already" in self.model.message else []
         problems += [f"{name} (seat {s}) is not plugged in: plug it in, or pair another pad."
                      for s, name in missing.items()]

@@ -62,8 +62,25 @@ class PairingModel:
         self.message = ""
 
     def clear(self, seat: int) -> None:
+        """Seat `seat` drives with the keyboard until a pad is paired with it again."""
+        if self.listening == seat:
+            self.cancel()
         self.seats.pop(seat, None)
         self._save()
+        self.message = f"Seat {seat}: no pad (keyboard)"
+
+    def swap(self) -> None:
+        """Seat 1's pad drives seat 2 and seat 2's seat 1 (either may have none)."""
+        first, second = SEATS
+        one, two = self.seats.pop(first, None), self.seats.pop(second, None)
+        if two is not None:
+            self.seats[first] = two
+        if one is not None:
+            self.seats[second] = one
+        self.cancel()  # a pad being waited for would land on a seat the user no longer means
+        self._save()
+        names = [self.seats[s].name if s in self.seats else "no pad" for s in SEATS]
+        self.message = f"Seats swapped: seat {first} {names[0]}, seat {second} {names[1]}"
 
     # -- what the rest of the app asks ----------------------------------------------------------
     def pad_for(self, seat: int):
