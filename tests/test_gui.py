@@ -295,3 +295,38 @@ def test_keys_stay_with_dialogs_text_fields_and_other_tabs_while_a_game_runs(win
     qtbot.keyRelease(window.record_tab, QtCore.Qt.Key.Key_Left)
     assert pad.last.is_neutral
     pad.enabled = False
+
+
+def test_long_file_names_are_cut_in_the_middle_with_the_whole_name_on_hover(window, qtbot):
+    from PyQt6 import QtCore
+
+    middle = QtCore.Qt.TextElideMode.ElideMiddle
+    long = "practice-seed-3-" + "very-long-track-description-" * 4 + "2024-05-01_12-30-59-p2.h5"
+    path = write_session(window.settings.sessions_folder, long, n=5)
+    model = window.settings.models_folder / ("model-" + "x" * 120 + "-epoch-07.keras")
+    model.parent.mkdir(parents=True, exist_ok=True)
+    model.write_bytes(b"listed by name only")
+
+    tab = window.datasets_tab
+    tab.refresh()
+    assert tab.table.textElideMode() == middle and not tab.table.wordWrap()
+    assert tab.table.item(0, 0).text() == long and tab.table.item(0, 0).toolTip() == str(path)
+
+    window.training_tab.refresh_sessions()
+    item = window.training_tab.session_list.item(0)
+    assert window.training_tab.session_list.textElideMode() == middle and item.toolTip() == str(path)
+
+    window.versus_tab.refresh_models()
+    box = window.versus_tab.model_box
+    assert box.currentText() == model.name and box.toolTip() == str(model)
+    assert box.view().textElideMode() == middle
+
+    # a label holding a path keeps its start and its end (the part that tells files apart)
+    label = window.record_tab.folder_label
+    label.setText(f"Sessions are saved in /home/someone/{'deep/' * 30}sessions-end")
+    label.resize(200, label.height())
+    shown = label.shown()
+    assert "…" in shown and shown.startswith("Sessions are") and shown.endswith("sessions-end")
+    assert label.toolTip() == label.text() and len(label.text()) > len(shown)
+    label.resize(4000, label.height())
+    assert label.shown() == label.text()

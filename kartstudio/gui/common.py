@@ -122,3 +122,55 @@ class ImageView(QtWidgets.QLabel):
                     QtCore.Qt.TransformationMode.FastTransformation,
                 )
             )
+
+
+# File names end in what tells them apart (date, time, seat), so a name too long for its place is
+# cut in the middle, never at the end, and the whole name is always one hover away.
+MIDDLE = QtCore.Qt.TextElideMode.ElideMiddle
+TIP = QtCore.Qt.ItemDataRole.ToolTipRole
+
+
+def name_view(view: QtWidgets.QAbstractItemView) -> QtWidgets.QAbstractItemView:
+    """A list or table of file names: long ones lose their middle, not their end."""
+    view.setTextElideMode(MIDDLE)
+    if isinstance(view, QtWidgets.QTableView):
+        view.setWordWrap(False)  # a wrapped name is cut at the row's bottom instead
+    return view
+
+
+def name_box(box: QtWidgets.QComboBox) -> QtWidgets.QComboBox:
+    """A combo box of file names: the popup elides in the middle, the box's tooltip is the whole name."""
+    box.view().setTextElideMode(MIDDLE)
+
+    def tip(*_args) -> None:
+        i = box.currentIndex()
+        box.setToolTip(str(box.itemData(i, TIP) or box.itemText(i)))
+
+    box.currentIndexChanged.connect(tip)
+    box.model().dataChanged.connect(tip)  # an item's tooltip is often set just after it is added
+    return box
+
+
+class NameLabel(QtWidgets.QLabel):
+    """A one-line label holding a file name or path: cut in the middle to fit its width, the full
+    text as its tooltip. text() stays the whole text; shown() is what fits."""
+
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(60)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self.setToolTip(text)
+
+    def shown(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), MIDDLE, self.contentsRect().width())
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        return QtCore.QSize(self.minimumWidth(), super().minimumSizeHint().height())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        painter = QtGui.QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(), int(self.alignment()), self.palette(),
+                                  self.isEnabled(), self.shown(), self.foregroundRole())

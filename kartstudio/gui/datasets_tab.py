@@ -11,7 +11,8 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
 from kartstudio.errors import KartStudioError
-from kartstudio.gui.common import ImageView, Notice, describe_error, human_duration, human_size
+from kartstudio.gui.common import (ImageView, NameLabel, Notice, describe_error, human_duration, human_size,
+                                   name_view)
 from kartstudio.gui.workers import BackgroundTask, Cancelled
 from kartstudio.settings import Settings
 
@@ -66,10 +67,9 @@ class DatasetsTab(QtWidgets.QWidget):
         left = QtWidgets.QWidget()
         lv = QtWidgets.QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        self.folder_label = QtWidgets.QLabel()
-        self.folder_label.setWordWrap(True)
+        self.folder_label = NameLabel()
         lv.addWidget(self.folder_label)
-        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table = name_view(QtWidgets.QTableWidget(0, len(COLUMNS)))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -164,6 +164,8 @@ class DatasetsTab(QtWidgets.QWidget):
             for c, value in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(value)
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, str(path))
+                if c == 0:
+                    item.setToolTip(str(path))
                 if c in (2, 4, 7):
                     item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)

@@ -9,7 +9,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from kartstudio import __version__
 from kartstudio.errors import KartStudioError
-from kartstudio.gui.common import Notice
+from kartstudio.gui.common import NameLabel, Notice
 from kartstudio.gui.game import SOURCE_LABELS, GameController
 from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
 from kartstudio.gui.keyboard import KeyboardFilter
@@ -101,7 +101,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source_box.setCurrentIndex(max(0, self.source_box.findData(self.settings.game_source)))
         self.source_box.currentIndexChanged.connect(self._on_source_chosen)
         row.addWidget(self.source_box)
-        self.rom_label = QtWidgets.QLabel()
+        self.rom_label = NameLabel()
         self.rom_label.setMinimumWidth(180)
         row.addWidget(self.rom_label, 1)
         self.rom_button = QtWidgets.QPushButton("Choose ROM…")

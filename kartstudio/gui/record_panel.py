@@ -16,7 +16,7 @@ from pathlib import Path
 from PyQt6 import QtCore, QtWidgets
 
 from kartstudio.errors import KartStudioError
-from kartstudio.gui.common import ImageView, Notice, describe_error
+from kartstudio.gui.common import ImageView, NameLabel, Notice, describe_error
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter
 
@@ -79,8 +79,7 @@ class SeatPanel(QtWidgets.QGroupBox):
         self.toggle.setCheckable(True)
         self.toggle.clicked.connect(self._on_toggle)
         row.addWidget(self.toggle)
-        self.last_saved = QtWidgets.QLabel("")
-        self.last_saved.setWordWrap(True)
+        self.last_saved = NameLabel("")
         row.addWidget(self.last_saved, 1)
         v.addLayout(row)
         self.notice = Notice()
@@ -341,7 +340,7 @@ class RecordTab(QtWidgets.QWidget):
         self.session_button.setToolTip("Start or stop recording both seats at once (the game starts if needed)")
         self.session_button.clicked.connect(self.toggle_session)
         top.addWidget(self.session_button)
-        self.folder_label = QtWidgets.QLabel()
+        self.folder_label = NameLabel()
         top.addWidget(self.folder_label, 1)
         v.addLayout(top)
         self.notice = Notice()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import Notice, human_duration, missing_module
+from kartstudio.gui.common import Notice, human_duration, missing_module, name_box, name_view
 from kartstudio.gui.datasets_tab import session_rows
 from kartstudio.gui.workers import BackgroundTask
 from kartstudio.settings import Settings
@@ -42,7 +42,7 @@ class TrainingTab(QtWidgets.QWidget):
         outer = QtWidgets.QHBoxLayout(self)
         left = QtWidgets.QVBoxLayout()
         left.addWidget(QtWidgets.QLabel("<b>Sessions to train on</b>"))
-        self.session_list = QtWidgets.QListWidget()
+        self.session_list = name_view(QtWidgets.QListWidget())
         left.addWidget(self.session_list, 1)
         row = QtWidgets.QHBoxLayout()
         for text, slot in (("All", self.select_all_sessions), ("None", self.select_no_sessions),
@@ -82,7 +82,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.val_box.setToolTip("Whole sessions held out to pick the best epoch and the button thresholds "
                                 "(auto: a tenth of them when there are 5 or more; 0: none)")
         form.addRow("Validation sessions", self.val_box)
-        self.init_box = QtWidgets.QComboBox()
+        self.init_box = name_box(QtWidgets.QComboBox())
         self.init_box.setToolTip("Fine-tune an existing model, e.g. on your correction sessions after racing it (DAgger)")
         form.addRow("Start from", self.init_box)
         self.augment_box = QtWidgets.QCheckBox("mirror and jitter frames")
@@ -130,7 +130,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         right.addWidget(self.progress)
         right.addWidget(QtWidgets.QLabel("<b>Checkpoints</b>"))
-        self.checkpoints = QtWidgets.QListWidget()
+        self.checkpoints = name_view(QtWidgets.QListWidget())
         self.checkpoints.setMaximumHeight(110)
         right.addWidget(self.checkpoints)
         self.outcome = QtWidgets.QLabel("")  # which epoch was saved, which sessions were held out
@@ -160,6 +160,7 @@ class TrainingTab(QtWidgets.QWidget):
             item = QtWidgets.QListWidgetItem(
                 f"{Path(info['path']).name}  ·  {info['kind']}  ·  {used} frames")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, info["path"])
+            item.setToolTip(info["path"])
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             on = info["path"] in checked or info["path"] not in self._listed  # new sessions start ticked
             self._listed.add(info["path"])
@@ -175,6 +176,7 @@ class TrainingTab(QtWidgets.QWidget):
             for path in sorted(folder.glob("*.keras"), key=lambda p: p.stat().st_mtime, reverse=True):
                 if not path.name.startswith("."):
                     self.init_box.addItem(path.name, str(path))
+                    self.init_box.setItemData(self.init_box.count() - 1, str(path), QtCore.Qt.ItemDataRole.ToolTipRole)
         self.init_box.setCurrentIndex(max(0, self.init_box.findData(current)))
 
     def chosen_sessions(self) -> list[str]:
@@ -316,6 +318,7 @@ class TrainingTab(QtWidgets.QWidget):
                 self._on_epoch(payload)
             elif kind == "checkpoint":
                 self.checkpoints.addItem(str(payload))
+                self.checkpoints.item(self.checkpoints.count() - 1).setToolTip(str(payload))
                 self.checkpoints.scrollToBottom()  # the newest checkpoint in view
             elif kind in ("done", "error", "cancelled"):
                 self._finish(kind, payload)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import ImageView, Notice, describe_error, missing_module
+from kartstudio.gui.common import TIP, ImageView, Notice, describe_error, missing_module, name_box
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
 from kartstudio.gui.workers import BackgroundTask
@@ -42,7 +42,7 @@ class VersusTab(QtWidgets.QWidget):
         outer.addWidget(self.notice)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Model"))
-        self.model_box = QtWidgets.QComboBox()
+        self.model_box = name_box(QtWidgets.QComboBox())
         self.model_box.setMinimumWidth(320)
         top.addWidget(self.model_box, 1)
         browse = QtWidgets.QPushButton("Browse…")
@@ -131,6 +131,7 @@ class VersusTab(QtWidgets.QWidget):
         models = [p for p in models if not p.name.startswith(".")]
         for path in models:
             self.model_box.addItem(path.name, str(path))
+            self.model_box.setItemData(self.model_box.count() - 1, str(path), TIP)
         fresh = [str(p) for p in models if str(p) not in self._known_models]
         self._known_models.update(str(p) for p in models)
         if fresh:
@@ -146,6 +147,7 @@ class VersusTab(QtWidgets.QWidget):
         path = str(path)
         if self.model_box.findData(path) < 0:
             self.model_box.insertItem(0, Path(path).name, path)
+            self.model_box.setItemData(0, path, TIP)
         self.model_box.setCurrentIndex(self.model_box.findData(path))
 
     def browse_model(self) -> None:
