@@ -335,6 +335,8 @@ class Trainer:
             batches = steps * local_replicas  # per input pipeline and epoch: whole steps only
             batch_iter = iter(strategy.distribute_datasets_from_function(
                 lambda context: train.pipeline(first, batches_per_epoch=batches)))
+        elif place.devices[0].startswith("GPU"):  # copies the next batch to the GPU while this one trains
+            batch_iter = iter(strategy.experimental_distribute_dataset(train.pipeline(first)))
         else:
             batch_iter = iter(train.pipeline(first))  # one pipeline for the whole run
         val_iter = iter(val.pipeline(0)) if val is not None else None
