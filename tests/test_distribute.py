@@ -146,3 +146,32 @@ def test_mixed_precision_trains_and_saves_a_float32_model(sessions, tmp_path):
     assert type(last.optimizer).__name__ == "LossScaleOptimizer"
     for a, b in zip(model.get_weights(), last.get_weights()):  # one epoch, so best == last
         np.testing.assert_array_equal(a, b)
+
+
+def test_sessions_are_shared_out_evenly_and_the_same_way_on_every_worker():
+    from kartstudio.training.dataset import share_sessions
+
+    paths = [Path(f"s{i}.h5") for i in range(7)]
+    sizes = [600, 100, 550, 300, 320, 50, 580]
+    shares = share_sessions(paths, sizes, 2)
+    assert shares == share_sessions(list(paths), list(sizes), 2)
+    assert sorted(p for share in shares for p in share) == sorted(paths)  # each file once
+    loads = [sum(sizes[paths.index(p)] for p in share) for share in shares]
+    assert abs(loads[0] - loads[1]) <= max(sizes) // 2, loads
+
+
+def test_device_choices_are_checked(sessions, tmp_path, capsys):
+    from kartstudio.cli import main
+    from kartstudio.model import tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("asks for GPUs this machine would have")
+
+    assert main(["train", str(sessions), "-o", str(tmp_path / "m.keras"), "--devices", "GPU:0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no GPU:0" in err and len(err.splitlines()) == 1
+    assert main(["train", str(sessions), "-o", str(tmp_path / "m.keras"), "--devices", "TPU:0"]) == 2
+    assert "is not a device" in capsys.readouterr().err
+    assert main(["train", str(sessions), "-o", str(tmp_path / "m.keras"), "--devices", "3"]) == 2
+    assert "GPU(s)" in capsys.readouterr().err
+    assert not (tmp_path / "m.checkpoints").exists()
