@@ -13,6 +13,7 @@ every frame up to the last flush (the recorder flushes at least once a second).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -446,6 +447,81 @@ class SessionWriter:
 
 # -- reading -------------------------------------------------------------------------------------
 
+FRAME_ROWS = ("actions", "states", "timestamps", "frame_numbers")  # one row per frame besides frames
+
+
+class _CutShortFile(io.RawIOBase):
+    """A session file read through h5py's file-object driver, as long as its HDF5 header says
+    (the end-of-file address in the superblock); the missing bytes read as zeros."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._size = os.fstat(self._f.fileno()).st_size
+        self._end = max(self._size, _claimed_size(self._f.read(96)))
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._end}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        self._f.seek(self._pos)
+        got = self._f.readinto(view) or 0
+        view[got:] = bytes(len(view) - got)
+        self._pos += len(view)
+        return len(view)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def _claimed_size(head: bytes) -> int:
+    """The end-of-file address in an HDF5 superblock at offset 0 (versions 0-3), or 0."""
+    if len(head) < 16 or head[:8] != b"\x89HDF\r\n\x1a\n":
+        return 0
+    version = head[8]
+    if version in (0, 1):
+        width, at = head[13], 24 + (4 if version == 1 else 0)
+    else:
+        width, at = head[9], 12
+    at += 2 * width  # past the base address and the free-space (or extension) address
+    if width not in (2, 4, 8) or len(head) < at + width:
+        return 0
+    return int.from_bytes(head[at:at + width], "little")
+
+
+def _rows_in_file(ds: h5py.Dataset, n: int, size: int) -> int:
+    """How many of the first n rows of `ds` have their stored chunks inside the first `size` bytes."""
+    if n == 0 or ds.chunks is None:
+        return n  # the writer chunks every per-frame dataset; a contiguous one was checked on open
+    rows = ds.chunks[0]
+    for start in range(((n - 1) // rows) * rows, -1, -rows):
+        info = ds.id.get_chunk_info_by_coord((start,) + (0,) * (ds.ndim - 1))
+        if info.byte_offset is not None and info.byte_offset + info.size <= size:
+            break
+        n = start  # this chunk never reached the disk: its rows would read as zeros
+    return n
+
+
+def _whole_jpeg(frames: h5py.Dataset, i: int) -> bool:
+    try:
+        data = frames[i]
+    except Exception:  # noqa: BLE001 - its bytes lie past the end of a cut-short file
+        return False
+    return len(data) > 4 and bytes(data[:2]) == b"\xff\xd8" and bytes(data[-2:]) == b"\xff\xd9"
+
 REQUIRED = ("frames", "actions", "timestamps", "frame_numbers")
 
 
@@ -460,23 +536,50 @@ class Session:
             raise SessionFileError(f"{self.path} is a folder, not a session file")
         if not self.path.is_file():  # a FIFO or a device would block or never end
             raise SessionFileError(f"{self.path} is not a regular file, so not a session file")
+        self._raw: _CutShortFile | None = None  # set when the file is shorter than HDF5's header says
         try:
             # A reader takes no HDF5 file lock: a session being recorded (the writer holds the lock)
             # still opens, up to its last flush, as a killed recorder's file does.
             self._file = h5py.File(self.path, mode, **({"locking": False} if mode == "r" else {}))
         except Exception as exc:  # noqa: BLE001 - OSError mostly; HDF5 raises others on odd files
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            reason = "truncated or corrupt" if "signature" in text or "truncated" in text else text
-            raise SessionFileError(f"{self.path} is not a readable KartStudio session ({reason})") from None
+            if "truncated file" in text and mode == "r":
+                self._file = self._open_cut_short()
+            elif "truncated file" in text:
+                raise SessionFileError(f"{self.path} was cut short by a failed save: its frames can be read "
+                                       "but not changed") from None
+            else:
+                reason = "truncated or corrupt" if "signature" in text or "truncated" in text else text
+                raise SessionFileError(f"{self.path} is not a readable KartStudio session ({reason})") from None
         try:
             self._check()
         except SessionFileError:
-            self._file.close()
+            self.close()
             raise
         except Exception as exc:  # noqa: BLE001 - damage the checks above did not foresee
-            self._file.close()
+            self.close()
             raise SessionFileError(f"{self.path} is damaged ({type(exc).__name__}: {_shown(str(exc))}); "
                                    "re-record or delete it") from None
+
+    def _open_cut_short(self) -> h5py.File:
+        """A save that failed (disk full) after HDF5 wrote its header but not the data after it
+        leaves a file shorter than the header claims, and HDF5 refuses it whole. Read it through
+        a file object that reads zeros past the end, so HDF5 sees the size it expects;
+        _flushed_rows then keeps only the frames whose bytes are really in the file."""
+        try:
+            self._raw = _CutShortFile(self.path)
+            return h5py.File(self._raw, "r")
+        except Exception as exc:  # noqa: BLE001 - the header itself is damaged
+            if self._raw is not None:
+                self._raw.close()
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SessionFileError(f"{self.path} is not a readable KartStudio session (truncated or corrupt: "
+                                   f"{_shown(text)})") from None
+
+    @property
+    def cut_short(self) -> bool:
+        """True when a failed save left the file shorter than HDF5's header says (read-only then)."""
+        return self._raw is not None
 
     def _check(self) -> None:
         f = self._file
@@ -498,7 +601,7 @@ class Session:
             self.meta = SessionMeta.from_attrs(f.attrs)
             _attr_flag(f.attrs, "complete")
             self._n = self._check_datasets()
-            if not self.complete:
+            if not self.complete or self._raw is not None:  # a cut-short file may have lost any row
                 self._n = self._flushed_rows(self._n)
         except SessionFileError as exc:
             raise SessionFileError(f"{self.path} is damaged: {exc}; re-record or delete it") from None
@@ -554,6 +657,9 @@ class Session:
         When another program fills the disk during a save, HDF5 may have written the new row
         count but not all the rows: keep the frames whose timestamps run forward and whose
         pixels are stored inside the file (the rest read back as zeros)."""
+        size = self.path.stat().st_size
+        if self._raw is not None:  # a cut-short file: every label's bytes must be in it too
+            n = min(n, *(_rows_in_file(self._file[name], n, size) for name in FRAME_ROWS if name in self._file))
         tail = max(0, n - 2 * 4096)  # a save touches at most the last timestamp chunk or two
         t = np.asarray(self._file["timestamps"][tail:n], dtype=np.float64)
         bad = ~np.isfinite(t)
@@ -564,8 +670,10 @@ class Session:
             n = tail + int(np.argmax(bad))
         frames = self._file["frames"]
         if self.meta.codec == "jpeg":
+            if self._raw is not None:  # a frame whose bytes lie past the end reads as zeros or fails
+                while n > 0 and not _whole_jpeg(frames, n - 1):
+                    n -= 1
             return n
-        size = self.path.stat().st_size
         for _ in range(4096):  # a save holds well under that many frames
             if n == 0:
                 break
@@ -696,6 +804,8 @@ class Session:
 
     def close(self) -> None:
         self._file.close()
+        if self._raw is not None:
+            self._raw.close()
 
     def __enter__(self) -> "Session":
         return self
