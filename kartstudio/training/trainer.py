@@ -412,7 +412,7 @@ class Trainer:
             result_epoch = epoch + 1
             _write_json(ckpt / "state.json", state)
             if writer is not None:
-                scalars = {"loss": train_loss, "val_loss": val_loss, "samples_per_s": rate}
+                scalars = {"loss": train_loss, "val_loss": val_loss, "samples_per_s": rate, "input_wait": waited / elapsed}
                 _write_scalars(writer, epoch + 1, {k: v for k, v in scalars.items() if v is not None})
             if self.on_epoch is not None:
                 epoch_s = (time.monotonic() - run_start) / (epoch + 1 - first)
