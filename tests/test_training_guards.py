@@ -89,3 +89,17 @@ def test_an_unfinished_first_epoch_leaves_no_checkpoint_folder(tmp_path, session
     assert result.cancelled and result.model_path is None and result.epochs_done == 0
     assert not (tmp_path / "m.checkpoints").exists()
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_a_frame_that_does_not_decompress_mid_training_is_named(tmp_path, capsys):
+    """Read on TensorFlow's threads, the error still reaches the user as one line naming the file."""
+    path = write_synthetic_session(tmp_path / "a.h5", 60, seed=3, size=SMALL, distinct=8)
+    with SessionDataset([path], batch_size=10) as ds:
+        offset, size = int(ds.index.offsets[30]), int(ds.index.sizes[30])
+    with open(path, "r+b") as f:  # the index is fine (the file opens); one frame's bytes are not
+        f.seek(offset)
+        f.write(b"\0" * size)
+    assert main(["train", str(path), "-o", str(tmp_path / "m.keras"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{path} is damaged: frame 30 does not decompress") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "m.checkpoints").exists()

@@ -373,8 +373,19 @@ class _BatchSource:
 
     parallel_reads: int = 2
 
+    failure: KartStudioError | None = None  # the first read error, for the one-line message
+
     def _read(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._frames(positions), self.actions[positions]
+        try:
+            return self._frames(positions), self.actions[positions]
+        except KartStudioError as exc:  # TensorFlow wraps it in a long error of its own
+            self.failure = self.failure or exc
+            raise
+
+    def raise_failure(self) -> None:
+        """Raise the read error behind a TensorFlow error from this dataset's pipeline, if any."""
+        if self.failure is not None:
+            raise self.failure
 
     def _load(self, positions, flip, gain, shift):
         frames, actions = tf.numpy_function(self._read, [positions], (tf.uint8, tf.float32), stateful=False)

@@ -282,6 +282,11 @@ class Trainer:
             if result.model_path is not None and button_thresholds(model) is not None:
                 result.thresholds = calibrate_thresholds(result.model_path, val if val is not None else train)
             return result
+        except tf.errors.OpError:
+            for dataset in (train, val):  # a damaged frame: name the file, not TensorFlow's wrapper
+                if dataset is not None:
+                    dataset.raise_failure()
+            raise
         finally:
             train.close()
             if val is not None:
