@@ -18,8 +18,10 @@ from kartstudio.session import (
     FORMAT_VERSION,
     SessionMeta,
     SessionWriter,
+    claim_session_path,
     find_sessions,
     new_session_path,
+    session_name,
     open_session,
     set_excluded,
 )
@@ -187,3 +189,21 @@ def test_sigkill_during_recording_keeps_every_flushed_frame(tmp_path):
             assert f["actions"].shape[0] >= n
         with open_session(path) as s:
             assert len(s) == n and not s.complete
+
+
+def test_one_naming_rule_for_shown_automatic_and_typed_names(tmp_path):
+    when = 1_700_000_000
+    shown = session_name("Luigi's Raceway!", 2, when)  # what the Record tab shows before recording
+    assert shown.endswith("-Luigi-s-Raceway-p2.h5") and shown[:15].replace("-", "").isdigit()
+    assert new_session_path(tmp_path, "Luigi's Raceway!", 2, when).name == shown
+    assert new_session_path(tmp_path, "Luigi's Raceway!", 2, when).name == shown.replace("-p2.h5", "-p2-2.h5")
+    typed = claim_session_path(tmp_path, " my run ")
+    assert typed == tmp_path / "my run.h5" and typed.exists() and typed.stat().st_size == 0
+    assert claim_session_path(tmp_path, "sub/deeper.h5") == tmp_path / "sub" / "deeper.h5"
+    for name, why in (("my run", "already exists"), ("  ", "name is empty")):
+        with pytest.raises(SessionFileError, match=why) as exc:
+            claim_session_path(tmp_path, name)
+        assert "\n" not in str(exc.value)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SessionFileError, match="cannot create the folder"):
+        claim_session_path(tmp_path, "file/under-a-file")

@@ -8,7 +8,6 @@ queue) happens on a helper thread, so the window keeps repainting at every step.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,14 +18,9 @@ from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import ImageView, NameLabel, Notice, describe_error
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter
+from kartstudio.session import claim_session_path, named_session_path, new_session_path, session_name
 
 REFRESH_MS = 33  # previews and meters at ~30 Hz, whatever the game's rate
-
-
-def proposed_name(track: str, seat: int, when: float | None = None) -> str:
-    """The name new_session_path would pick (before any -2 suffix), shown until the user edits it."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in track.strip()).strip("-.") or "track"
-    return f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}-{safe}-p{seat}.h5"
 
 
 class SeatPanel(QtWidgets.QGroupBox):
@@ -135,7 +129,7 @@ class SeatPanel(QtWidgets.QGroupBox):
     # -- file names --------------------------------------------------------------------------------
     def refresh_name(self) -> None:
         if not self.name_edited and not self.recording:
-            self.name_edit.setText(proposed_name(self.game.track(), self.seat))
+            self.name_edit.setText(session_name(self.game.track(), self.seat))
 
     def _on_name_edited(self, text: str) -> None:
         self.name_edited = bool(text.strip())
@@ -145,33 +139,16 @@ class SeatPanel(QtWidgets.QGroupBox):
 
     def reserve_path(self) -> Path:
         """The file this seat records to, claimed exclusively (never an existing file)."""
-        from kartstudio.session import new_session_path
-
-        folder = self.folder()
         if not self.name_edited:
-            path = new_session_path(folder, self.game.track(), self.seat)
+            path = new_session_path(self.folder(), self.game.track(), self.seat)
             self.name_edit.setText(path.name)
             return path
-        name = self.name_edit.text().strip()
-        if not name.endswith(".h5"):
-            name += ".h5"
-        path = Path(name).expanduser()
-        if not path.is_absolute():
-            path = folder / path
+        wanted = named_session_path(self.folder(), self.name_edit.text())
         if self.partner is not None and self.partner.path is not None and self.partner.recording \
-                and self.partner.path.resolve() == path.resolve():
-            raise KartStudioError(f"seat {self.seat}'s file {path.name} is seat {self.partner.seat}'s file too; "
+                and self.partner.path.resolve() == wanted.resolve():
+            raise KartStudioError(f"seat {self.seat}'s file {wanted.name} is seat {self.partner.seat}'s file too; "
                                   "give each seat its own name")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            raise KartStudioError(f"{path} already exists; KartStudio never overwrites a recording: "
-                                  "choose another name") from None
-        except OSError as exc:
-            raise KartStudioError(f"cannot create {path}: {exc.strerror}; choose another name or folder") from None
-        os.close(fd)
-        return path
+        return claim_session_path(self.folder(), self.name_edit.text())
 
     # -- recording ---------------------------------------------------------------------------------
     @property

@@ -6,7 +6,6 @@ the next launch; a paired pad that is not plugged in is named, so the user knows
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from kartstudio.configfile import need, read_json_config
