@@ -88,82 +88,118 @@ class Recorder:
             meta = replace(meta, seat=seat, capture_region=tuple(self.layout.regions[seat]))
             self.seats[seat] = SeatRecording(seat, meta, pad)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        # _lock: the seats' active flags and labelling, so seats started or stopped in one call
+        # start or stop on the same frame. _control: the writer thread's start and end.
         self._lock = threading.Lock()
+        self._control = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    def arm(self, seat: int, meta: SessionMeta, pad: PadSource | None) -> None:
+        """Set (or add) what `seat` records next: its file's meta and its pad. Not while it records."""
+        with self._lock:
+            rec = self.seats.get(seat)
+            if rec is not None and (rec.active or rec.writer is not None):
+                raise RecordingError(f"seat {seat} is still recording; stop it before changing what it records")
+            meta = replace(meta, seat=seat, capture_region=tuple(self.layout.regions[seat]))
+            self.seats[seat] = SeatRecording(seat, meta, pad)
 
     # -- control ---------------------------------------------------------------------------------
     def start(self, seats: Iterable[int] | None = None, paths: dict[int, Path] | None = None) -> dict[int, Path]:
-        """Open a new file for each of `seats` (default: all) and start recording them.
+        """Open a new file for each of `seats` (default: all) and start recording them, all from
+        the same frame. All or nothing: if one file cannot be opened, none starts (and the files
+        this call opened are removed).
 
-        paths: explicit file names per seat (the GUI lets the user edit them); they must not exist.
+        paths: explicit file names per seat (the GUI lets the user edit them); they must not exist
+        or be empty files the caller claimed.
         """
-        started = {}
-        for seat in list(seats) if seats is not None else list(self.seats):
-            rec = self.seats[seat]
-            if rec.active:
-                continue
-            if paths and seat in paths:
-                rec.path = Path(paths[seat])
-                rec.path.parent.mkdir(parents=True, exist_ok=True)
-            else:
-                rec.path = new_session_path(self.folder, rec.meta.track, seat)
-            rec.writer = SessionWriter(rec.path, rec.meta)
-            rec.counters = SeatCounters()
-            rec.error = None
-            rec.pending = []
-            if rec.pad is not None:
-                rec.pad.drain()  # samples from before the start belong to no frame of this session
-            rec.active = True
-            started[seat] = rec.path
-        self._ensure_writer()
-        return started
+        chosen = [s for s in (list(seats) if seats is not None else list(self.seats)) if not self.seats[s].active]
+        opened: dict[int, tuple[Path, SessionWriter]] = {}
+        try:
+            for seat in chosen:
+                rec = self.seats[seat]
+                if paths and seat in paths:
+                    path = Path(paths[seat])
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                else:
+                    path = new_session_path(self.folder, rec.meta.track, seat)
+                    opened[seat] = (path, None)  # ours: removed if this start fails
+                opened[seat] = (path, SessionWriter(path, rec.meta))
+        except BaseException:
+            for path, writer in opened.values():  # a file the caller named and we could not open stays
+                if writer is not None:
+                    writer.close()
+                path.unlink(missing_ok=True)
+            raise
+        with self._lock:  # the game loop labels frames under this lock: every seat starts on one frame
+            for seat, (path, writer) in opened.items():
+                rec = self.seats[seat]
+                rec.path, rec.writer = path, writer
+                rec.counters = SeatCounters()
+                rec.error = None
+                rec.pending = []
+                rec.last_state = NEUTRAL
+                if rec.pad is not None:
+                    rec.pad.drain()  # samples from before the start belong to no frame of this session
+                rec.active = True
+        with self._control:
+            self._ensure_writer()
+        return {seat: path for seat, (path, _) in opened.items()}
 
     def stop(self, seats: Iterable[int] | None = None) -> dict[int, Path]:
-        """Stop recording `seats` (default: all): everything queued is written, files closed."""
+        """Stop recording `seats` (default: all), all after the same frame: everything queued
+        for them is written and their files closed. Other seats keep recording meanwhile."""
         chosen = list(seats) if seats is not None else list(self.seats)
-        for seat in chosen:
-            self.seats[seat].active = False
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(("close", chosen))
-            self._queue.join()
-        else:  # stopped before (or never started): nothing is queued, close here
+        with self._lock:
             for seat in chosen:
-                self._close(seat)
-        if not any(r.active for r in self.seats.values()):
-            self._stop_writer()
+                self.seats[seat].active = False
+        closed = None
+        with self._control:
+            if self._thread is not None and self._thread.is_alive():
+                # wait for this close only: the queue may never empty while another seat records
+                closed = threading.Event()
+                self._queue.put(("close", chosen, closed))
+            else:  # stopped before (or never started): nothing is queued, close here
+                for seat in chosen:
+                    self._close(seat)
+        if closed is not None:
+            closed.wait()
+        with self._control:
+            if not self.recording:
+                self._stop_writer()
         return {s: self.seats[s].path for s in chosen if self.seats[s].path is not None}
 
     @property
     def recording(self) -> bool:
-        return any(r.active for r in self.seats.values())
+        return any(r.active for r in list(self.seats.values()))
 
     def counters(self) -> dict[int, SeatCounters]:
-        return {seat: replace(rec.counters) for seat, rec in self.seats.items()}
+        return {seat: replace(rec.counters) for seat, rec in list(self.seats.items())}
 
     # -- the game loop's side --------------------------------------------------------------------
     def on_frame(self, frame: Frame) -> None:
         """Label `frame` for each recording seat and queue it for writing. Never blocks."""
         items = []
-        for seat, rec in self.seats.items():
-            if not rec.active:
-                continue
-            samples = self._samples_until(rec, frame.timestamp)
-            exact = frame.inputs.get(seat) if frame.inputs else None
-            label = exact if exact is not None else aggregate((s.state for s in samples), rec.last_state)
-            if samples:  # with no new sample the pad still reads as its last sample, not as the aggregate
-                rec.last_state = samples[-1].state
-            rec.counters.captured += 1
-            if rec.paused:
-                rec.counters.paused += 1
-                continue
-            items.append((seat, label, samples))
-        if not items:
-            return
-        try:
-            self._queue.put_nowait(("frame", frame, items))
-        except queue.Full:
-            for seat, _, _ in items:
-                self.seats[seat].counters.dropped += 1
+        with self._lock:
+            for seat, rec in self.seats.items():
+                if not rec.active:
+                    continue
+                samples = self._samples_until(rec, frame.timestamp)
+                exact = frame.inputs.get(seat) if frame.inputs else None
+                label = exact if exact is not None else aggregate((s.state for s in samples), rec.last_state)
+                if samples:  # with no new sample the pad still reads as its last sample, not as the aggregate
+                    rec.last_state = samples[-1].state
+                rec.counters.captured += 1
+                if rec.paused:
+                    rec.counters.paused += 1
+                    continue
+                items.append((seat, label, samples))
+            if not items:
+                return
+            try:  # still under the lock: a seat stopped from now on has this frame queued before its close
+                self._queue.put_nowait(("frame", frame, items))
+            except queue.Full:
+                for seat, _, _ in items:
+                    self.seats[seat].counters.dropped += 1
 
     def _samples_until(self, rec: SeatRecording, t: float) -> list[PadSample]:
         """The seat's pad samples taken up to time t; later ones wait for the next frame."""
@@ -213,12 +249,16 @@ class Recorder:
                     for seat, label, samples in items:
                         self._write(seat, frame, label, samples)
                 elif kind == "close":
-                    for seat in payload[0]:
-                        self._close(seat)
+                    chosen, closed = payload
+                    try:
+                        for seat in chosen:
+                            self._close(seat)
+                    finally:
+                        closed.set()
                 elif kind == "quit":
                     return
                 if time.monotonic() - last_flush >= FLUSH_INTERVAL:
-                    for rec in self.seats.values():
+                    for rec in list(self.seats.values()):
                         if rec.writer is not None:
                             self._guarded(rec, rec.writer.flush)
                     last_flush = time.monotonic()
