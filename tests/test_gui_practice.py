@@ -47,6 +47,8 @@ def test_record_session_writes_two_distinct_seat_files(window, qtbot):
         # the two halves differ: seat 1 is the top of the split screen, seat 2 the bottom
         assert (s1.frame(len(s1) - 1) != s2.frame(len(s2) - 1)).any()
         assert (s1.codec, s2.codec) == ("lossless", "jpeg") and s2.frame(3).shape == s1.frame(3).shape
+        # one Recorder for both seats: the button starts and stops them on the same frames
+        assert list(s1.frame_numbers[:]) == list(s2.frame_numbers[:])
     assert all(s.x == -60 and s.a for s in late1) and all(s.x == 50 and s.b for s in late2)
     assert window.datasets_tab.table.rowCount() == 2  # the browser lists them at once
     window.stop_game()

@@ -1,24 +1,25 @@
 """The Record tab: one panel per seat (live preview of its half, pad meter, file name, counters,
 its own record toggle) and one 'Record session' button for both seats.
 
-Each seat records through its own kartstudio.recorder.Recorder, fed by the game loop thread;
-the recorder only queues on that thread and writes on its own, and stopping (which drains the
-queue) happens on a helper thread, so the window keeps repainting at every step.
+Both seats record through one kartstudio.recording.RecordingDesk (one Recorder, fed by the game
+loop thread): 'Record session' starts both seats on the same frame, a seat's own toggle starts or
+stops it alone. The desk names the files, refuses what cannot start and stops a seat in trouble;
+the panels only show it. Stopping drains the writer's queue on a helper thread, so the window
+keeps repainting at every step.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import ImageView, NameLabel, Notice, describe_error
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter
-from kartstudio.session import claim_session_path, named_session_path, new_session_path, session_name
+from kartstudio.recording import Finished, RecordingDesk, SeatPlan
+from kartstudio.session import SessionMeta, session_name
 
 REFRESH_MS = 33  # previews and meters at ~30 Hz, whatever the game's rate
 
@@ -27,18 +28,15 @@ class SeatPanel(QtWidgets.QGroupBox):
     recording_changed = QtCore.pyqtSignal()
     saved = QtCore.pyqtSignal(str)  # path of a finished session file
 
-    def __init__(self, seat: int, game: GameController, parent=None) -> None:
+    def __init__(self, seat: int, game: GameController, desk: RecordingDesk, parent=None) -> None:
         super().__init__(f"Seat {seat} — {'top' if seat == 1 else 'bottom'} half", parent)
         self.seat = seat
         self.game = game
-        self.recorder = None
-        self.path: Path | None = None
+        self.desk = desk
+        self.path: Path | None = None  # the file it records to, or last recorded
         self.name_edited = False
-        self._stopping: threading.Thread | None = None
-        self._error = ""
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
-        self.partner: SeatPanel | None = None
         self._unplugged = False
 
         v = QtWidgets.QVBoxLayout(self)
@@ -134,59 +132,11 @@ class SeatPanel(QtWidgets.QGroupBox):
     def _on_name_edited(self, text: str) -> None:
         self.name_edited = bool(text.strip())
 
-    def folder(self) -> Path:
-        return self.game.settings.sessions_folder
-
-    def reserve_path(self) -> Path:
-        """The file this seat records to, claimed exclusively (never an existing file)."""
-        if not self.name_edited:
-            path = new_session_path(self.folder(), self.game.track(), self.seat)
-            self.name_edit.setText(path.name)
-            return path
-        wanted = named_session_path(self.folder(), self.name_edit.text())
-        if self.partner is not None and self.partner.path is not None and self.partner.recording \
-                and self.partner.path.resolve() == wanted.resolve():
-            raise KartStudioError(f"seat {self.seat}'s file {wanted.name} is seat {self.partner.seat}'s file too; "
-                                  "give each seat its own name")
-        return claim_session_path(self.folder(), self.name_edit.text())
-
-    # -- recording ---------------------------------------------------------------------------------
-    @property
-    def recording(self) -> bool:
-        return self.recorder is not None and self._stopping is None
-
-    @property
-    def busy(self) -> bool:
-        return self._stopping is not None
-
-    def _on_toggle(self) -> None:
-        if self.recording:
-            self.stop()
-        else:
-            self.start()
-        self.toggle.setChecked(self.recording)
-
-    def start(self) -> bool:
-        """Start recording this seat; False (with the reason shown) if it cannot."""
-        if self.recording or self.busy:
-            return self.recording
+    def plan(self) -> SeatPlan:
+        """What this seat records, as its widgets say (the desk names and claims the file)."""
         loop = self.game.loop
-        if loop is None or not loop.status.running:
-            self.notice.show_message("Start the game first (▶ Start at the top), then record.", "warning")
-            self.toggle.setChecked(False)
-            return False
-        from kartstudio.recorder import Recorder
-        from kartstudio.session import SessionMeta
-
         choice = self.current_choice()
         pad = choice.pad if choice is not None and choice.pad is not None else loop.applied_pad(self.seat)
-        other = self.partner
-        if other is not None and other.recording and other.recorder.seats[other.seat].pad is pad:
-            self.notice.show_message(f"Seat {other.seat} is already recording {pad.name}; one pad cannot record "
-                                     "both seats. Choose another pad for this seat.", "error")
-            self.toggle.setChecked(False)
-            return False
-        backend = self.game.backend
         meta = SessionMeta(
             game=self.game.game_name(),
             track=self.game.track(),
@@ -197,56 +147,69 @@ class SeatPanel(QtWidgets.QGroupBox):
             jpeg_quality=int(self.game.settings.jpeg_quality),
             kind="play",
             source="kartstudio-gui",
-            fps=float(getattr(backend, "fps", 30.0)),
+            fps=float(getattr(self.game.backend, "fps", 30.0)),
             extra={"driver": choice.label if choice else ""},
         )
-        try:
-            path = self.reserve_path()
-            recorder = Recorder(path.parent, {self.seat: (meta, pad)}, layout=backend.layout, on_error=self._on_error)
-            recorder.start(paths={self.seat: path})
-        except Exception as exc:  # noqa: BLE001 - shown in the panel
-            self.notice.show_message(describe_error(exc), "error")
-            self.toggle.setChecked(False)
-            return False
+        return SeatPlan(meta, pad, self.name_edit.text() if self.name_edited else None)
+
+    # -- recording ---------------------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self.desk.recording(self.seat)
+
+    @property
+    def busy(self) -> bool:
+        return self.desk.busy(self.seat)
+
+    @property
+    def recorder(self):
+        """The Recorder this seat records through (shared with the other seat), while it does."""
+        return self.desk.recorder if self.recording or self.busy else None
+
+    def _on_toggle(self) -> None:
+        if self.recording:
+            self.stop()
+        else:
+            self.start()
+        self.toggle.setChecked(self.recording)
+
+    def start(self) -> bool:
+        """Start recording this seat alone; False (with the reason shown) if it cannot."""
+        return start_seats(self.game, self.desk, [self])[self.seat]
+
+    def show_started(self, path: Path) -> None:
         self.path = path
-        self.recorder = recorder
-        self._error = ""
+        self.name_edit.setText(path.name)
         self.notice.clear_message()
         self._fps_mark = (time.monotonic(), 0)
-        loop.add_consumer(recorder)
         self.name_edit.setReadOnly(True)
         self.codec_box.setEnabled(False)
         self.toggle.setChecked(True)
         self.toggle.setText(f"■ Stop seat {self.seat}")
         self.last_saved.setText(f"recording to {path.name}")
         self.recording_changed.emit()
-        return True
+
+    def show_refused(self, why: str) -> None:
+        self.notice.show_message(why, "error")
+        self.toggle.setChecked(False)
 
     def stop(self, wait: bool = False) -> None:
-        """Stop this seat; its queue is written and the file closed on a helper thread."""
-        recorder = self.recorder
-        if recorder is None or self._stopping is not None:
-            if wait and self._stopping is not None:
-                self._stopping.join()
-                self._finish_stop()
-            return
-        if self.game.loop is not None:
-            self.game.loop.remove_consumer(recorder)
-        self._stopping = threading.Thread(target=recorder.stop, name=f"kartstudio-stop-seat{self.seat}", daemon=True)
-        self._stopping.start()
-        self.toggle.setEnabled(False)
-        self.toggle.setText("finishing…")
-        if wait:
-            self._stopping.join()
-            self._finish_stop()
+        """Stop this seat alone; its queue is written and the file closed on a helper thread."""
+        self.desk.stop([self.seat], wait=wait)
+        self.sync()
 
-    def _finish_stop(self) -> None:
-        recorder, path = self.recorder, self.path
-        if recorder is None:
-            return
-        written = recorder.counters()[self.seat].written
-        self.recorder = None
-        self._stopping = None
+    def sync(self) -> None:
+        """Show what the desk reports for this seat: its error, its finished file, its button."""
+        update = self.desk.poll(self.seat)
+        if update.error:
+            self.notice.show_message(update.error, "error")
+        if update.finished is not None:
+            self._show_finished(update.finished)
+        elif self.busy:
+            self.toggle.setEnabled(False)
+            self.toggle.setText("finishing…")
+
+    def _show_finished(self, finished: Finished) -> None:
         self.name_edited = False
         self.name_edit.setReadOnly(False)
         self.codec_box.setEnabled(True)
@@ -254,13 +217,9 @@ class SeatPanel(QtWidgets.QGroupBox):
         self.toggle.setChecked(False)
         self.toggle.setText(f"● Record seat {self.seat}")
         self.refresh_name()
-        if path is not None:
-            self.last_saved.setText(f"saved {path.name} ({written} frames)")
-            self.saved.emit(str(path))
+        self.last_saved.setText(f"saved {finished.path.name} ({finished.frames} frames)")
+        self.saved.emit(str(finished.path))
         self.recording_changed.emit()
-
-    def _on_error(self, seat: int, message: str) -> None:
-        self._error = message  # writer thread: only store it; the timer shows it
 
     # -- refresh (UI timer) ------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -283,10 +242,9 @@ class SeatPanel(QtWidgets.QGroupBox):
             state = loop.status.applied.get(self.seat)
             if state is not None:
                 self.meter.set_state(state)
-        if self._stopping is not None and not self._stopping.is_alive():
-            self._finish_stop()
-        if self.recorder is not None:
-            c = self.recorder.counters()[self.seat]
+        self.sync()
+        c = self.desk.counters(self.seat)
+        if c is not None:
             now = time.monotonic()
             t0, n0 = self._fps_mark
             if now - t0 >= 1.0:
@@ -294,11 +252,26 @@ class SeatPanel(QtWidgets.QGroupBox):
                 self._fps_mark = (now, c.written)
             extra = f" · paused {c.paused}" if c.paused else ""
             self.counters.setText(f"frames {c.written} · {self.fps:.1f} fps · dropped {c.dropped}{extra}")
-        if self._error:
-            self.notice.show_message(self._error, "error")
-            self._error = ""
-            if self.recorder is not None and self._stopping is None:
-                self.stop()
+
+
+def start_seats(game: GameController, desk: RecordingDesk, panels: list[SeatPanel]) -> dict[int, bool]:
+    """Start the panels' seats together (one frame); each refused seat shows why in its panel."""
+    loop = game.loop
+    if loop is None or not loop.status.running:
+        for panel in panels:
+            panel.show_refused("Start the game first (▶ Start at the top), then record.")
+        return {panel.seat: False for panel in panels}
+    armed = [p for p in panels if not p.recording and not p.busy]
+    try:
+        started, refused = desk.start(loop, game.settings.sessions_folder, {p.seat: p.plan() for p in armed})
+    except Exception as exc:  # noqa: BLE001 - shown in the panels
+        started, refused = {}, {p.seat: describe_error(exc) for p in armed}
+    for panel in armed:
+        if panel.seat in started:
+            panel.show_started(started[panel.seat])
+        else:
+            panel.show_refused(refused.get(panel.seat, f"seat {panel.seat} did not start"))
+    return {p.seat: p.recording for p in panels}
 
 
 class RecordTab(QtWidgets.QWidget):
@@ -323,8 +296,8 @@ class RecordTab(QtWidgets.QWidget):
         self.notice = Notice()
         v.addWidget(self.notice)
         row = QtWidgets.QHBoxLayout()
-        self.panels = {seat: SeatPanel(seat, game) for seat in (1, 2)}
-        self.panels[1].partner, self.panels[2].partner = self.panels[2], self.panels[1]
+        self.desk = RecordingDesk()
+        self.panels = {seat: SeatPanel(seat, game, self.desk) for seat in (1, 2)}
         for panel in self.panels.values():
             row.addWidget(panel)
             panel.recording_changed.connect(self._update_button)
@@ -362,14 +335,16 @@ class RecordTab(QtWidgets.QWidget):
             self._record_when_started = True
             self.notice.show_message("Starting the game; recording begins with its first frames…", "info")
             return True
-        ok = all([p.start() for p in self.panels.values()])
+        ok = all(start_seats(self.game, self.desk, list(self.panels.values())).values())
         self._update_button()
         return ok
 
     def stop_all(self, wait: bool = False) -> None:
+        """Stop every recording seat after the same frame (wait: until their files are written)."""
         self._record_when_started = False
+        self.desk.stop(wait=wait)
         for panel in self.panels.values():
-            panel.stop(wait=wait)
+            panel.sync()
         self._update_button()
 
     def refresh_drivers(self) -> None:
