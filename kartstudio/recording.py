@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kartstudio.errors import KartStudioError
 from kartstudio.pads.base import PadSource
-from kartstudio.recorder import Recorder, SeatCounters
+from kartstudio.recorder import DISK_RESERVE, Recorder, SeatCounters
 from kartstudio.session import SessionMeta, claim_session_path, named_session_path, new_session_path
 
 
@@ -52,7 +52,8 @@ class RecordingDesk:
     """The seats of one running game, recorded through one Recorder (created with the first
     seat that starts, attached to the game loop, released when the last seat's file is done)."""
 
-    def __init__(self) -> None:
+    def __init__(self, disk_reserve: int = DISK_RESERVE) -> None:
+        self.disk_reserve = disk_reserve  # see Recorder
         self.recorder: Recorder | None = None
         self.paths: dict[int, Path] = {}  # seat -> its file, while recording or finishing
         self._loop = None
@@ -98,7 +99,8 @@ class RecordingDesk:
         if not claimed:
             return {}, refused
         if self.recorder is None:
-            self.recorder = Recorder(folder, {}, layout=loop.backend.layout, on_error=self._on_error)
+            self.recorder = Recorder(folder, {}, layout=loop.backend.layout, on_error=self._on_error,
+                                     disk_reserve=self.disk_reserve)
             self._loop = loop
             loop.add_consumer(self.recorder)
         for seat in claimed:

@@ -1,7 +1,13 @@
 """The app's recording without Qt: one Recorder for both seats of a running game (the practice
 track as fast as it runs, so the loop never waits between frames)."""
 
+import json
+import subprocess
+import sys
+import textwrap
 import time
+
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +117,50 @@ def test_a_seat_that_cannot_start_is_refused_alone(loop, tmp_path):
     _finish(desk, (1,))
     assert sorted(p.name for p in tmp_path.iterdir())[-2:] == ["old.h5", "race.h5"]  # no stray empty files
     assert all(p.stat().st_size > 0 for p in tmp_path.iterdir())
+
+
+def test_a_full_disk_stops_only_its_seat_with_one_message(tmp_path):
+    """RLIMIT_FSIZE (per file, failing writes as a full disk does): seat 1, started first, reaches
+    it first and stops with one message; seat 2 records on."""
+    script = textwrap.dedent(
+        f"""
+        import json, resource, signal, sys, time
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (460_000, 460_000))
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_recording import GameLoop, PracticeBackend, RecordingDesk, ScriptedPadSource, _plan, _wait
+        loop = GameLoop(PracticeBackend(seed=3, seats=(1, 2), realtime=False, draw=False))
+        loop.start()
+        _wait(lambda: loop.status.running)
+        desk = RecordingDesk(disk_reserve=400_000)  # a seat stops when its file reaches 60 KB
+        paths = desk.start(loop, {str(tmp_path)!r}, {{1: _plan(ScriptedPadSource("a"))}})[0]
+        _wait(lambda: desk.counters(1).written >= 60)
+        paths.update(desk.start(loop, {str(tmp_path)!r}, {{2: _plan(ScriptedPadSource("b"))}})[0])
+        errors, frames = {{1: [], 2: []}}, {{}}
+        end = time.monotonic() + 60
+        while 1 not in frames and time.monotonic() < end:
+            for seat in (1, 2):
+                update = desk.poll(seat)
+                errors[seat] += [update.error] if update.error else []
+                if update.finished:
+                    frames[seat] = update.finished.frames
+            time.sleep(0.02)
+        still = desk.recording(2)
+        desk.stop(wait=True)
+        frames[2] = desk.poll(2).finished.frames
+        loop.stop()
+        loop.wait(10)
+        print(json.dumps({{"paths": {{s: str(p) for s, p in paths.items()}}, "errors": errors, "still": still,
+                          "frames": frames}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    errors, frames, paths = result["errors"], result["frames"], result["paths"]
+    assert len(errors["1"]) == 1 and not errors["2"] and result["still"]  # seat 2 went on recording
+    assert paths["1"] in errors["1"][0] and "file size limit (ulimit -f)" in errors["1"][0]
+    assert frames["1"] > 60 and frames["2"] > 5
+    for seat in ("1", "2"):
+        with open_session(paths[seat]) as s:
+            assert s.complete and len(s) == frames[seat]
