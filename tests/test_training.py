@@ -45,7 +45,8 @@ def test_streams_every_included_frame_with_its_label(sessions, tmp_path):
         x, y = _read_all(ds)
     np.testing.assert_array_equal(y, labels)  # excluded frames never served
     assert x.shape == (len(keep), 66, 200, 3)
-    np.testing.assert_allclose(x, resize_images(frames).numpy(), atol=1e-3)
+    # area-resized, then rounded to whole numbers: the pixels an in-memory uint8 66x200 array holds
+    np.testing.assert_array_equal(x, np.floor(resize_images(frames).numpy() + 0.5))
 
 
 def test_batches_are_shuffled_across_files_and_differ_per_epoch(sessions):
@@ -150,7 +151,8 @@ def _rss_mb():
 
 
 def test_memory_does_not_grow_with_the_dataset(tmp_path):
-    """Small-scale memory check: streaming 4x more frames costs no more memory than 1x.
+    """Small-scale memory check: streaming 4x more frames costs no more memory than 1x (frame
+    cache off: it holds up to its budget, checked below).
 
     The large set decodes to ~90 MB of frames; loading it whole would show that in RSS.
     """
@@ -159,7 +161,7 @@ def test_memory_does_not_grow_with_the_dataset(tmp_path):
     decoded_mb = 800 * 120 * 320 * 3 / 2**20
 
     def peak_growth(paths):
-        with SessionDataset(paths, batch_size=50) as ds:
+        with SessionDataset(paths, batch_size=50, cache_mb=0) as ds:
             before = _rss_mb()
             peak = before
             for _ in ds.batches(0):
@@ -170,6 +172,48 @@ def test_memory_does_not_grow_with_the_dataset(tmp_path):
     grow_small = peak_growth(small)
     grow_large = peak_growth(large)
     assert grow_large < grow_small + 0.2 * decoded_mb, (grow_small, grow_large, decoded_mb)
+
+
+def test_streamed_pixels_equal_the_in_memory_array_whether_read_or_cached(sessions):
+    """The network sees the same pixels whether a frame comes from its file or from the frame
+    cache, and the same as TensorKart's in-memory 66x200 uint8 array of those frames (built here
+    on its own, not through the dataset): every batch of 2 epochs, augmented and oversampled, the
+    second epoch mixing held and read frames in its batches."""
+    frames, labels = [], []
+    for path in sessions:
+        with open_session(path) as s:
+            frames.append(s.frames[:])
+            labels.append(s.actions[:])
+    resized = resize_images(np.concatenate(frames)).numpy()
+    array = np.floor(resized + 0.5).astype(np.uint8)
+    options = dict(batch_size=32, augment=True, seed=3, turn_oversample=2.0)
+    memory = ArrayDataset(array, np.concatenate(labels), **options)
+    per_frame_mb = 66 * 200 * 3 / 2**20
+    with SessionDataset(sessions, cache_mb=200 * per_frame_mb, **options) as stream:  # 200 of the 480 frames
+        for (xa, ya), (xb, yb) in zip(stream.pipeline(epochs=2), memory.pipeline(epochs=2), strict=True):
+            np.testing.assert_array_equal(xa.numpy(), xb.numpy())
+            np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+        assert stream.cache["held"] == 200
+
+
+def test_later_epochs_read_only_the_frames_the_cache_does_not_hold(sessions, monkeypatch):
+    from kartstudio.training import dataset
+
+    read = []
+    original = dataset._Reader.read
+    monkeypatch.setattr(dataset._Reader, "read", lambda self, positions: read.append(len(positions)) or original(self, positions))
+    per_frame_mb = 66 * 200 * 3 / 2**20
+    with SessionDataset(sessions, batch_size=40, cache_mb=300 * per_frame_mb) as ds:
+        assert ds.cache["capacity"] == 300 and ds.cache["mb"] == 0  # nothing held (or allocated) before a read
+        counts = []
+        for epoch in range(3):
+            read.clear()
+            for _ in ds.batches(epoch):
+                pass
+            counts.append(sum(read))
+        assert counts == [480, 180, 180] and ds.cache["held"] == 300
+    with pytest.raises(KartStudioError, match="cache size"):
+        SessionDataset(sessions, cache_mb=-1)
 
 
 def test_training_lowers_the_loss(sessions, tmp_path):

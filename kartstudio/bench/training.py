@@ -209,14 +209,26 @@ def _device() -> str:
     return f"GPU:0 ({gpu})" if gpu else "CPU"
 
 
+def _fill_cache(data, batches) -> float:
+    """Read (untimed, without training) until the frame cache is full or a whole epoch was read:
+    the RAM a long run reaches, and the state of every epoch after the first. Seconds taken."""
+    t0 = time.monotonic()
+    for _ in range(data.steps_per_epoch):
+        if data.cache["held"] >= data.cache["capacity"]:
+            break
+        next(batches)
+    return round(time.monotonic() - t0, 1)
+
+
 def measure_streaming(paths: list[str], batch_size: int, samples: int, seconds: float) -> dict:
-    """Train from session files for `samples` samples (or `seconds`): samples/s, the share of
-    the time spent waiting for input, and peak RSS."""
+    """Train from session files for `samples` samples (or `seconds`), the frame cache filled
+    first: samples/s, the share of the time spent waiting for input, peak RSS, what the cache holds."""
     from kartstudio.training.dataset import SessionDataset
 
     data = SessionDataset(paths, batch_size=batch_size, seed=0)
     step = _train_step()
     batches = iter(data.pipeline())  # one pipeline, epoch after epoch, as the Trainer runs
+    fill_s = _fill_cache(data, batches)
     for _ in range(5):  # tracing and warm-up, not timed
         float(step(*next(batches)))
     rss, timed, waited, start = [], 0, 0.0, time.monotonic()
@@ -235,30 +247,42 @@ def measure_streaming(paths: list[str], batch_size: int, samples: int, seconds: 
         "input_wait_share": round(waited / elapsed, 3),
         "peak_rss_mb": round(_rss_peak_mb(), 1),
         "steady_rss_mb": round(float(np.median(rss)), 1),
+        "cache": {**data.cache, "share": round(data.cache["held"] / data.frames, 3), "fill_s": fill_s},
         "device": _device(),
     }
 
 
-def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int, seconds: float) -> dict:
+def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int, seconds: float,
+                                after_first_epoch: bool = False, cache_mb: float | None = None) -> dict:
     """Samples/s from session files vs from an in-memory array of the same frames, same model.
 
     The in-memory side is TensorKart's way: every frame decoded and resized to 66x200 into one
-    uint8 array first. Both are iterated as the Trainer does (one pipeline for the run, epochs
+    uint8 array first (`memory_load_s`, not counted in its samples/s); the streaming side serves
+    the very same pixels. Both are iterated as the Trainer does (one pipeline for the run, epochs
     back to back), so with 600-frame sessions an epoch boundary comes every 12 batches. The two
     alternate in short rounds (5 batches) on one model, taking turns to go first, and the figure
     is the median of the per-pair ratios: this machine is shared, and a burst of someone else's
     work then lands on one pair instead of skewing a whole total.
-    """
-    from kartstudio.training.dataset import ArrayDataset, SessionDataset
 
-    stream = SessionDataset(paths, batch_size=batch_size, seed=0)
-    with SessionDataset(paths, batch_size=256, shuffle=False) as reader:
+    after_first_epoch: the streaming side reads its first epoch before timing (untimed, without
+    training), so the figures are those of every later epoch. cache_mb: the streaming side's frame
+    cache (None: the default; 0: none, so every epoch reads the files, as a first epoch does).
+    """
+    from kartstudio.training.dataset import CACHE_MB, ArrayDataset, SessionDataset
+
+    stream = SessionDataset(paths, batch_size=batch_size, seed=0, cache_mb=CACHE_MB if cache_mb is None else cache_mb)
+    t0 = time.monotonic()
+    with SessionDataset(paths, batch_size=256, shuffle=False, cache_mb=0) as reader:
         images = np.empty((reader.frames, 66, 200, 3), np.uint8)
         for k, (x, _) in enumerate(reader.batches(0)):
-            images[k * 256 : k * 256 + len(x)] = np.asarray(x + 0.5, np.uint8)
+            images[k * 256 : k * 256 + len(x)] = np.asarray(x, np.uint8)  # whole numbers already: exact
         memory = ArrayDataset(images, reader.actions.copy(), batch_size=batch_size, seed=0)
+    load_s = time.monotonic() - t0
     step = _train_step()
     sources = {"stream": iter(stream.pipeline()), "memory": iter(memory.pipeline())}
+    if after_first_epoch:
+        for _ in range(stream.steps_per_epoch):
+            next(sources["stream"])
     for it in sources.values():
         for _ in range(5):
             float(step(*next(it)))
@@ -301,6 +325,9 @@ def compare_streaming_to_memory(paths: list[str], batch_size: int, samples: int,
         "ratio": round(float(np.median(ratios)), 3),
         "ratio_quartiles": [round(float(q), 3) for q in np.percentile(ratios, [25, 75])],
         "pairs": len(ratios),
+        "after_first_epoch": after_first_epoch,
+        "cache": {**stream.cache, "share": round(stream.cache["held"] / stream.frames, 3)},
+        "memory_load_s": round(load_s, 1),
         "device": _device(),
     }
 
@@ -377,10 +404,15 @@ def bench_train(
         names = lambda ps: [str(p) for p in ps]  # noqa: E731
         stream_small = _child("measure_streaming", names(small), batch_size, samples, seconds)
         stream_large = _child("measure_streaming", names(large), batch_size, samples, seconds)
+        # short epochs: 10 of them at the defaults, the first (reading the files) included
         short = _child("compare_streaming_to_memory", names(small[:1]), batch_size, samples, 2 * seconds)
-        # a set of one file is its own short-epoch case
+        # long epochs: every epoch after the first (frames from the cache as far as it holds them),
+        # and the first epoch, which is also every epoch of a set far larger than the cache
+        # (a set of one file is its own short-epoch case)
         compare = short if len(small) == 1 else _child("compare_streaming_to_memory", names(small), batch_size,
-                                                       samples, 2 * seconds)
+                                                       samples, 2 * seconds, True)
+        first = None if len(small) == 1 else _child("compare_streaming_to_memory", names(small), batch_size,
+                                                    samples, seconds, False, 0)
         result = {
             "frames_source": "the practice track's pictures (expert driving) with capture noise"
             if source == "practice" else "synthetic road pictures",
@@ -394,8 +426,10 @@ def bench_train(
             "peak_rss_ratio_large_vs_small": round(stream_large["peak_rss_mb"] / stream_small["peak_rss_mb"], 3),
             "compare_short": short,
             "compare": compare,
+            "compare_first_epoch": first,
             "streaming_vs_memory_short": short["ratio"],
             "streaming_vs_memory": compare["ratio"],
+            "streaming_vs_memory_first_epoch": None if first is None else first["ratio"],
             "samples_per_s": stream_small["samples_per_s"],
             "input_wait_share": stream_small["input_wait_share"],
             "device": stream_small["device"],

@@ -6,8 +6,11 @@ gzip chunk) and its 5 labels: about 40 bytes a frame. Each batch then reads just
 threads ``pread`` the chunks and inflate them (ISA-L or zlib), both of which release the GIL, so
 decoding runs on all cores alongside TensorFlow. Batches are shuffled across files and frames.
 
-Per batch, in TensorFlow: resize to the model's 66x200, then (training only, optional)
-augmentation: horizontal mirror with the steering sign flipped, and brightness/contrast jitter.
+Per batch, in TensorFlow: resize to the model's 66x200 and round to uint8 (the pixels an in-memory
+66x200 uint8 array holds, TensorKart's X.npy), then (training only, optional) augmentation:
+horizontal mirror with the steering sign flipped, and brightness/contrast jitter. Resized frames
+are kept in RAM up to a budget (``cache_mb``, default CACHE_MB), so later epochs read those from
+memory instead of inflating and resizing them again; frames past the budget stream every epoch.
 
     train_paths, val_paths = split_by_session(find_sessions(["data/"]), val_sessions=1)
     train = SessionDataset(train_paths, batch_size=50, augment=True, seed=0)
@@ -46,6 +49,7 @@ TURN_THRESHOLD = 0.25  # |x| at or above this counts as a turning frame for over
 BRIGHTNESS = 25.0  # brightness jitter: +-25 of 255
 CONTRAST = 0.2  # contrast jitter: x(1 +- 0.2) around each image's mean
 _MAX_OPEN_FILES = 64  # file descriptors kept open at once (reopened on demand)
+CACHE_MB = 640.0  # RAM for resized frames (39.6 KB each at 66x200): about 16,000 frames, a 0.5 GB set of sessions
 
 
 @dataclass
@@ -253,6 +257,59 @@ class _Reader:
                 fds.clear()
 
 
+class _FrameCache:
+    """Frames already resized and rounded (uint8, the model's size), kept in RAM up to a budget.
+
+    Filled as frames are first read and never evicted: epochs are shuffled uniformly, so any
+    frames held save as much as any others, and evicting would only add copies. The array is
+    allocated once but its pages are only touched as slots fill, so RAM grows with the frames
+    held, up to the budget, and no further.
+    """
+
+    def __init__(self, frames: int, size: tuple[int, int], budget_mb: float) -> None:
+        self.shape = (size[0], size[1], 3)
+        self.capacity = min(frames, max(0, int(budget_mb * 2**20) // int(np.prod(self.shape))))
+        self.slots = np.full(frames, -1, np.int32)  # slot of each position, -1: not held
+        self.pixels: np.ndarray | None = None
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def hits(self, positions: np.ndarray) -> np.ndarray:
+        return self.slots[positions] >= 0
+
+    def merge(self, positions: np.ndarray, hit: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        """The batch in `positions` order: held frames for `hit`, `fresh` (just resized) for the rest,
+        which are kept while there is room. A held frame is never overwritten, so it is read unlocked."""
+        out = np.empty((len(positions), *self.shape), np.uint8)
+        out[~hit] = fresh
+        if hit.any():
+            if self.pixels is None:
+                raise KartStudioError("the training data was closed")
+            out[hit] = self.pixels[self.slots[positions[hit]]]
+        if self.held < self.capacity and len(fresh):
+            with self._lock:
+                if self.pixels is None:
+                    self.pixels = np.empty((self.capacity, *self.shape), np.uint8)
+                for pos, image in zip(positions[~hit], fresh):
+                    if self.held >= self.capacity:
+                        break
+                    if self.slots[pos] < 0:  # another batch in flight may have kept it already
+                        self.pixels[self.held] = image
+                        self.slots[pos] = self.held  # set last: a reader never sees a slot before its pixels
+                        self.held += 1
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self.pixels, self.held, self.capacity = None, 0, 0
+            self.slots[:] = -1
+
+
+def to_pixels(images):
+    """Resized float images (0..255) -> uint8, rounded: what an in-memory 66x200 uint8 array holds."""
+    return tf.cast(tf.clip_by_value(images, 0.0, 255.0) + 0.5, tf.uint8)
+
+
 def split_by_session(paths: Sequence[str | os.PathLike], val_sessions: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
     """Hold out `val_sessions` whole session files for validation (chosen with `seed`).
 
@@ -420,6 +477,8 @@ class SessionDataset(_BatchSource):
     batch_size: frames per batch. augment: mirror + brightness/contrast jitter (training only).
     shuffle: shuffle across files and frames each epoch. turn_oversample: how many times each
     turning frame (|x| >= 0.25) is served per epoch (1.0 = no oversampling; 2.5 = 2 or 3 times).
+    cache_mb: RAM kept for resized frames (39.6 KB each at 66x200), read instead of the files
+    from the second time a frame is served; 0: every epoch streams (see `cache`).
     Raises SessionFileError naming a corrupt file, KartStudioError when there are no frames.
     """
 
@@ -433,12 +492,15 @@ class SessionDataset(_BatchSource):
         turn_oversample: float = 1.0,
         size: tuple[int, int] = INPUT_SIZE,
         threads: int | None = None,
+        cache_mb: float = CACHE_MB,
     ) -> None:
         self.paths = find_sessions(paths)
         if not self.paths:
             raise KartStudioError(f"no session files in {', '.join(map(str, paths)) or 'the data given'}")
         if batch_size < 1:
             raise KartStudioError(f"batch size must be at least 1, got {batch_size}")
+        if not (np.isfinite(cache_mb) and cache_mb >= 0):
+            raise KartStudioError(f"cache size must be 0 MB or more, got {cache_mb}")
         self.index = _Index(self.paths)
         if len(self.index) == 0:
             raise KartStudioError(f"no frames to train on in {len(self.paths)} session file(s) (all empty or excluded)")
@@ -447,6 +509,7 @@ class SessionDataset(_BatchSource):
         self.turn_oversample = max(1.0, float(turn_oversample))
         self.size = tuple(size)
         self._reader = _Reader(self.index)
+        self._cache = _FrameCache(len(self.index), self.size, cache_mb)
         self.parallel_reads = threads or min(4, max(2, os.cpu_count() or 1))
 
     @property
@@ -454,14 +517,43 @@ class SessionDataset(_BatchSource):
         """Distinct frames served (included frames of all files)."""
         return len(self.index)
 
+    @property
+    def cache(self) -> dict:
+        """How many resized frames RAM holds (`held`) of how many it can (`capacity`) and of all (`frames`)."""
+        c = self._cache
+        return {"held": c.held, "capacity": c.capacity, "frames": self.frames,
+                "mb": round(c.held * int(np.prod(c.shape)) / 2**20, 1)}
+
     def _frames(self, positions: np.ndarray) -> np.ndarray:
+        if len(positions) == 0:
+            return np.zeros((0, *self.size, 3), np.uint8)
         frames = self._reader.read(positions)
         if len({f.shape for f in frames}) > 1:  # sessions of different storage sizes in one batch
             frames = [resize(f, self.size) for f in frames]
         return np.stack(frames)
 
+    def _read_misses(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(which positions RAM holds, the stored frames of the others, every label)."""
+        hit = self._cache.hits(positions)
+        frames, actions = self._read(positions[~hit])
+        return hit, frames, self.actions[positions]
+
+    def _load(self, positions, flip, gain, shift):
+        # read what RAM does not hold, resize it in TensorFlow (one op on the batch), then merge
+        # with the held frames in batch order and keep the new ones while there is room
+        hit, raw, actions = tf.numpy_function(self._read_misses, [positions], (tf.bool, tf.uint8, tf.float32),
+                                              stateful=False)
+        hit.set_shape((None,))
+        raw.set_shape((None, None, None, 3))
+        actions.set_shape((None, 5))
+        fresh = to_pixels(resize_images(raw, self.size))
+        frames = tf.numpy_function(self._cache.merge, [positions, hit, fresh], tf.uint8, stateful=False)
+        frames.set_shape((None, *self.size, 3))
+        return frames, actions, flip, gain, shift
+
     def close(self) -> None:
         self._reader.close()
+        self._cache.clear()
 
 
 class ArrayDataset(_BatchSource):

@@ -48,7 +48,7 @@ from kartstudio.model import (
     tf,
 )
 from kartstudio.session import find_sessions, open_session
-from kartstudio.training.dataset import SessionDataset, epoch_length, session_frames, share_sessions, split_by_session
+from kartstudio.training.dataset import CACHE_MB, SessionDataset, epoch_length, session_frames, share_sessions, split_by_session
 from kartstudio.training.distribute import placement
 from kartstudio.training.recipe import DEFAULT_RECIPE, validation_sessions
 from kartstudio.training.thresholds import calibrate_thresholds
@@ -77,6 +77,7 @@ class TrainConfig:
     tensorboard: bool = True
     devices: str | None = None  # None/"auto": all GPUs, else the CPU; "cpu", a GPU count, "GPU:0,GPU:1" (distribute.py)
     mixed_precision: bool | None = None  # float16 compute for a new model; None: on GPUs with tensor cores only
+    cache_mb: float = CACHE_MB  # RAM for resized training frames, so later epochs skip decoding them; 0: none
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -89,6 +90,8 @@ class TrainConfig:
             raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.model not in MODEL_KINDS:
             raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
+        if not (math.isfinite(self.cache_mb) and self.cache_mb >= 0):
+            raise KartStudioError(f"cache size must be 0 MB or more, got {self.cache_mb}")
         if (self.val_sessions or 0) < 0 or self.patience < 0:
             raise KartStudioError("val_sessions and patience cannot be negative")
 
@@ -241,7 +244,7 @@ class Trainer:
             _record_input_spec(model, train_paths)
             size = input_size(model)
             train = SessionDataset(mine, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
-                                   turn_oversample=cfg.turn_oversample, size=size)
+                                   turn_oversample=cfg.turn_oversample, size=size, cache_mb=cfg.cache_mb)
             if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
                 optimizer = keras.optimizers.Adam(cfg.learning_rate)
                 if mixed:  # scales the loss so float16 gradients do not underflow
@@ -264,7 +267,8 @@ class Trainer:
             steps = train.steps_per_epoch
         val = None
         if val_paths and place.chief:  # the chief validates; the others learn its figure
-            val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size)
+            # one forward pass an epoch: its frames stream, the RAM budget goes to training frames
+            val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0)
         self.train_frames = train.frames if share_labels is None else sum(len(lab) for lab in share_labels)
         self.val_frames = val.frames if val is not None else 0
         self.sessions = (len(train_paths), len(val_paths))
