@@ -344,3 +344,17 @@ def test_streaming_keeps_few_files_open(tmp_path):
                 pass
         opened = len(os.listdir("/proc/self/fd")) - before
     assert opened <= 4 * len(paths), opened
+
+
+def test_reaction_time_labels_each_frame_with_a_later_pad_reading(sessions):
+    with open_session(sessions[0]) as s:
+        truth = s.actions[:].astype(np.float32)
+        shift = round(0.2 * s.meta.fps)
+    assert shift >= 1
+    with SessionDataset([sessions[0]], shuffle=False, cache_mb=0) as now, \
+            SessionDataset([sessions[0]], shuffle=False, cache_mb=0, reaction_s=0.2) as later:
+        np.testing.assert_array_equal(now.actions, truth)
+        np.testing.assert_array_equal(later.actions[:-shift], truth[shift:])
+        np.testing.assert_array_equal(later.actions[-shift:], np.repeat(truth[-1:], shift, axis=0))
+    with pytest.raises(KartStudioError, match="reaction time"):
+        SessionDataset([sessions[0]], reaction_s=-1)

@@ -64,7 +64,7 @@ class _File:
 class _Index:
     """Every frame the dataset may serve: which file, which frame, where its bytes are, its label."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], reaction_s: float = 0.0) -> None:
         self.files: list[_File] = []
         file_ids, frame_ids, offsets, sizes, raw, actions = [], [], [], [], [], []
         for path in paths:
@@ -83,7 +83,10 @@ class _Index:
                     offsets.append(np.full(len(keep), -1, np.int64))
                     sizes.append(np.zeros(len(keep), np.int64))
                     raw.append(np.zeros(len(keep), bool))
-                labels = np.asarray(s.actions[: len(s)], np.float32)[keep]
+                # A player presses what they saw reaction_s earlier: label each frame with the
+                # pad reading that many frames later in the same session (the last one at the end).
+                later = np.minimum(keep + round(reaction_s * s.meta.fps), len(s) - 1)
+                labels = np.asarray(s.actions[: len(s)], np.float32)[later]
                 check_labels(path, labels, keep)
                 file_ids.append(np.full(len(keep), len(self.files), np.int32))
                 frame_ids.append(keep.astype(np.int32))
@@ -493,6 +496,7 @@ class SessionDataset(_BatchSource):
         size: tuple[int, int] = INPUT_SIZE,
         threads: int | None = None,
         cache_mb: float = CACHE_MB,
+        reaction_s: float = 0.0,
     ) -> None:
         self.paths = find_sessions(paths)
         if not self.paths:
@@ -501,7 +505,9 @@ class SessionDataset(_BatchSource):
             raise KartStudioError(f"batch size must be at least 1, got {batch_size}")
         if not (np.isfinite(cache_mb) and cache_mb >= 0):
             raise KartStudioError(f"cache size must be 0 MB or more, got {cache_mb}")
-        self.index = _Index(self.paths)
+        if not (np.isfinite(reaction_s) and 0 <= reaction_s <= 2):
+            raise KartStudioError(f"reaction time must be 0 to 2 seconds, got {reaction_s}")
+        self.index = _Index(self.paths, reaction_s)
         if len(self.index) == 0:
             raise KartStudioError(f"no frames to train on in {len(self.paths)} session file(s) (all empty or excluded)")
         self.actions = self.index.actions

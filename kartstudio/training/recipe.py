@@ -26,6 +26,9 @@ class Recipe:
     epochs: int = 60  # most epochs; `bench drive` stops at its time budget first
     val_fraction: float = 0.1  # share of whole sessions held out to pick the best epoch and the button thresholds
     history: int = 1  # frames the network sees at once
+    # A player's pad reading answers the screen of about a reaction time before; 0 labels each
+    # frame with the reading taken with it (right for the scripted expert, see docs/practice.md).
+    reaction_s: float = 0.0
 
     def train_config(self, seed: int = 0, **overrides):
         """A kartstudio.training.TrainConfig that trains this recipe (overrides: other TrainConfig fields)."""
@@ -34,7 +37,7 @@ class Recipe:
         fields = dict(
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
             augment=self.augment, val_fraction=self.val_fraction, turn_oversample=self.turn_oversample,
-            model=self.model, history=self.history, seed=seed,
+            model=self.model, history=self.history, reaction_s=self.reaction_s, seed=seed,
         )
         return TrainConfig(**{**fields, **overrides})
 

@@ -78,6 +78,7 @@ class TrainConfig:
     devices: str | None = None  # None/"auto": all GPUs, else the CPU; "cpu", a GPU count, "GPU:0,GPU:1" (distribute.py)
     mixed_precision: bool | None = None  # float16 compute for a new model; None: on GPUs with tensor cores only
     cache_mb: float = CACHE_MB  # RAM for resized training frames, so later epochs skip decoding them; 0: none
+    reaction_s: float = DEFAULT_RECIPE.reaction_s  # label each frame with the pad reading this much later
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -244,7 +245,8 @@ class Trainer:
             _record_input_spec(model, train_paths)
             size = input_size(model)
             train = SessionDataset(mine, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
-                                   turn_oversample=cfg.turn_oversample, size=size, cache_mb=cfg.cache_mb)
+                                   turn_oversample=cfg.turn_oversample, size=size, cache_mb=cfg.cache_mb,
+                                   reaction_s=cfg.reaction_s)
             if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
                 optimizer = keras.optimizers.Adam(cfg.learning_rate)
                 if mixed:  # scales the loss so float16 gradients do not underflow
@@ -268,7 +270,8 @@ class Trainer:
         val = None
         if val_paths and place.chief:  # the chief validates; the others learn its figure
             # one forward pass an epoch: its frames stream, the RAM budget goes to training frames
-            val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0)
+            val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0,
+                                 reaction_s=cfg.reaction_s)
         self.train_frames = train.frames if share_labels is None else sum(len(lab) for lab in share_labels)
         self.val_frames = val.frames if val is not None else 0
         self.sessions = (len(train_paths), len(val_paths))
