@@ -573,9 +573,7 @@ class Session:
             raise SessionFileError(f"{self.path} is not a regular file, so not a session file")
         self._raw: _CutShortFile | None = None  # set when the file is shorter than HDF5's header says
         try:
-            # A reader takes no HDF5 file lock: a session being recorded (the writer holds the lock)
-            # still opens, up to its last flush, as a killed recorder's file does.
-            self._file = h5py.File(self.path, mode, **({"locking": False} if mode == "r" else {}))
+            self._file = self._open_file(mode)
         except Exception as exc:  # noqa: BLE001 - OSError mostly; HDF5 raises others on odd files
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if "truncated file" in text and mode == "r":
@@ -595,6 +593,20 @@ class Session:
             self.close()
             raise SessionFileError(f"{self.path} is damaged ({type(exc).__name__}: {_shown(str(exc))}); "
                                    "re-record or delete it") from None
+
+    def _open_file(self, mode: str) -> h5py.File:
+        if mode != "r":
+            return h5py.File(self.path, mode)
+        # A reader takes no HDF5 file lock: a session being recorded by another program (its writer
+        # holds the lock) still opens, up to its last flush, as a killed recorder's file does.
+        try:
+            return h5py.File(self.path, "r", locking=False)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is the case below
+            if "locking flag values don't match" not in str(exc):
+                raise
+        # The file is already open in this process (our own recorder, or plain h5py) with the default
+        # locking, and HDF5 shares one open file per process only if the flags agree: use theirs.
+        return h5py.File(self.path, "r")
 
     def _open_cut_short(self) -> h5py.File:
         """A save that failed (disk full) after HDF5 wrote its header but not the data after it

@@ -4,10 +4,11 @@ a second window): readers take no HDF5 file lock, and see the frames up to the l
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 
 from kartstudio.controller import ControllerState
-from kartstudio.session import SessionMeta, SessionWriter
+from kartstudio.session import SessionMeta, SessionWriter, open_session
 
 
 def test_info_reads_a_session_while_it_is_being_recorded(tmp_path):
@@ -24,3 +25,21 @@ def test_info_reads_a_session_while_it_is_being_recorded(tmp_path):
         writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(), 10.0, 10)  # the writer goes on
     finally:
         writer.close()
+
+
+def test_a_session_being_recorded_is_read_in_the_same_process_and_beside_plain_h5py(tmp_path):
+    # HDF5 refuses a second open of a file in one process with other locking flags: the recorder
+    # (default locking) and the reader (none) must still both work, as must plain h5py beside them.
+    path = tmp_path / "live.h5"
+    writer = SessionWriter(path, SessionMeta(game="practice", track="t", storage_size=(8, 16)))
+    try:
+        for i in range(5):
+            writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(x=5), float(i), i)
+        writer.flush()
+        with open_session(path) as s:
+            assert len(s) == 5 and s.frame(4).shape == (8, 16, 3)
+        writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(), 5.0, 5)
+    finally:
+        writer.close()
+    with h5py.File(path, "r") as f, open_session(path) as s:
+        assert len(s) == len(f["frames"]) == 6
