@@ -218,8 +218,25 @@ class TakeoverDriver:
         self.pilot_driver = pilot_driver
         self.name = f"{pad.name} (takeover)"
         self.label = NEUTRAL
+        self.in_effect = False  # the game has read the pad's state (see took_effect())
+        self._handed: list[ControllerState] = []  # states handed to the game until then
 
     def act(self, game, seat, frame) -> ControllerState:
         self.pilot_driver.act(game, seat, frame)
         self.label = self.pad_driver.act(game, seat, frame)
+        if not self.in_effect:
+            self._handed.append(self.label)
+            del self._handed[:-64]  # a game that stopped polling reads the latest state when it resumes
         return self.label
+
+    def took_effect(self, frame: Frame, seat: int) -> bool:
+        """Whether the takeover is in effect by `frame` (call it for each frame, in order): the
+        first frame after this driver has acted whose input for `seat`, as the game read it
+        (Frame.inputs), is a state this driver handed over, and every frame after that one.
+        Before it the game still read the AI's state (it polls on its own clock), so those frames
+        are no correction. Without Frame.inputs it is the first frame after this driver acted."""
+        if not self.in_effect and self._handed:
+            read = frame.inputs.get(seat) if frame.inputs else None
+            if read is None or read in self._handed:
+                self.in_effect, self._handed = True, []
+        return self.in_effect

@@ -131,6 +131,21 @@ class GameLoop:
             else:
                 self.drivers[seat] = driver
 
+    def switch(self, drivers: dict[int, Driver | None], add=None, remove=None) -> None:
+        """Change seats' drivers and add / remove a consumer at once, so the loop never sees half
+        of it: `remove` gets no frame after the new drivers have acted (each frame is handed on
+        before the drivers see it). `add` may get one frame the old drivers produced."""
+        with self._lock:
+            for seat, driver in drivers.items():
+                if driver is None:
+                    self.drivers.pop(seat, None)
+                else:
+                    self.drivers[seat] = driver
+            if remove is not None and remove in self._consumers:
+                self._consumers.remove(remove)
+            if add is not None and add not in self._consumers:
+                self._consumers.append(add)
+
     def add_consumer(self, consumer) -> None:
         with self._lock:
             if consumer not in self._consumers:

@@ -38,6 +38,7 @@ class Versus:
         self.path: Path | None = None
         self.saved: list[tuple[Path, int]] = []  # (correction session, frames) once written
         self.error = ""  # why the last correction session stopped early, if it did
+        self._consumer: _Corrections | None = None
 
     def start(self) -> None:
         self.loop.set_driver(AI_SEAT, self.pilot_driver)
@@ -48,7 +49,9 @@ class Versus:
         return self.takeover is not None
 
     def take_over(self, pad) -> Path:
-        """The human drives the AI's seat with `pad` from the next frame; recording starts. Returns the file."""
+        """The human drives the AI's seat with `pad` from the next frame. The correction session
+        (returned: its file) starts with the first frame the game read the pad's state for
+        (TakeoverDriver.took_effect): every frame in it is labelled with the human's input."""
         if self.takeover is not None:
             return self.path
         path = new_session_path(self.folder, f"{self.track}-correction", AI_SEAT)
@@ -60,10 +63,11 @@ class Versus:
             raise
         self.recorder, self.path = recorder, path
         self.takeover = TakeoverDriver(pad, self.pilot_driver)
-        self.loop.set_driver(AI_SEAT, self.takeover)
+        drivers = {AI_SEAT: self.takeover}
         if pad is self.human_pad:
-            self.loop.set_driver(HUMAN_SEAT, NeutralDriver())  # one pad cannot drive both cars
-        self.loop.add_consumer(recorder)
+            drivers[HUMAN_SEAT] = NeutralDriver()  # one pad cannot drive both cars
+        self._consumer = _Corrections(recorder, self.takeover)
+        self.loop.switch(drivers, add=self._consumer)
         return path
 
     def hand_back(self, wait: bool = True) -> threading.Thread | None:
@@ -73,9 +77,9 @@ class Versus:
         if self.takeover is None:
             return None
         self.takeover = None
-        self.loop.set_driver(AI_SEAT, self.pilot_driver)
-        self.loop.set_driver(HUMAN_SEAT, PadDriver(self.human_pad))
-        self.loop.remove_consumer(self.recorder)
+        # one switch: the correction session ends with the last frame the human drove
+        self.loop.switch({AI_SEAT: self.pilot_driver, HUMAN_SEAT: PadDriver(self.human_pad)}, remove=self._consumer)
+        self._consumer = None
         stopping = threading.Thread(target=self.recorder.stop, name="kartstudio-stop-correction", daemon=True)
         stopping.start()
         if wait:
@@ -100,3 +104,16 @@ class Versus:
         self.hand_back(wait=True)
         self.loop.set_driver(AI_SEAT, None)
         self.loop.set_driver(HUMAN_SEAT, None)
+
+
+class _Corrections:
+    """The game loop's consumer during a takeover: hands the recorder the frames from the one
+    the takeover took effect on (frames the AI still drove would teach the AI its own outputs)."""
+
+    def __init__(self, recorder: Recorder, takeover: TakeoverDriver) -> None:
+        self.recorder = recorder
+        self.takeover = takeover
+
+    def on_frame(self, frame) -> None:
+        if self.takeover.took_effect(frame, AI_SEAT):
+            self.recorder.on_frame(frame)
