@@ -273,14 +273,23 @@ class ScreenCheck:
                     return found
         return f"window {window.id:#x}"
 
-    def _is_emulator(self, window, depth: int = 2) -> bool:
+    def _is_emulator(self, window, depth: int = 3) -> bool:
+        # By class or by title (video plugins name the window "Mupen64Plus ..."), through the
+        # window manager's frame and wrapper windows.
         try:
             cls = window.get_wm_class()
+            name = window.get_wm_name()
         except Exception:  # noqa: BLE001
-            cls = None
-        if cls and "mupen64plus" in (c.lower() for c in cls):
+            cls, name = None, None
+        if cls and any("mupen64plus" in c.lower() for c in cls):
             return True
-        return depth > 0 and any(self._is_emulator(c, depth - 1) for c in window.query_tree().children)
+        if isinstance(name, (str, bytes)) and "mupen64plus" in (name.decode("latin-1") if isinstance(name, bytes) else name).lower():
+            return True
+        try:
+            children = window.query_tree().children
+        except Exception:  # noqa: BLE001 - the window went away meanwhile
+            return False
+        return depth > 0 and any(self._is_emulator(c, depth - 1) for c in children)
 
     def _problem(self, expected: Geometry | None) -> CaptureProblem | None:
         from Xlib import X
