@@ -2,16 +2,12 @@
 crash safety, training and the storage figures of `bench record`."""
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from kill_support import record_then_sigkill
 from PIL import Image
 
 from kartstudio.bench.record import codec_figures, synthetic_frames, synthetic_view
@@ -107,14 +103,7 @@ def test_jpeg_recording_killed_keeps_every_flushed_frame(tmp_path):
             time.sleep(1 / 30)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        paths = [Path(p) for p in proc.stdout.readline().split()]
-        assert proc.stdout.readline().strip() == "ready"  # 1.5 s in: at least one flush happened
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    paths = record_then_sigkill(script)
     for path in paths:
         with h5py.File(path, "r") as f:  # plain h5py, no recovery step
             n = f["frames"].shape[0]

@@ -1,14 +1,10 @@
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from kill_support import record_then_sigkill
 
 from kartstudio.controller import ControllerState
 from kartstudio.errors import SessionFileError
@@ -172,14 +168,7 @@ def test_sigkill_during_recording_keeps_every_flushed_frame(tmp_path):
             time.sleep(1 / 30)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        paths = [Path(p) for p in proc.stdout.readline().split()]
-        assert proc.stdout.readline().strip() == "ready"  # 1.5 s in: at least one flush happened
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+    paths = record_then_sigkill(script)
     for path in paths:
         with h5py.File(path, "r") as f:  # plain h5py, no recovery step
             n = f["frames"].shape[0]
