@@ -208,12 +208,13 @@ LOSSES = {
 }
 
 
-def make_loss(name: str, actions: np.ndarray | None = None):
+def make_loss(name: str, actions: np.ndarray | None = None, stick_weight: float = STICK_WEIGHT):
     """The loss function for `name`; the driving loss weighs button presses by their rarity in `actions`."""
     if name not in LOSSES:
         raise KartStudioError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}")
     if name == "driving":
-        return DrivingLoss(button_weights(actions) if actions is not None and len(actions) else (1.0, 1.0, 1.0))
+        weights = button_weights(actions) if actions is not None and len(actions) else (1.0, 1.0, 1.0)
+        return DrivingLoss(weights, stick_weight)
     loss = LOSSES[name]
     return keras.losses.get(loss) if isinstance(loss, str) else loss
 

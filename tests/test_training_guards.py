@@ -9,7 +9,7 @@ import pytest
 from kartstudio.bench.training import synthetic_seat_frame, write_synthetic_session
 from kartstudio.cli import main
 from kartstudio.controller import ControllerState
-from kartstudio.errors import SessionFileError
+from kartstudio.errors import KartStudioError, SessionFileError
 from kartstudio.model import load_model
 from kartstudio.session import SessionMeta, SessionWriter
 from kartstudio.training import SessionDataset, Trainer
@@ -103,3 +103,16 @@ def test_a_frame_that_does_not_decompress_mid_training_is_named(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"{path} is damaged: frame 30 does not decompress") and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m.checkpoints").exists()
+
+
+def test_the_recipe_stick_weight_reaches_the_driving_loss_and_bad_weights_are_refused():
+    from kartstudio.model import make_loss
+    from kartstudio.training.trainer import TrainConfig
+
+    cfg = recipe("default", stick_weight=5.0).train_config()
+    assert cfg.stick_weight == 5.0
+    actions = np.array([[0.1, 0, 1, 0, 0], [-0.2, 0, 0, 1, 0]], np.float32)
+    assert make_loss("driving", actions, stick_weight=cfg.stick_weight).stick_weight == 5.0
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(KartStudioError, match="stick weight"):
+            TrainConfig(stick_weight=bad).check()

@@ -19,6 +19,7 @@ from kartstudio.errors import KartStudioError
 class Recipe:
     model: str = "kartstudio"  # the network (kartstudio.model.MODEL_BUILDERS)
     loss: str = "driving"  # kartstudio.model.LOSSES
+    stick_weight: float = 2.0  # the driving loss: squared stick error against the buttons' cross-entropy
     augment: bool = True  # mirror (steering negated) + brightness/contrast jitter
     turn_oversample: float = 1.0  # times each turning frame is served per epoch
     learning_rate: float = 1e-3  # Adam
@@ -37,7 +38,8 @@ class Recipe:
         fields = dict(
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
             augment=self.augment, val_fraction=self.val_fraction, turn_oversample=self.turn_oversample,
-            model=self.model, history=self.history, reaction_s=self.reaction_s, seed=seed,
+            model=self.model, history=self.history, reaction_s=self.reaction_s, stick_weight=self.stick_weight,
+            seed=seed,
         )
         return TrainConfig(**{**fields, **overrides})
 

@@ -62,6 +62,7 @@ class TrainConfig:
     batch_size: int = DEFAULT_RECIPE.batch_size
     learning_rate: float = DEFAULT_RECIPE.learning_rate
     loss: str = DEFAULT_RECIPE.loss  # see kartstudio.model.LOSSES
+    stick_weight: float = DEFAULT_RECIPE.stick_weight  # the driving loss's weight on the stick
     seed: int = 0
     augment: bool = DEFAULT_RECIPE.augment  # mirror (steering flipped) + brightness/contrast jitter
     val_sessions: int | None = None  # whole session files held out for validation (None: the recipe's share)
@@ -89,6 +90,8 @@ class TrainConfig:
             raise KartStudioError(f"learning rate must be a number above 0, got {self.learning_rate}")
         if self.loss not in LOSSES:
             raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if not (math.isfinite(self.stick_weight) and self.stick_weight > 0):
+            raise KartStudioError(f"stick weight must be a number above 0, got {self.stick_weight}")
         if self.model not in MODEL_KINDS:
             raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
         if not (math.isfinite(self.cache_mb) and self.cache_mb >= 0):
@@ -252,7 +255,8 @@ class Trainer:
                 if mixed:  # scales the loss so float16 gradients do not underflow
                     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
                 model.compile(optimizer=optimizer,
-                              loss=make_loss(state["config"]["loss"], train.actions if all_labels is None else all_labels))
+                              loss=make_loss(state["config"]["loss"], train.actions if all_labels is None else all_labels,
+                                             stick_weight=cfg.stick_weight))
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
         self.model = model
