@@ -225,11 +225,15 @@ class Actions(keras.layers.Layer):
 
     ``thresholds`` (one per button) are the probabilities at which the pilot presses it; the
     trainer chooses them on validation frames and they are saved in the model's config.
+    A ``paced`` button is instead pressed on the share of frames its probability gives (a running
+    sum: 0.3 presses it on 3 frames in 10), the way a player holds a speed by tapping the gas;
+    a threshold would hold it down whenever the model leans to pressing (docs/practice.md).
     """
 
-    def __init__(self, thresholds=(0.5, 0.5, 0.5), **kwargs):
+    def __init__(self, thresholds=(0.5, 0.5, 0.5), paced=(False, False, False), **kwargs):
         super().__init__(**kwargs)
         self.thresholds = [float(t) for t in thresholds]
+        self.paced = [bool(p) for p in paced]
 
     def call(self, inputs):
         stick, buttons = inputs
@@ -239,7 +243,7 @@ class Actions(keras.layers.Layer):
         return (input_shapes[0][0], 5)
 
     def get_config(self):
-        return {**super().get_config(), "thresholds": self.thresholds}
+        return {**super().get_config(), "thresholds": self.thresholds, "paced": self.paced}
 
 
 def button_thresholds(model: keras.Model) -> tuple[float, float, float] | None:
@@ -249,6 +253,15 @@ def button_thresholds(model: keras.Model) -> tuple[float, float, float] | None:
     except ValueError:
         return None
     return tuple(layer.thresholds) if isinstance(layer, Actions) else None
+
+
+def paced_buttons(model: keras.Model) -> tuple[bool, bool, bool]:
+    """Which buttons the pilot presses on the share of frames their probability gives (Actions.paced)."""
+    try:
+        layer = model.get_layer("actions")
+    except ValueError:
+        return (False, False, False)
+    return tuple(getattr(layer, "paced", (False, False, False))) if isinstance(layer, Actions) else (False, False, False)
 
 
 def _image_input(channels: int = 3) -> keras.KerasTensor:
@@ -494,6 +507,7 @@ __all__ = [
     "build_model",
     "build_seed",
     "button_thresholds",
+    "paced_buttons",
     "button_weights",
     "input_spec",
     "make_loss",

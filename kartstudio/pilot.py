@@ -24,7 +24,16 @@ import numpy as np
 from kartstudio.controller import STICK_MAX, ControllerState
 from kartstudio.errors import KartStudioError
 from kartstudio.images import resize
-from kartstudio.model import ACTIVATION_LAYERS, button_thresholds, check_driving_model, input_spec, keras, load_model, tf
+from kartstudio.model import (
+    ACTIVATION_LAYERS,
+    button_thresholds,
+    check_driving_model,
+    input_spec,
+    keras,
+    load_model,
+    paced_buttons,
+    tf,
+)
 from kartstudio.session import DEFAULT_STORAGE_SIZE
 
 
@@ -33,21 +42,25 @@ class PilotOutput:
     """One frame's inference: action = (x, y, a, b, rb) as floats.
 
     The stick is in -1..1. The buttons are probabilities (0..1) pressed at or above the model's
-    own thresholds, or, for TensorKart-style models (thresholds None), softsign values rounded
-    as TensorKart's play.py did.
+    own thresholds (or paced: see Pilot), or, for TensorKart-style models (thresholds None),
+    softsign values rounded as TensorKart's play.py did.
     """
 
     action: np.ndarray
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (H, W, C) float32
     thresholds: tuple[float, float, float] | None = None
+    pressed: tuple[bool, bool, bool] | None = None  # the buttons as the pilot decided (paced ones included)
 
     @property
     def state(self) -> ControllerState:
         if self.thresholds is None:
             return ControllerState.from_tensorkart(self.action)
-        x, y, a, b, rb = (float(v) for v in self.action)
-        ta, tb, trb = self.thresholds
-        return ControllerState(x=x * STICK_MAX, y=y * STICK_MAX, a=a >= ta, b=b >= tb, r=rb >= trb)
+        x, y = float(self.action[0]), float(self.action[1])
+        if self.pressed is not None:
+            a, b, r = self.pressed
+        else:
+            a, b, r = (float(p) >= t for p, t in zip(self.action[2:], self.thresholds))
+        return ControllerState(x=x * STICK_MAX, y=y * STICK_MAX, a=a, b=b, r=r)
 
 
 class Pilot:
@@ -64,6 +77,8 @@ class Pilot:
         self.layers = ACTIVATION_LAYERS
         self.spec = input_spec(model)
         self.thresholds = button_thresholds(model)
+        self.paced = paced_buttons(model)
+        self._pace = np.zeros(3)  # running sums of the paced buttons' probabilities
         self._history: list[np.ndarray] = []  # the last spec.history images, oldest first
         # One functional model with three outputs: the actions and the two conv maps.
         self._inference = keras.Model(
@@ -98,6 +113,7 @@ class Pilot:
     def reset(self) -> None:
         """Forget the frame history: call at the start of every run, race or episode."""
         self._history.clear()
+        self._pace[:] = 0.0
 
     def _stacked(self, image: np.ndarray) -> np.ndarray:
         """The current image with the ones before it, oldest first, on the channel axis."""
@@ -131,8 +147,24 @@ class Pilot:
             out = PilotOutput(action.numpy(), {n: m.numpy() for n, m in zip(ACTIVATION_LAYERS, maps)}, self.thresholds)
         else:
             out = PilotOutput(self._without_maps(image).numpy(), thresholds=self.thresholds)
+        if self.thresholds is not None:
+            out.pressed = self._press(out.action[2:])
         self.last = out
         return out
+
+    def _press(self, probabilities: np.ndarray) -> tuple[bool, bool, bool]:
+        """Each button pressed at its threshold, or paced: when the running sum of its probability
+        reaches half a press, which then counts as spent (error diffusion, so no randomness)."""
+        pressed = []
+        for i, (p, t, paced) in enumerate(zip(probabilities, self.thresholds, self.paced)):
+            if paced:
+                self._pace[i] += float(p)
+                press = self._pace[i] >= 0.5
+                self._pace[i] -= float(press)
+            else:
+                press = float(p) >= t
+            pressed.append(bool(press))
+        return tuple(pressed)
 
     def act(self, image: np.ndarray) -> ControllerState:
         """The controller state the model chooses for this image (stick x80, buttons at their thresholds)."""

@@ -61,3 +61,24 @@ def test_pilot_load_refuses_bad_files_and_bad_images(tmp_path, model):
         pilot.predict(np.zeros((120, 320), np.uint8))
     out = pilot.predict(np.zeros((120, 320, 3), np.float32))  # other dtypes are converted
     assert out.action.shape == (5,)
+
+
+def test_a_paced_gas_is_pressed_on_the_share_of_frames_its_probability_gives(tmp_path, model):
+    model.get_layer("actions").paced = [True, False, False]
+    try:
+        save_model(model, tmp_path / "paced.keras")
+    finally:
+        model.get_layer("actions").paced = [False, False, False]
+    pilot = Pilot.load(tmp_path / "paced.keras")
+    assert pilot.paced == (True, False, False)
+    # gas at 0.3: 3 frames in 10, spread out; the brake (not paced) follows its threshold 0.5
+    presses = [pilot._press(np.array([0.3, 0.6, 0.2])) for _ in range(10)]
+    assert sum(p[0] for p in presses) == 3
+    assert all(p[1] and not p[2] for p in presses)
+    assert not any(presses[i][0] and presses[i + 1][0] for i in range(9))
+    assert sum(pilot._press(np.array([0.95, 0, 0]))[0] for _ in range(20)) >= 19
+    pilot.reset()  # a new race starts with nothing owed
+    assert pilot._press(np.array([0.4, 0, 0]))[0] is False
+    # the decision reaches the controller state
+    out = pilot.predict(np.full((120, 320, 3), 90, np.uint8), activations=False)
+    assert out.pressed is not None and out.state.a == out.pressed[0]

@@ -37,9 +37,10 @@ def choose_threshold(probabilities: np.ndarray, pressed: np.ndarray) -> float:
     return best
 
 
-def calibrate_thresholds(model_path: str | Path, dataset) -> tuple[float, float, float]:
+def calibrate_thresholds(model_path: str | Path, dataset, paced=(False, False, False)) -> tuple[float, float, float]:
     """Choose each button's threshold on `dataset` (a SessionDataset, not augmented) and save
-    them into the model file at `model_path`."""
+    them into the model file at `model_path`, with which buttons the pilot paces instead
+    (Actions.paced; their thresholds are kept for reference)."""
     model = load_model(model_path)
     probs, labels, seen = [], [], 0
     for x, y in dataset.batches(0):
@@ -53,6 +54,7 @@ def calibrate_thresholds(model_path: str | Path, dataset) -> tuple[float, float,
     layer = model.get_layer("actions")
     assert isinstance(layer, Actions)
     layer.thresholds = list(thresholds)
+    layer.paced = [bool(p) for p in paced]
     save_model(model, model_path)
     return thresholds
 

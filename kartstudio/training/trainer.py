@@ -63,6 +63,7 @@ class TrainConfig:
     learning_rate: float = DEFAULT_RECIPE.learning_rate
     loss: str = DEFAULT_RECIPE.loss  # see kartstudio.model.LOSSES
     stick_weight: float = DEFAULT_RECIPE.stick_weight  # the driving loss's weight on the stick
+    pace_gas: bool = DEFAULT_RECIPE.pace_gas  # the pilot presses the gas on the share of frames its probability gives
     seed: int = 0
     augment: bool = DEFAULT_RECIPE.augment  # mirror (steering flipped) + brightness/contrast jitter
     val_sessions: int | None = None  # whole session files held out for validation (None: the recipe's share)
@@ -291,7 +292,8 @@ class Trainer:
             result = self._loop(model, train, val, steps, ckpt, state, output, writer)
             finished = result.epochs_done > 0
             if result.model_path is not None and button_thresholds(model) is not None:
-                result.thresholds = calibrate_thresholds(result.model_path, val if val is not None else train)
+                result.thresholds = calibrate_thresholds(result.model_path, val if val is not None else train,
+                                                         paced=(cfg.pace_gas, False, False))
             return result
         except tf.errors.OpError:
             for dataset in (train, val):  # a damaged frame: name the file, not TensorFlow's wrapper
