@@ -25,6 +25,9 @@ def register(commands, bench) -> None:
                        help="driving (the default recipe's: stick regression + class-weighted button cross-entropy), "
                             "mse, euclidean (TensorKart's), press-weighted")
     train.add_argument("--model", default=None, metavar="KIND", help="network for a new model: kartstudio, seed, tensorkart")
+    train.add_argument("--history", type=COUNT, default=None, metavar="N",
+                       help="frames the network sees at once, the current one and N-1 before it "
+                            "(default: the recipe's, 1; more needs the kartstudio network)")
     train.add_argument("--init", metavar="MODEL.keras", help="start from this model instead of a new one")
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="mirror (steering flipped) and brightness/contrast jitter")
@@ -139,7 +142,7 @@ def cmd_train(args) -> int:
     from kartstudio.training.recipe import recipe
 
     changes = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr, "loss": args.loss,
-               "augment": args.augment, "turn_oversample": args.oversample_turns, "model": args.model}
+               "augment": args.augment, "turn_oversample": args.oversample_turns, "model": args.model, "history": args.history}
     config = recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None}).train_config(
         seed=args.seed, val_sessions=args.val_sessions, patience=args.patience, init_model=args.init,
         checkpoint_dir=args.checkpoint_dir, resume=args.resume, devices=args.devices,

@@ -176,7 +176,8 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
         drive_s = time.monotonic() - t0
         say(f"round {r}: {frames} correction frames on tracks {seeds[0]}-{seeds[-1]} ({drive_s:.0f} s)")
         retrain = replace(config.recipe, epochs=config.epochs, learning_rate=config.learning_rate)
-        settings = retrain.train_config(init_model=str(current), tensorboard=False)
+        # the model keeps the frame history it was built with, whatever the recipe says
+        settings = retrain.train_config(init_model=str(current), tensorboard=False, history=pilot.spec.history)
         train, train_s = train_with_budget([*data, *corrections], output, settings, float("inf"), log)
         current = output
         pilot = load_pilot(output)

@@ -20,6 +20,14 @@ memory instead of inflating and resizing them again; frames past the budget stre
 Frames in a session's excluded ranges are never read (``Session.included_indices()``). Session
 files hold one seat each (the recorder and the importers crop), so no seat crop is needed here;
 frames of any stored size are resized.
+
+Frame history (``history=N``, for a network that sees N frames at once): each sample is its frame
+with the N-1 frames before it in the same session, stacked on the channel axis oldest first,
+(66, 200, 3N), as the Pilot stacks them at play time. Only served frames serve as predecessors: at
+a session's start, and after an excluded range or a frame missing from the file, the first frame of
+the unbroken stretch is repeated, as the Pilot repeats a run's first frame. Frames are read and
+cached one by one (a frame is read once per batch however many samples stack it), so the cache
+holds as many frames as without history.
 """
 
 from __future__ import annotations
@@ -66,7 +74,7 @@ class _Index:
 
     def __init__(self, paths: Sequence[Path], reaction_s: float = 0.0) -> None:
         self.files: list[_File] = []
-        file_ids, frame_ids, offsets, sizes, raw, actions = [], [], [], [], [], []
+        file_ids, frame_ids, offsets, sizes, raw, actions, starts = [], [], [], [], [], [], []
         for path in paths:
             with open_session(path) as s:
                 keep = s.included_indices()
@@ -91,6 +99,7 @@ class _Index:
                 file_ids.append(np.full(len(keep), len(self.files), np.int32))
                 frame_ids.append(keep.astype(np.int32))
                 actions.append(labels)
+                starts.append(np.diff(keep, prepend=-2) != 1)  # a stretch of consecutive frames begins
                 self.files.append(_File(Path(path), s.frame_shape, fast))
         cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
         self.file_ids = cat(file_ids, np.int32)
@@ -99,9 +108,32 @@ class _Index:
         self.sizes = cat(sizes, np.int32)
         self.raw = cat(raw, bool)
         self.actions = np.concatenate(actions) if actions else np.zeros((0, 5), np.float32)
+        self.starts = cat(starts, bool)  # where an unbroken stretch of a session's frames begins
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+
+def history_positions(starts: np.ndarray, history: int) -> np.ndarray:
+    """(N, history) positions of each frame and the ones before it, oldest first, never reaching
+    back past the start of its stretch (`starts`: True where one begins): the first frame of a
+    stretch stands in for the frames it lacks, as the Pilot repeats a run's first frame."""
+    n = len(starts)
+    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))  # each position's stretch start
+    lags = np.arange(history - 1, -1, -1)
+    return np.maximum(np.arange(n)[:, None] - lags, first[:, None]).astype(np.int64)
+
+
+def stack_history(frames: np.ndarray) -> np.ndarray:
+    """(B, N, H, W, 3) frames, oldest first -> (B, H, W, 3N): Pilot's np.concatenate(axis=-1) order."""
+    b, n, h, w, c = frames.shape
+    return np.ascontiguousarray(frames.transpose(0, 2, 3, 1, 4)).reshape(b, h, w, n * c)
+
+
+def check_history(history) -> int:
+    if int(history) != history or history < 1:
+        raise KartStudioError(f"frame history must be a whole number of frames, 1 or more, got {history}")
+    return int(history)
 
 
 STICK_RANGE, BUTTON_RANGE = (-1.0, 1.0), (0.0, 1.0)  # what the networks' outputs (tanh, sigmoid) can reach
@@ -349,6 +381,7 @@ class _BatchSource:
     seed: int
     turn_oversample: float
     actions: np.ndarray  # (N, 5) labels of every frame served
+    history: int = 1  # frames per sample, stacked on the channel axis (see the module docstring)
 
     def __len__(self) -> int:
         """Samples per epoch (after oversampling)."""
@@ -402,7 +435,7 @@ class _BatchSource:
 
         A training run builds it once and iterates it across epochs, so an epoch has no start-up
         cost: while the last batches of one epoch train, the first of the next are already read.
-        Batches are (images (B, 66, 200, 3) float32 0..255, actions (B, 5)); the order depends
+        Batches are (images (B, 66, 200, 3 x history) float32 0..255, actions (B, 5)); the order depends
         only on (seed, epoch), so a resumed run sees the same batches. Reading and inflating run
         in `parallel_reads` tf.data threads (both release the GIL), resizing and augmenting in
         TensorFlow's threads, and one prepared batch waits ahead of the training step.
@@ -449,7 +482,7 @@ class _BatchSource:
 
     def _load(self, positions, flip, gain, shift):
         frames, actions = tf.numpy_function(self._read, [positions], (tf.uint8, tf.float32), stateful=False)
-        frames.set_shape((None, None, None, 3))
+        frames.set_shape((None, None, None, 3 * self.history))
         actions.set_shape((None, 5))
         return frames, actions, flip, gain, shift
 
@@ -459,7 +492,12 @@ class _BatchSource:
             images = tf.where(flip[:, None, None, None], images[:, :, ::-1, :], images)
             steer_sign = tf.where(flip, -1.0, 1.0)[:, None]
             actions = tf.concat([actions[:, :1] * steer_sign, actions[:, 1:]], axis=1)
-            mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+            if self.history == 1:
+                mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+            else:  # each frame's own mean, as if it were alone; the same gain and shift for all of a sample's
+                per_frame = tf.reshape(images, (-1, *self.size, self.history, 3))
+                mean = tf.reduce_mean(per_frame, axis=[1, 2, 4], keepdims=True)  # (B, 1, 1, N, 1)
+                mean = tf.reshape(tf.repeat(mean, 3, axis=4), (-1, 1, 1, 3 * self.history))
             images = (images - mean) * gain[:, None, None, None] + mean + shift[:, None, None, None]
             images = tf.clip_by_value(images, 0.0, 255.0)
         return images, actions
@@ -482,6 +520,7 @@ class SessionDataset(_BatchSource):
     turning frame (|x| >= 0.25) is served per epoch (1.0 = no oversampling; 2.5 = 2 or 3 times).
     cache_mb: RAM kept for resized frames (39.6 KB each at 66x200), read instead of the files
     from the second time a frame is served; 0: every epoch streams (see `cache`).
+    history: frames per sample, the frame and those before it stacked oldest first (module docstring).
     Raises SessionFileError naming a corrupt file, KartStudioError when there are no frames.
     """
 
@@ -497,7 +536,9 @@ class SessionDataset(_BatchSource):
         threads: int | None = None,
         cache_mb: float = CACHE_MB,
         reaction_s: float = 0.0,
+        history: int = 1,
     ) -> None:
+        self.history = check_history(history)
         self.paths = find_sessions(paths)
         if not self.paths:
             raise KartStudioError(f"no session files in {', '.join(map(str, paths)) or 'the data given'}")
@@ -517,6 +558,7 @@ class SessionDataset(_BatchSource):
         self._reader = _Reader(self.index)
         self._cache = _FrameCache(len(self.index), self.size, cache_mb)
         self.parallel_reads = threads or min(4, max(2, os.cpu_count() or 1))
+        self.stacks = history_positions(self.index.starts, self.history) if self.history > 1 else None
 
     @property
     def frames(self) -> int:
@@ -544,7 +586,19 @@ class SessionDataset(_BatchSource):
         frames, actions = self._read(positions[~hit])
         return hit, frames, self.actions[positions]
 
+    def _read_history_misses(self, positions: np.ndarray):
+        """_read_misses for stacked samples: every frame the batch's samples stack, each once, and
+        where each sample finds its frames among them."""
+        needed, where = np.unique(self.stacks[positions], return_inverse=True)
+        hit, frames, _ = self._read_misses(needed)
+        return needed, hit, frames, where.reshape(len(positions), self.history), self.actions[positions]
+
+    def _merge_history(self, needed, hit, fresh, where) -> np.ndarray:
+        return stack_history(self._cache.merge(needed, hit, fresh)[where])
+
     def _load(self, positions, flip, gain, shift):
+        if self.history > 1:
+            return self._load_history(positions, flip, gain, shift)
         # read what RAM does not hold, resize it in TensorFlow (one op on the batch), then merge
         # with the held frames in batch order and keep the new ones while there is room
         hit, raw, actions = tf.numpy_function(self._read_misses, [positions], (tf.bool, tf.uint8, tf.float32),
@@ -557,6 +611,17 @@ class SessionDataset(_BatchSource):
         frames.set_shape((None, *self.size, 3))
         return frames, actions, flip, gain, shift
 
+    def _load_history(self, positions, flip, gain, shift):
+        # as _load, on the distinct frames the batch stacks; then each sample's frames side by side
+        needed, hit, raw, where, actions = tf.numpy_function(
+            self._read_history_misses, [positions], (tf.int64, tf.bool, tf.uint8, tf.int64, tf.float32), stateful=False)
+        raw.set_shape((None, None, None, 3))
+        actions.set_shape((None, 5))
+        fresh = to_pixels(resize_images(raw, self.size))
+        frames = tf.numpy_function(self._merge_history, [needed, hit, fresh, where], tf.uint8, stateful=False)
+        frames.set_shape((None, *self.size, 3 * self.history))
+        return frames, actions, flip, gain, shift
+
     def close(self) -> None:
         self._reader.close()
         self._cache.clear()
@@ -566,6 +631,8 @@ class ArrayDataset(_BatchSource):
     """The same batches from in-memory arrays (TensorKart's X.npy way; the benchmark's baseline).
 
     images: (N, H, W, 3) uint8, actions: (N, 5) float32. Everything sits in RAM.
+    history: frames per sample as in SessionDataset; sessions: how many frames of the arrays each
+    session has, in order (default: all one session), so no sample stacks another session's frames.
     """
 
     def __init__(
@@ -578,9 +645,18 @@ class ArrayDataset(_BatchSource):
         seed: int = 0,
         turn_oversample: float = 1.0,
         size: tuple[int, int] = INPUT_SIZE,
+        history: int = 1,
+        sessions: Sequence[int] | None = None,
     ) -> None:
         if len(images) != len(actions) or len(images) == 0:
             raise KartStudioError(f"need as many images as labels (and some): {len(images)} images, {len(actions)} labels")
+        self.history = check_history(history)
+        lengths = [len(images)] if sessions is None else [int(n) for n in sessions]
+        if sum(lengths) != len(images) or min(lengths, default=0) < 1:
+            raise KartStudioError(f"session lengths {lengths} do not add up to the {len(images)} images")
+        starts = np.zeros(len(images), bool)
+        starts[np.cumsum([0, *lengths[:-1]])] = True
+        self.stacks = history_positions(starts, self.history) if self.history > 1 else None
         self.images = images
         self.actions = np.asarray(actions, np.float32)
         self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed
@@ -592,8 +668,10 @@ class ArrayDataset(_BatchSource):
         return len(self.images)
 
     def _frames(self, positions: np.ndarray) -> np.ndarray:
+        if self.history > 1:
+            return stack_history(self.images[self.stacks[positions]])
         return self.images[positions]
 
 
-__all__ = ["ArrayDataset", "SessionDataset", "check_labels", "epoch_length", "session_frames", "share_sessions", "split_by_session",
-           "TURN_THRESHOLD"]
+__all__ = ["ArrayDataset", "SessionDataset", "check_history", "check_labels", "epoch_length", "history_positions",
+           "session_frames", "share_sessions", "split_by_session", "stack_history", "TURN_THRESHOLD"]

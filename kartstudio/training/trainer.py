@@ -40,6 +40,7 @@ from kartstudio.model import (
     button_thresholds,
     build_model,
     input_size,
+    input_spec,
     keras,
     load_model,
     make_loss,
@@ -48,7 +49,15 @@ from kartstudio.model import (
     tf,
 )
 from kartstudio.session import find_sessions, open_session
-from kartstudio.training.dataset import CACHE_MB, SessionDataset, epoch_length, session_frames, share_sessions, split_by_session
+from kartstudio.training.dataset import (
+    CACHE_MB,
+    SessionDataset,
+    check_history,
+    epoch_length,
+    session_frames,
+    share_sessions,
+    split_by_session,
+)
 from kartstudio.training.distribute import placement
 from kartstudio.training.recipe import DEFAULT_RECIPE, validation_sessions
 from kartstudio.training.thresholds import calibrate_thresholds
@@ -72,7 +81,7 @@ class TrainConfig:
     min_delta: float = 0.0  # a loss must drop by more than this to count as an improvement
     turn_oversample: float = DEFAULT_RECIPE.turn_oversample  # times each turning frame is served per epoch
     model: str = DEFAULT_RECIPE.model  # network for a new model (kartstudio.model.MODEL_KINDS)
-    history: int = DEFAULT_RECIPE.history  # frames a new network sees at once
+    history: int = DEFAULT_RECIPE.history  # frames the network sees at once (a model file from init/resume must match)
     init_model: str | None = None  # start from this .keras model instead (fine-tuning, DAgger)
     checkpoint_dir: str | None = None  # default: <output>.checkpoints next to the output
     resume: bool = False  # continue the run saved in checkpoint_dir
@@ -99,6 +108,7 @@ class TrainConfig:
             raise KartStudioError(f"cache size must be 0 MB or more, got {self.cache_mb}")
         if (self.val_sessions or 0) < 0 or self.patience < 0:
             raise KartStudioError("val_sessions and patience cannot be negative")
+        check_history(self.history)
 
 
 @dataclass
@@ -241,6 +251,12 @@ class Trainer:
                     model = build_model(cfg.model, cfg.history)
                 finally:
                     keras.mixed_precision.set_global_policy("float32")
+            history = input_spec(model).history
+            if history != cfg.history:  # a model file's network takes the frames it was built for
+                source = ckpt / "last.keras" if cfg.resume else cfg.init_model
+                raise KartStudioError(
+                    f"{source} sees {history} frame(s) at once but this training is set to {cfg.history}: "
+                    f"train it with --history {history}, or a new model with --history {cfg.history}")
             if state["config"]["loss"] == "driving" and button_thresholds(model) is None:
                 raise KartStudioError(
                     f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
@@ -250,7 +266,7 @@ class Trainer:
             size = input_size(model)
             train = SessionDataset(mine, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
                                    turn_oversample=cfg.turn_oversample, size=size, cache_mb=cfg.cache_mb,
-                                   reaction_s=cfg.reaction_s)
+                                   reaction_s=cfg.reaction_s, history=history)
             if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
                 optimizer = keras.optimizers.Adam(cfg.learning_rate)
                 if mixed:  # scales the loss so float16 gradients do not underflow
@@ -276,7 +292,7 @@ class Trainer:
         if val_paths and place.chief:  # the chief validates; the others learn its figure
             # one forward pass an epoch: its frames stream, the RAM budget goes to training frames
             val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0,
-                                 reaction_s=cfg.reaction_s)
+                                 reaction_s=cfg.reaction_s, history=history)
         self.train_frames = train.frames if share_labels is None else sum(len(lab) for lab in share_labels)
         self.val_frames = val.frames if val is not None else 0
         self.sessions = (len(train_paths), len(val_paths))
