@@ -593,9 +593,6 @@ class SessionDataset(_BatchSource):
         hit, frames, _ = self._read_misses(needed)
         return needed, hit, frames, where.reshape(len(positions), self.history), self.actions[positions]
 
-    def _merge_history(self, needed, hit, fresh, where) -> np.ndarray:
-        return stack_history(self._cache.merge(needed, hit, fresh)[where])
-
     def _load(self, positions, flip, gain, shift):
         if self.history > 1:
             return self._load_history(positions, flip, gain, shift)
@@ -618,8 +615,10 @@ class SessionDataset(_BatchSource):
         raw.set_shape((None, None, None, 3))
         actions.set_shape((None, 5))
         fresh = to_pixels(resize_images(raw, self.size))
-        frames = tf.numpy_function(self._merge_history, [needed, hit, fresh, where], tf.uint8, stateful=False)
-        frames.set_shape((None, *self.size, 3 * self.history))
+        frames = tf.numpy_function(self._cache.merge, [needed, hit, fresh], tf.uint8, stateful=False)
+        # (B, N, H, W, 3) -> (B, H, W, 3N) in TensorFlow: its transpose is several times numpy's here
+        stacked = tf.transpose(tf.gather(frames, where), [0, 2, 3, 1, 4])
+        frames = tf.reshape(stacked, (-1, *self.size, 3 * self.history))
         return frames, actions, flip, gain, shift
 
     def close(self) -> None:
