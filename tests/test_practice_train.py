@@ -53,6 +53,10 @@ def test_record_train_eval_and_dagger_end_to_end(demos, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["episodes"] == 1 and math.isfinite(report["mean_return"])
     assert report["details"][0]["steps"] > 0
+    # the same weights with the gas at its threshold instead of paced (the ablation's comparison)
+    assert main(["eval", "--model", str(model), "--episodes", "1", "--gas", "threshold", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["driver"] == "tiny.keras (gas threshold)" and math.isfinite(report["mean_return"])
 
     out = tmp_path / "tiny-dagger.keras"
     corrections = tmp_path / "corrections"

@@ -233,6 +233,8 @@ def test_training_lowers_the_loss(sessions, tmp_path):
     from kartstudio.pilot import Pilot
 
     pilot = Pilot.load(result.model_path)
+    assert pilot.paced == (True, False, False)  # the default recipe paces the gas (docs/practice.md)
+    assert pilot.thresholds == tuple(result.thresholds)
     (val_path,) = json.loads((result.checkpoint_dir / "state.json").read_text())["val_paths"]
     with open_session(val_path) as s:
         predicted = [pilot.predict(s.frames[i], activations=False).action[0] for i in range(len(s))]

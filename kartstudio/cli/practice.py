@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from kartstudio.cli.args import COUNT, POSITIVE, SEED, whole
@@ -17,6 +18,9 @@ def register(commands, bench) -> None:
     ev.add_argument("--episodes", type=COUNT, default=20, metavar="N", help="tracks to drive (default 20)")
     ev.add_argument("--seed-start", type=SEED, default=None, metavar="S",
                     help="first track seed (default 10000; tracks S, S+1, ...)")
+    ev.add_argument("--gas", choices=("model", "paced", "threshold"), default="model",
+                    help="how the model presses the gas: as its file says (default), paced (on the share of frames "
+                         "its probability gives) or at its threshold: compares the two on the same weights")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
 
@@ -81,7 +85,16 @@ def cmd_eval(args) -> int:
     if args.expert:
         report = evaluate_expert(args.episodes, seed_start, on_episode=on_episode)
     else:
-        report = evaluate_model(args.model, args.episodes, seed_start, on_episode=on_episode)
+        model = args.model
+        if args.gas != "model":
+            from kartstudio.drivers import load_pilot
+
+            model = load_pilot(args.model)
+            if model.thresholds is None:
+                raise KartStudioError(f"{args.model} has no button probabilities (a TensorKart-style model): --gas does not apply")
+            model.paced = (args.gas == "paced", *model.paced[1:])
+            model.name = f"{os.path.basename(args.model)} (gas {args.gas})"
+        report = evaluate_model(model, args.episodes, seed_start, on_episode=on_episode)
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 0
 

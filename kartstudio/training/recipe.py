@@ -27,7 +27,7 @@ class Recipe:
     epochs: int = 60  # most epochs; `bench drive` stops at its time budget first
     val_fraction: float = 0.1  # share of whole sessions held out to pick the best epoch and the button thresholds
     history: int = 1  # frames the network sees at once
-    pace_gas: bool = False  # the pilot presses the gas on the share of frames its probability gives, not at a threshold
+    pace_gas: bool = True  # the pilot presses the gas on the share of frames its probability gives, not at a threshold
     # A player's pad reading answers the screen of about a reaction time before; 0 labels each
     # frame with the reading taken with it (right for the scripted expert, see docs/practice.md).
     reaction_s: float = 0.0
