@@ -88,3 +88,15 @@ def test_training_errors_are_shown_in_the_tab(window, qtbot):
     assert tab.start_training()
     qtbot.waitUntil(lambda: not tab.running, timeout=120_000)
     assert tab.notice.level == "error" and "Training failed" in tab.notice.text() and "x-p1.h5" in tab.notice.text()
+
+
+def test_fine_tuning_in_the_tab_keeps_the_models_frame_history(tmp_path):
+    from kartstudio.gui.training_worker import make_trainer
+    from kartstudio.model import build_model, save_model
+
+    save_model(build_model("kartstudio", history=3), tmp_path / "h3.keras")
+    settings = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-4, "loss": "driving", "augment": True,
+                "val_sessions": None}
+    tuned = make_trainer({**settings, "init_model": str(tmp_path / "h3.keras")}, None, None)
+    fresh = make_trainer(settings, None, None)
+    assert tuned.config.history == 3 and fresh.config.history == 1

@@ -76,11 +76,17 @@ def make_trainer(config: dict, on_batch, on_epoch):
     from kartstudio.training.recipe import recipe
     from kartstudio.training.trainer import Trainer  # TensorFlow loads here
 
+    init = config.get("init_model")
+    history = {}
+    if init:  # fine-tuning keeps the frames the model sees at once, whatever the recipe's default
+        from kartstudio.model import input_spec, load_model
+
+        history = {"history": input_spec(load_model(init)).history}
     return Trainer(
         recipe(config.get("recipe", "default")).train_config(
             epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
             loss=config["loss"], augment=config["augment"], val_sessions=config["val_sessions"],
-            init_model=config.get("init_model"),
+            init_model=init, **history,
         ),
         on_batch=on_batch,
         on_epoch=on_epoch,
