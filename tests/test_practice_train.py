@@ -71,3 +71,16 @@ def test_record_train_eval_and_dagger_end_to_end(demos, tmp_path, capsys):
     (path,) = round1["correction_files"]
     with open_session(path) as s:
         assert s.meta.kind == "correction" and len(s) == 100 and s.meta.extra["labels"] == "expert"
+
+
+@pytest.mark.parametrize("change, words", [
+    ("history=0", "history"),
+    ("stick_weight=-1", "stick weight"),
+    ("nope=1", "FIELD=VALUE"),
+])
+def test_bench_drive_refuses_a_bad_recipe_change_before_recording(tmp_path, capsys, change, words):
+    folder = tmp_path / "bench"
+    assert main(["bench", "drive", "--quick", "--folder", str(folder), "--set", change]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1, err
+    assert not (folder / "sessions").exists()  # nothing was recorded

@@ -116,3 +116,11 @@ def test_the_recipe_stick_weight_reaches_the_driving_loss_and_bad_weights_are_re
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(KartStudioError, match="stick weight"):
             TrainConfig(stick_weight=bad).check()
+
+
+def test_frame_history_on_another_network_is_refused_before_training():
+    from kartstudio.training.trainer import TrainConfig
+
+    with pytest.raises(KartStudioError, match="kartstudio network"):
+        TrainConfig(history=3, model="seed").check()
+    TrainConfig(history=3).check()  # the default network takes it

@@ -53,7 +53,8 @@ class BenchDriveConfig:
             raise KartStudioError("--eval-seed-start, --train-seed and --dagger-rounds cannot be negative")
         if self.demos not in DEMO_PROFILES:
             raise KartStudioError(f"unknown demonstrations {self.demos!r}: choose one of {', '.join(DEMO_PROFILES)}")
-        self.training_recipe()
+        # the recipe's values too, before minutes of demonstrations are recorded for nothing
+        self.training_recipe().train_config(self.train_seed, tensorboard=False).check()
 
     def training_recipe(self) -> Recipe:
         changes = dict(self.changes or {})

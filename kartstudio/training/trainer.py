@@ -109,6 +109,8 @@ class TrainConfig:
         if (self.val_sessions or 0) < 0 or self.patience < 0:
             raise KartStudioError("val_sessions and patience cannot be negative")
         check_history(self.history)
+        if self.history != 1 and self.model != "kartstudio" and not (self.init_model or self.resume):
+            raise KartStudioError(f"frame history needs the kartstudio network, not {self.model!r}")
 
 
 @dataclass
