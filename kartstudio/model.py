@@ -246,22 +246,25 @@ class Actions(keras.layers.Layer):
         return {**super().get_config(), "thresholds": self.thresholds, "paced": self.paced}
 
 
-def button_thresholds(model: keras.Model) -> tuple[float, float, float] | None:
-    """The per-button press thresholds of a model with probability outputs; None for TensorKart-style outputs."""
+def _actions_layer(model: keras.Model) -> Actions | None:
+    """The model's Actions layer; None for TensorKart-style outputs."""
     try:
         layer = model.get_layer("actions")
     except ValueError:
         return None
-    return tuple(layer.thresholds) if isinstance(layer, Actions) else None
+    return layer if isinstance(layer, Actions) else None
+
+
+def button_thresholds(model: keras.Model) -> tuple[float, float, float] | None:
+    """The per-button press thresholds of a model with probability outputs; None for TensorKart-style outputs."""
+    layer = _actions_layer(model)
+    return None if layer is None else tuple(layer.thresholds)
 
 
 def paced_buttons(model: keras.Model) -> tuple[bool, bool, bool]:
     """Which buttons the pilot presses on the share of frames their probability gives (Actions.paced)."""
-    try:
-        layer = model.get_layer("actions")
-    except ValueError:
-        return (False, False, False)
-    return tuple(getattr(layer, "paced", (False, False, False))) if isinstance(layer, Actions) else (False, False, False)
+    layer = _actions_layer(model)
+    return (False, False, False) if layer is None else tuple(layer.paced)
 
 
 def _image_input(channels: int = 3) -> keras.KerasTensor:

@@ -42,25 +42,21 @@ class PilotOutput:
     """One frame's inference: action = (x, y, a, b, rb) as floats.
 
     The stick is in -1..1. The buttons are probabilities (0..1) pressed at or above the model's
-    own thresholds (or paced: see Pilot), or, for TensorKart-style models (thresholds None),
+    own thresholds (or paced: see Pilot), or, for TensorKart-style models (pressed None),
     softsign values rounded as TensorKart's play.py did.
     """
 
     action: np.ndarray
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (H, W, C) float32
-    thresholds: tuple[float, float, float] | None = None
-    pressed: tuple[bool, bool, bool] | None = None  # the buttons as the pilot decided (paced ones included)
+    # (a, b, r) as the pilot decided them: at thresholds or paced; None for TensorKart-style outputs
+    pressed: tuple[bool, bool, bool] | None = None
 
     @property
     def state(self) -> ControllerState:
-        if self.thresholds is None:
+        if self.pressed is None:
             return ControllerState.from_tensorkart(self.action)
-        x, y = float(self.action[0]), float(self.action[1])
-        if self.pressed is not None:
-            a, b, r = self.pressed
-        else:
-            a, b, r = (float(p) >= t for p, t in zip(self.action[2:], self.thresholds))
-        return ControllerState(x=x * STICK_MAX, y=y * STICK_MAX, a=a, b=b, r=r)
+        a, b, r = self.pressed
+        return ControllerState(x=float(self.action[0]) * STICK_MAX, y=float(self.action[1]) * STICK_MAX, a=a, b=b, r=r)
 
 
 class Pilot:
@@ -144,11 +140,11 @@ class Pilot:
         image = self._stacked(image)
         if activations:
             action, *maps = self._with_maps(image)
-            out = PilotOutput(action.numpy(), {n: m.numpy() for n, m in zip(ACTIVATION_LAYERS, maps)}, self.thresholds)
+            action, maps = action.numpy(), {n: m.numpy() for n, m in zip(ACTIVATION_LAYERS, maps)}
         else:
-            out = PilotOutput(self._without_maps(image).numpy(), thresholds=self.thresholds)
-        if self.thresholds is not None:
-            out.pressed = self._press(out.action[2:])
+            action, maps = self._without_maps(image).numpy(), {}
+        pressed = None if self.thresholds is None else self._press(action[2:])
+        out = PilotOutput(action, maps, pressed)
         self.last = out
         return out
 

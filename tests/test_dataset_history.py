@@ -14,6 +14,7 @@ from kartstudio.pilot import Pilot
 from kartstudio.session import SessionMeta, SessionWriter, open_session, set_excluded
 from kartstudio.training import ArrayDataset, SessionDataset, TrainConfig, Trainer
 from kartstudio.training.dataset import to_pixels
+from test_training import _read_all  # the same reader as the single-frame tests
 
 SMALL = (60, 160)  # stored seat size: the dataset resizes it to 66x200 like any other
 
@@ -27,14 +28,6 @@ def _numbered_session(path, frames: int):
             image[:, : SMALL[1] // 2], image[:, SMALL[1] // 2 :] = i, 200 - i
             w.append(image, ControllerState(x=80 * i / frames, a=True), i / 30.0, i)
     return path
-
-
-def _read_all(ds, epoch=0):
-    xs, ys = [], []
-    for x, y in ds.batches(epoch):
-        xs.append(x.numpy())
-        ys.append(y.numpy())
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _frame_numbers(x):
