@@ -11,13 +11,19 @@ from kartstudio.controller import ControllerState
 from kartstudio.session import SessionMeta, SessionWriter, open_session
 
 
+def _live_session(path, frames: int) -> SessionWriter:
+    """A writer still open on `path`, with `frames` frames flushed to disk."""
+    writer = SessionWriter(path, SessionMeta(game="practice", track="t", storage_size=(8, 16)))
+    for i in range(frames):
+        writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(x=5), float(i), i)
+    writer.flush()
+    return writer
+
+
 def test_info_reads_a_session_while_it_is_being_recorded(tmp_path):
     path = tmp_path / "live.h5"
-    writer = SessionWriter(path, SessionMeta(game="practice", track="t", storage_size=(8, 16)))
+    writer = _live_session(path, 10)
     try:
-        for i in range(10):
-            writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(x=5), float(i), i)
-        writer.flush()
         run = subprocess.run([sys.executable, "-m", "kartstudio", "info", str(path)], capture_output=True,
                              text=True, timeout=120)
         assert run.returncode == 0, run.stderr
@@ -31,11 +37,8 @@ def test_a_session_being_recorded_is_read_in_the_same_process_and_beside_plain_h
     # HDF5 refuses a second open of a file in one process with other locking flags: the recorder
     # (default locking) and the reader (none) must still both work, as must plain h5py beside them.
     path = tmp_path / "live.h5"
-    writer = SessionWriter(path, SessionMeta(game="practice", track="t", storage_size=(8, 16)))
+    writer = _live_session(path, 5)
     try:
-        for i in range(5):
-            writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(x=5), float(i), i)
-        writer.flush()
         with open_session(path) as s:
             assert len(s) == 5 and s.frame(4).shape == (8, 16, 3)
         writer.append(np.zeros((8, 16, 3), np.uint8), ControllerState(), 5.0, 5)
