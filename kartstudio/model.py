@@ -21,12 +21,15 @@ first. Other modules take ``tf`` and ``keras`` from here.
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from kartstudio.h5guard import check_self_contained
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the first TensorFlow import
 
@@ -386,6 +389,7 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
         raise ModelFileError(
             f"{path} is not a .keras model file (for TensorKart's model_weights.h5 use `kartstudio import-model`)"
         )
+    _check_archive(path)
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError for bad files
@@ -400,8 +404,49 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     return model
 
 
+MAX_ARCHIVE_MEMBER = 1 << 30  # bytes: a driving model's weights are a few MB
+MAX_WEIGHT = 1e6  # |w| of a trained driving network is far below; 1e30 would make every output NaN
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a .keras archive whose HDF5 weights point outside themselves, before Keras opens them."""
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.endswith(".h5"):
+                    continue
+                if member.file_size > MAX_ARCHIVE_MEMBER:
+                    raise ModelFileError(f"{path}: {member.filename} claims {member.file_size} bytes; "
+                                         "a driving model's weights are far smaller")
+                data = io.BytesIO(archive.read(member))
+                try:
+                    weights = h5py.File(data, "r")
+                except Exception:  # noqa: BLE001 - Keras names the damage in its own words below
+                    continue
+                with weights:
+                    check_self_contained(weights, f"{path} ({member.filename})", ModelFileError)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise ModelFileError(f"{path} is not a readable .keras archive ({type(exc).__name__})") from None
+
+
+def check_weights(model: keras.Model, path: str | os.PathLike = "model") -> None:
+    """Raise ModelFileError if a weight is not a finite number of sane size (it would drive on NaN)."""
+    for var in model.weights:
+        values = np.asarray(var)
+        if values.dtype.kind != "f":
+            continue
+        if not np.all(np.isfinite(values)):
+            raise ModelFileError(f"{path}: weight {var.path} holds values that are not numbers (NaN or infinite); "
+                                 "the model cannot drive: retrain it or use another file")
+        if values.size and float(np.max(np.abs(values))) > MAX_WEIGHT:
+            raise ModelFileError(f"{path}: weight {var.path} holds values above {MAX_WEIGHT:g}; "
+                                 "the model cannot drive: retrain it or use another file")
+
+
 def check_driving_model(model: keras.Model, path: str | os.PathLike = "model") -> None:
-    """Raise ModelFileError unless the model maps RGB images to the 5 driving outputs."""
+    """Raise ModelFileError unless the model maps RGB images to the 5 driving outputs with sane weights."""
     if len(model.inputs) != 1 or model.inputs[0].shape[-1] is None or model.inputs[0].shape[-1] % 3:
         raise ModelFileError(f"{path}: its input is {model.inputs[0].shape if model.inputs else None}, expected RGB images")
     if len(model.outputs) != 1 or tuple(model.outputs[0].shape[1:]) != (5,):
@@ -416,6 +461,7 @@ def check_driving_model(model: keras.Model, path: str | os.PathLike = "model") -
             model.get_layer(name)
         except ValueError:
             raise ModelFileError(f"{path} has no layer {name!r}; it is not a KartStudio driving model") from None
+    check_weights(model, path)
 
 
 # -- TensorKart weights --------------------------------------------------------------------------
@@ -430,6 +476,7 @@ def _legacy_h5_weights(path: Path) -> list[np.ndarray]:
     except OSError:
         raise ModelFileError(f"{path} is not an HDF5 weights file (TensorKart's model_weights.h5)") from None
     with f:
+        check_self_contained(f, str(path), ModelFileError)
         try:
             return _read_legacy_weights(f)
         except ModelFileError as exc:
@@ -491,6 +538,7 @@ def import_tensorkart_weights(weights_path: str | os.PathLike, out: str | os.Pat
                 f"{weights_path}: weight {var.path} has shape {arr.shape}, TensorKart's network needs {tuple(var.shape)}"
             )
         var.assign(arr.astype(np.float32))
+    check_weights(model, weights_path)
     return save_model(model, out)
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +30,8 @@ import numpy as np
 from kartstudio import __version__
 from kartstudio.controller import STATE_COLUMNS, ControllerState
 from kartstudio.errors import SessionFileError
+from kartstudio.formatting import MAX_DURATION_S
+from kartstudio.h5guard import check_self_contained
 
 FORMAT_NAME = "kartstudio-session"
 FORMAT_VERSION = 2  # v2: the `codec`, `jpeg_quality` and `layout` attributes
@@ -336,8 +340,17 @@ def decode_jpeg(data: bytes | np.ndarray, shape: tuple[int, int, int]) -> np.nda
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(bytes(data))) as image:
+        with warnings.catch_warnings():  # Pillow warns of > 89 megapixels: refused below by size
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(bytes(data)))
+        with opened as image:
+            # the header's size first: a 12000x12000 picture is refused before it is decoded
+            if image.size != (shape[1], shape[0]):
+                raise _WrongSize(image.size)
             pixels = np.asarray(image.convert("RGB"))
+    except _WrongSize as exc:
+        width, height = exc.args[0]
+        raise ValueError(f"a JPEG of {width}x{height}, expected {shape[1]}x{shape[0]}") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises several kinds for damaged data
         raise ValueError(f"not a readable JPEG ({type(exc).__name__})") from None
     if pixels.shape != tuple(shape):
@@ -345,7 +358,23 @@ def decode_jpeg(data: bytes | np.ndarray, shape: tuple[int, int, int]) -> np.nda
     return pixels
 
 
+class _WrongSize(Exception):
+    """decode_jpeg's header check: the picture's (width, height) is not the session's."""
+
+
 # -- writing -------------------------------------------------------------------------------------
+
+
+LABEL_CHUNK_ROWS = 256  # rows per chunk of the per-frame labels (actions, states, timestamps, frame_numbers)
+
+
+def _in_place() -> h5py.h5p.PropDCID:
+    """Creation properties of a dataset whose chunks are allocated as soon as rows are added to them
+    and keep their place in the file (no filter: a chunk's size never changes)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+    return dcpl
 
 
 class SessionWriter:
@@ -373,19 +402,28 @@ class SessionWriter:
         if meta.codec == "jpeg":
             # one JPEG file's bytes per frame: plain h5py plus any JPEG decoder reads them
             self.frames = f.create_dataset(
-                "frames", (0,), maxshape=(None,), chunks=(64,), dtype=h5py.vlen_dtype(np.uint8)
+                "frames", (0,), maxshape=(None,), chunks=(64,), dtype=h5py.vlen_dtype(np.uint8), dcpl=_in_place()
             )
         else:
             self.frames = f.create_dataset(
                 "frames", (0, h, w, 3), maxshape=(None, h, w, 3), chunks=(1, h, w, 3), dtype="u1", **_COMPRESSION
             )
         self.frames.attrs["codec"] = meta.codec
-        self.actions = f.create_dataset("actions", (0, 5), maxshape=(None, 5), chunks=(1024, 5), **_COMPRESSION, dtype="f4")
+        # The labels are stored uncompressed (68 bytes a frame, ~0.2% of a lossless frame), each chunk
+        # allocated when its first row is added and rewritten in place from then on: it lies in the
+        # file before the frames it labels, so a file cut anywhere keeps the labels of every frame
+        # whose pixels it keeps (compressed chunks move to the end of the file on every save).
+        rows = LABEL_CHUNK_ROWS
+        self.actions = f.create_dataset("actions", (0, 5), maxshape=(None, 5), chunks=(rows, 5), dtype="f4",
+                                        dcpl=_in_place())
         ncol = len(STATE_COLUMNS)
-        self.states = f.create_dataset("states", (0, ncol), maxshape=(None, ncol), chunks=(1024, ncol), **_COMPRESSION, dtype="i2")
+        self.states = f.create_dataset("states", (0, ncol), maxshape=(None, ncol), chunks=(rows, ncol), dtype="i2",
+                                       dcpl=_in_place())
         self.states.attrs["columns"] = json.dumps(STATE_COLUMNS)
-        self.timestamps = f.create_dataset("timestamps", (0,), maxshape=(None,), chunks=(4096,), **_COMPRESSION, dtype="f8")
-        self.frame_numbers = f.create_dataset("frame_numbers", (0,), maxshape=(None,), chunks=(4096,), **_COMPRESSION, dtype="i8")
+        self.timestamps = f.create_dataset("timestamps", (0,), maxshape=(None,), chunks=(rows,), dtype="f8",
+                                           dcpl=_in_place())
+        self.frame_numbers = f.create_dataset("frame_numbers", (0,), maxshape=(None,), chunks=(rows,), dtype="i8",
+                                              dcpl=_in_place())
         pads = f.create_group("pad_samples")
         self.pad_timestamps = pads.create_dataset("timestamps", (0,), maxshape=(None,), chunks=(4096,), **_COMPRESSION, dtype="f8")
         self.pad_states = pads.create_dataset(
@@ -538,16 +576,35 @@ def _claimed_size(head: bytes) -> int:
 
 
 def _rows_in_file(ds: h5py.Dataset, n: int, size: int) -> int:
-    """How many of the first n rows of `ds` have their stored chunks inside the first `size` bytes."""
+    """How many of the first n rows of `ds` (a prefix) have every chunk they lie in stored inside
+    the first `size` bytes. Every chunk is looked at, not only the last ones: a closed file's label
+    chunks can lie anywhere (at its end for files written before early allocation), so a file cut
+    anywhere keeps exactly the rows whose bytes are still in it."""
     if n == 0 or ds.chunks is None:
         return n  # the writer chunks every per-frame dataset; a contiguous one was checked on open
     rows = ds.chunks[0]
-    for start in range(((n - 1) // rows) * rows, -1, -rows):
-        info = ds.id.get_chunk_info_by_coord((start,) + (0,) * (ds.ndim - 1))
-        if info.byte_offset is not None and info.byte_offset + info.size <= size:
-            break
-        n = start  # this chunk never reached the disk: its rows would read as zeros
-    return n
+    chunks = -(-n // rows)
+    inside = np.zeros(chunks, dtype=bool)
+
+    def visit(info) -> None:
+        k = info.chunk_offset[0] // rows
+        if k < chunks and info.byte_offset is not None and info.byte_offset + info.size <= size:
+            inside[k] = True
+
+    try:
+        ds.id.chunk_iter(visit)  # one pass over the chunk index
+    except Exception:  # noqa: BLE001 - an index node past the cut, or an HDF5 without chunk_iter
+        inside[:] = False
+        for k in range(chunks):  # chunk by chunk, up to the first one that cannot be found
+            try:
+                info = ds.id.get_chunk_info_by_coord((k * rows,) + (0,) * (ds.ndim - 1))
+            except Exception:  # noqa: BLE001
+                break
+            if info.byte_offset is None or info.byte_offset + info.size > size:
+                break
+            inside[k] = True
+    missing = np.flatnonzero(~inside)  # a chunk never written or past the end: its rows read as zeros
+    return n if not missing.size else min(n, int(missing[0]) * rows)
 
 
 def _whole_jpeg(frames: h5py.Dataset, i: int) -> bool:
@@ -556,6 +613,43 @@ def _whole_jpeg(frames: h5py.Dataset, i: int) -> bool:
     except Exception:  # noqa: BLE001 - its bytes lie past the end of a cut-short file
         return False
     return len(data) > 4 and bytes(data[:2]) == b"\xff\xd8" and bytes(data[-2:]) == b"\xff\xd9"
+
+
+def _whole_jpegs(frames: h5py.Dataset, n: int) -> int:
+    """How many of the first n JPEG frames of a cut-short file are whole. Their bytes are written in
+    order, so the whole ones are a prefix: found by bisection, then checked frame by frame back
+    from there (a few frames, in case the order was not quite kept)."""
+    low, high = 0, n  # the answer lies in [low, high]
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _whole_jpeg(frames, mid - 1):
+            low = mid
+        else:
+            high = mid - 1
+    while low > 0 and not all(_whole_jpeg(frames, i) for i in range(max(0, low - 8), low)):
+        low -= 1
+    return low
+
+
+OPEN_TRIES = 3  # a session that fails to open while its file is changing is tried this many times
+
+
+def _file_stamp(path: Path) -> tuple:
+    """What changes when another program writes the file (size, times, inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _raw_failure(message: str, raw: bool = True) -> SessionFileError:
+    """A SessionFileError for a failure HDF5 raised itself (not a check of ours): such a failure may
+    come from another program writing the file at that moment, so the open is tried again."""
+    exc = SessionFileError(message)
+    exc.raw = raw  # type: ignore[attr-defined]
+    return exc
+
 
 REQUIRED = ("frames", "actions", "timestamps", "frame_numbers")
 
@@ -571,7 +665,29 @@ class Session:
             raise SessionFileError(f"{self.path} is a folder, not a session file")
         if not self.path.is_file():  # a FIFO or a device would block or never end
             raise SessionFileError(f"{self.path} is not a regular file, so not a session file")
+        # Another program may be changing the file as it is opened (trimming it: set_excluded writes in
+        # place, and a reader takes no lock), so that HDF5 reads half-written metadata ("addr overflow").
+        # Such a failure is tried again after a moment; if the file keeps changing, the line says so.
+        for attempt in range(OPEN_TRIES):
+            before = _file_stamp(self.path)
+            try:
+                self._open_and_check(mode)
+                if self._raw is None or attempt + 1 == OPEN_TRIES or _file_stamp(self.path) == before:
+                    return
+                self.close()  # read as cut short while it changed: a save in progress, look again
+                time.sleep(0.05 * (attempt + 1))
+            except SessionFileError as exc:
+                changed = _file_stamp(self.path) != before
+                if attempt + 1 < OPEN_TRIES and (changed or getattr(exc, "raw", False)):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                if changed:
+                    raise SessionFileError(f"{self.path} is being changed by another program; try again") from None
+                raise
+
+    def _open_and_check(self, mode: str) -> None:
         self._raw: _CutShortFile | None = None  # set when the file is shorter than HDF5's header says
+        self._lost: str | None = None  # why a cut-short file's later frames are not recovered
         try:
             self._file = self._open_file(mode)
         except Exception as exc:  # noqa: BLE001 - OSError mostly; HDF5 raises others on odd files
@@ -582,8 +698,9 @@ class Session:
                 raise SessionFileError(f"{self.path} was cut short by a failed save: its frames can be read "
                                        "but not changed") from None
             else:
-                reason = "truncated or corrupt" if "signature" in text or "truncated" in text else text
-                raise SessionFileError(f"{self.path} is not a readable KartStudio session ({reason})") from None
+                reason = "truncated or corrupt" if "signature" in text or "truncated" in text else _shown(text)
+                raise _raw_failure(f"{self.path} is not a readable KartStudio session ({reason})",
+                                   raw="signature" not in text) from None
         try:
             self._check()
         except SessionFileError:
@@ -591,8 +708,8 @@ class Session:
             raise
         except Exception as exc:  # noqa: BLE001 - damage the checks above did not foresee
             self.close()
-            raise SessionFileError(f"{self.path} is damaged ({type(exc).__name__}: {_shown(str(exc))}); "
-                                   "re-record or delete it") from None
+            raise _raw_failure(f"{self.path} is damaged ({type(exc).__name__}: {_shown(str(exc))}); "
+                               "re-record or delete it") from None
 
     def _open_file(self, mode: str) -> h5py.File:
         if mode != "r":
@@ -625,11 +742,30 @@ class Session:
 
     @property
     def cut_short(self) -> bool:
-        """True when a failed save left the file shorter than HDF5's header says (read-only then)."""
+        """True when the file is shorter than HDF5's header says (a failed save, a copy that stopped):
+        read-only then, holding the frames recovered from it (len(self))."""
         return self._raw is not None
+
+    @property
+    def frames_claimed(self) -> int:
+        """The frames the file's header says it holds; more than len(self) when some were not saved."""
+        return self._claimed
+
+    @property
+    def cut_short_note(self) -> str | None:
+        """One line naming the truncation of a cut-short file and what was recovered; None otherwise."""
+        if self._raw is None:
+            return None
+        n, claimed = self._n, self._claimed
+        what = f"all {n} frames recovered" if n >= claimed else f"{n} of {claimed} frames recovered"
+        why = f" ({self._lost})" if n < claimed and self._lost else ""
+        fix = "; restore it from a copy to get the rest back" if n < claimed else ""
+        return f"{self.path} was cut short (the file ends before its HDF5 header says): {what}{why}{fix}"
 
     def _check(self) -> None:
         f = self._file
+        # Before any attribute or dataset is read: nothing in the file may lead outside it.
+        check_self_contained(f, str(self.path), SessionFileError)
         try:
             fmt = _attr_text(f.attrs, "format", "")
         except SessionFileError:
@@ -647,7 +783,7 @@ class Session:
         try:
             self.meta = SessionMeta.from_attrs(f.attrs)
             _attr_flag(f.attrs, "complete")
-            self._n = self._check_datasets()
+            self._n = self._claimed = self._check_datasets()
             if not self.complete or self._raw is not None:  # a cut-short file may have lost any row
                 self._n = self._flushed_rows(self._n)
         except SessionFileError as exc:
@@ -699,14 +835,22 @@ class Session:
         return n
 
     def _flushed_rows(self, n: int) -> int:
-        """Frames of a file its recorder never closed that really reached the disk.
+        """Frames of a file its recorder never closed, or of a cut-short one, that really reached the disk.
 
         When another program fills the disk during a save, HDF5 may have written the new row
-        count but not all the rows: keep the frames whose timestamps run forward and whose
-        pixels are stored inside the file (the rest read back as zeros)."""
+        count but not all the rows; a file cut short (a failed save, a copy that stopped) lacks
+        whatever lay past its end. Keep the frames whose labels and pixels are all stored inside the
+        file (the rest read back as zeros) and whose timestamps run forward; self._lost says why
+        the others were not kept."""
         size = self.path.stat().st_size
+        claimed = n
         if self._raw is not None:  # a cut-short file: every label's bytes must be in it too
-            n = min(n, *(_rows_in_file(self._file[name], n, size) for name in FRAME_ROWS if name in self._file))
+            kept = {name: _rows_in_file(self._file[name], n, size) for name in FRAME_ROWS if name in self._file}
+            n = min(n, *kept.values())
+            if n < claimed:
+                short = [name for name, rows in kept.items() if rows == n]
+                self._lost = (f"the labels ({', '.join(short)}) of frame {n + 1} on lie past its end, "
+                              "where HDF5 cannot find them")
         tail = max(0, n - 2 * 4096)  # a save touches at most the last timestamp chunk or two
         t = np.asarray(self._file["timestamps"][tail:n], dtype=np.float64)
         bad = ~np.isfinite(t)
@@ -715,22 +859,16 @@ class Session:
             bad[0] |= not t[0] >= self._file["timestamps"][tail - 1]
         if bad.any():
             n = tail + int(np.argmax(bad))
+            self._lost = self._lost or f"frame {n + 1} on were never saved (their timestamps are not in order)"
         frames = self._file["frames"]
+        before = n
         if self.meta.codec == "jpeg":
             if self._raw is not None:  # a frame whose bytes lie past the end reads as zeros or fails
-                while n > 0 and not _whole_jpeg(frames, n - 1):
-                    n -= 1
-            return n
-        for _ in range(4096):  # a save holds well under that many frames
-            if n == 0:
-                break
-            try:
-                info = frames.id.get_chunk_info_by_coord((n - 1, 0, 0, 0))
-            except Exception:  # noqa: BLE001 - not one frame per chunk: not a recorder's file
-                break
-            if info.byte_offset is not None and info.byte_offset + info.size <= size:
-                break
-            n -= 1
+                n = _whole_jpegs(frames, n)
+        else:
+            n = _rows_in_file(frames, n, size)  # one frame per chunk: each frame's pixels are in the file
+        if n < before:
+            self._lost = f"the pixels of frame {n + 1} on lie past its end"
         return n
 
     def __len__(self) -> int:
@@ -755,11 +893,22 @@ class Session:
         return (h, w, 3)
 
     def frame(self, i: int) -> np.ndarray:
-        """Frame i decoded: (H, W, 3) uint8 RGB, whatever the codec."""
-        if self.meta.codec != "jpeg":
-            return self.frames[i]
+        """Frame i decoded: (H, W, 3) uint8 RGB, whatever the codec. A frame that cannot be read or
+        decoded (a damaged chunk, bytes past the end) raises SessionFileError naming file and frame."""
+        i = int(i)
+        if not -self._n <= i < self._n:
+            raise IndexError(f"frame {i} of a session of {self._n} frames")
+        i %= self._n
         try:
-            return decode_jpeg(self.frames[i], self.frame_shape)
+            data = self.frames[i]
+        except Exception as exc:  # noqa: BLE001 - OSError from the gzip filter, a bad heap, ...
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SessionFileError(f"{self.path} is damaged: frame {i} cannot be read ({_shown(text)}); "
+                                   "re-record the session or exclude that frame") from None
+        if self.meta.codec != "jpeg":
+            return data
+        try:
+            return decode_jpeg(data, self.frame_shape)
         except ValueError as exc:
             raise SessionFileError(f"{self.path} is damaged: frame {i} is {exc}") from None
 
@@ -809,16 +958,27 @@ class Session:
         return ControllerState.from_row(self.states[i])
 
     @property
-    def duration(self) -> float:
+    def duration(self) -> float | None:
+        """Seconds from the first frame to the last; None (unknown) when the timestamps do not give
+        a plausible one (NaN, infinite, backward, or longer than any recording: a damaged file)."""
         if self._n < 2:
             return 0.0
-        t = self.timestamps
-        return float(t[self._n - 1] - t[0])
+        try:
+            t = self.timestamps
+            # each end as a Python float first: int64/uint64 stamps at the extremes would overflow
+            # or wrap if subtracted as integers
+            d = float(t[self._n - 1]) - float(t[0])
+        except Exception:  # noqa: BLE001 - a stamp that cannot be read: the duration is unknown
+            return None
+        return d if math.isfinite(d) and 0 <= d <= MAX_DURATION_S else None
 
     @property
-    def fps(self) -> float:
-        """Achieved frame rate (frames over recorded time); the nominal rate is meta.fps."""
+    def fps(self) -> float | None:
+        """Achieved frame rate (frames over recorded time), None when the duration is unknown;
+        the nominal rate is meta.fps."""
         d = self.duration
+        if d is None:
+            return None
         return (self._n - 1) / d if d > 0 else 0.0
 
     @property
@@ -837,8 +997,8 @@ class Session:
             "kind": self.meta.kind,
             "frames": n,
             "excluded_frames": int(n - len(self.included_indices())),
-            "duration_s": round(self.duration, 3),
-            "fps": round(self.fps, 2),
+            "duration_s": None if self.duration is None else round(self.duration, 3),  # None: unknown
+            "fps": None if self.fps is None else round(self.fps, 2),
             "storage_size": [h, w],
             "layout": self.meta.layout,
             "capture_region": list(self.meta.capture_region),
@@ -847,6 +1007,11 @@ class Session:
             "bytes_per_frame": round(self.bytes_on_disk / n, 1) if n else None,
             "complete": self.complete,
             "created": self.meta.created,
+            # a file shorter than its header says: the frames recovered from it, of those it claims
+            "cut_short": self.cut_short,
+            "frames_recovered": n,
+            "frames_claimed": self._claimed,
+            "cut_short_note": self.cut_short_note,
         }
 
     def close(self) -> None:

@@ -1,0 +1,249 @@
+"""Nothing outside a file is read or written through it (issue 18, item 1).
+
+HDF5 follows external storage, external links and virtual datasets on its own. Each is planted
+here in a real session or model file, pointing at a file outside it, and every way in (info, the
+Datasets list, training, trimming, import-model, loading a model) must refuse it in one line and
+leave the outside file as it was. The strongest "not read" proof: the outside file is a FIFO, so
+any attempt to open it for reading would block; the reader runs in a subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from kartstudio.cli import main
+from kartstudio.errors import KartStudioError, SessionFileError
+from kartstudio.session import open_session, set_excluded
+from test_hostile import make_session, one_line
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fingerprint(path: Path) -> tuple:
+    st = path.stat()
+    return (path.read_bytes(), st.st_size, st.st_mtime_ns)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside the sessions' folder, holding an HDF5 file and a raw file."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    with h5py.File(folder / "research.h5", "w") as f:
+        f["pairs"] = np.arange(2000, dtype=np.int64).reshape(1000, 2)
+        f["stamps"] = np.linspace(0, 1, 12)
+    (folder / "secret.txt").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 400)
+    return folder
+
+
+def _plant(kind: str, session: Path, outside: Path) -> None:
+    """Replace a dataset of `session` by one that points into `outside`."""
+    with h5py.File(session, "a") as f:
+        if kind == "external storage":
+            del f["frames"]
+            f.create_dataset("frames", (6, 24, 32, 3), "u1", external=[(str(outside / "secret.txt"), 0, h5py.h5f.UNLIMITED)])
+        elif kind == "external link":
+            del f["excluded"]
+            f["excluded"] = h5py.ExternalLink(str(outside / "research.h5"), "/pairs")
+        elif kind == "virtual dataset":
+            layout = h5py.VirtualLayout(shape=(6,), dtype="f8")
+            layout[:] = h5py.VirtualSource(str(outside / "research.h5"), "stamps", shape=(12,))[:6]
+            del f["timestamps"]
+            f.create_virtual_dataset("timestamps", layout)
+        elif kind == "filter plugin":
+            del f["actions"]
+            f.create_dataset("actions", data=np.zeros((6, 5), np.float32), chunks=(6, 5), compression=32001,
+                             allow_unknown_filter=True)
+        else:
+            raise AssertionError(kind)
+
+
+KINDS = ("external storage", "external link", "virtual dataset", "filter plugin")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_reader_refuses_a_session_pointing_outside_and_changes_nothing(tmp_path, outside, kind, capsys):
+    from kartstudio.gui.datasets_tab import session_rows
+    from kartstudio.training.dataset import SessionDataset
+
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    path = make_session(sessions / "s.h5")
+    _plant(kind, path, outside)
+    before = {p.name: _fingerprint(p) for p in outside.iterdir()}
+
+    with pytest.raises(SessionFileError, match="outside itself") as err:
+        open_session(path)
+    assert "\n" not in str(err.value) and "s.h5" in str(err.value)
+    assert main(["info", str(path)]) == 2
+    assert "outside itself" in one_line(capsys.readouterr().err)
+    rows = session_rows(sessions)
+    assert len(rows) == 1 and "outside itself" in rows[0]["problem"]
+    with pytest.raises(KartStudioError, match="outside itself"):
+        SessionDataset([path], batch_size=2)
+    with pytest.raises(SessionFileError, match="outside itself"):  # trimming writes: refused before a write
+        set_excluded(path, [(0, 2)])
+    assert {p.name: _fingerprint(p) for p in outside.iterdir()} == before
+
+
+def test_trimming_through_an_external_link_never_rewrites_the_outside_file(tmp_path, outside):
+    """The red team's case: "Exclude to here" rewrote the outside file's (1000, 2) dataset to (1, 2)."""
+    path = make_session(tmp_path / "s.h5")
+    _plant("external link", path, outside)
+    with pytest.raises(SessionFileError):
+        set_excluded(path, [(0, 1)])
+    with h5py.File(outside / "research.h5", "r") as f:
+        assert f["pairs"].shape == (1000, 2) and f["pairs"][999, 1] == 1999
+
+
+def test_external_storage_is_never_opened_even_when_the_target_would_block(tmp_path):
+    """The outside "file" is a FIFO: reading it would block forever. Every reader must return at once."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    path = make_session(tmp_path / "s.h5")
+    with h5py.File(path, "a") as f:
+        del f["frames"]
+        f.create_dataset("frames", (6, 24, 32, 3), "u1", external=[(str(fifo), 0, h5py.h5f.UNLIMITED)])
+    code = textwrap.dedent(f"""
+        import sys
+        from kartstudio.cli import main
+        from kartstudio.session import open_session
+        from kartstudio.training.dataset import SessionDataset
+        codes = [main(["info", {str(path)!r}]), main(["info", "--json", {str(path)!r}])]
+        for attempt in (lambda: open_session({str(path)!r}).frame(0), lambda: SessionDataset([{str(path)!r}])):
+            try:
+                attempt()
+                codes.append(0)
+            except Exception as exc:
+                codes.append(type(exc).__name__)
+        print(codes)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[2, 2, 'SessionFileError', 'SessionFileError']"
+    assert "Traceback" not in run.stderr
+
+
+# -- models -----------------------------------------------------------------------------------------
+
+
+def _tensorkart_weights(path: Path, tweak=None) -> Path:
+    """TensorKart's model_weights.h5 layout (Keras 2 save_weights) with the real network's shapes."""
+    from kartstudio.model import build_tensorkart
+
+    model = build_tensorkart()
+    with h5py.File(path, "w") as f:
+        layers = [layer for layer in model.layers if layer.weights]
+        f.attrs["layer_names"] = [layer.name.encode() for layer in layers]
+        for layer in layers:
+            g = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0" for w in layer.weights]
+            g.attrs["weight_names"] = [n.encode() for n in names]
+            for n, w in zip(names, layer.weights):
+                g.create_dataset(n, data=np.asarray(w))
+        if tweak:
+            tweak(f, layers[0].name)
+    return path
+
+
+def test_import_model_never_copies_bytes_from_outside_into_the_new_model(tmp_path, outside, capsys):
+    def external(f, first):
+        name = f"{first}/kernel:0"
+        shape = f[first][name].shape
+        del f[first][name]
+        f[first].create_dataset(name, shape, "f4", external=[(str(outside / "secret.txt"), 0, h5py.h5f.UNLIMITED)])
+
+    weights = _tensorkart_weights(tmp_path / "model_weights.h5", external)
+    out = tmp_path / "out.keras"
+    assert main(["import-model", str(weights), "-o", str(out)]) == 2
+    assert "secret.txt" in one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e30])
+def test_import_model_refuses_weights_that_cannot_drive(tmp_path, value, capsys):
+    def poison(f, first):
+        ds = f[first][f"{first}/kernel:0"]
+        data = ds[()]
+        data.flat[7] = value
+        ds[...] = data
+
+    weights = _tensorkart_weights(tmp_path / "model_weights.h5", poison)
+    out = tmp_path / "out.keras"
+    assert main(["import-model", str(weights), "-o", str(out)]) == 2
+    assert "cannot drive" in one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def _rewrite_keras(src: Path, dst: Path, change) -> Path:
+    """A copy of a .keras archive whose model.weights.h5 went through `change(h5py.File)`."""
+    with zipfile.ZipFile(src) as archive:
+        members = {m: archive.read(m) for m in archive.namelist()}
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "a") as f:
+        change(f)
+    members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(dst, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    from kartstudio.model import build_model, save_model
+
+    return save_model(build_model("kartstudio"), tmp_path_factory.mktemp("model") / "good.keras")
+
+
+def _first_kernel(f: h5py.File) -> str:
+    found = []
+    f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim == 4 else None)
+    return found[0]
+
+
+def test_loading_a_model_whose_weights_live_outside_is_refused(tmp_path, outside, saved_model):
+    from kartstudio.model import ModelFileError, load_model
+
+    def external(f):
+        name = _first_kernel(f)
+        shape, dtype = f[name].shape, f[name].dtype
+        del f[name]
+        f.create_dataset(name, shape, dtype, external=[(str(outside / "secret.txt"), 0, h5py.h5f.UNLIMITED)])
+
+    def link(f):
+        name = _first_kernel(f)
+        del f[name]
+        f[name] = h5py.ExternalLink(str(outside / "research.h5"), "/pairs")
+
+    before = {p.name: _fingerprint(p) for p in outside.iterdir()}
+    for change in (external, link):
+        bad = _rewrite_keras(saved_model, tmp_path / f"{change.__name__}.keras", change)
+        with pytest.raises(ModelFileError, match="outside itself"):
+            load_model(bad)
+    assert {p.name: _fingerprint(p) for p in outside.iterdir()} == before
+
+
+def test_loading_a_model_with_nan_weights_is_one_line(tmp_path, saved_model, capsys):
+    from kartstudio.model import ModelFileError, load_model
+
+    def poison(f):
+        ds = f[_first_kernel(f)]
+        data = ds[()]
+        data.flat[0] = np.nan
+        ds[...] = data
+
+    bad = _rewrite_keras(saved_model, tmp_path / "nan.keras", poison)
+    with pytest.raises(ModelFileError, match="not numbers"):
+        load_model(bad)
+    assert load_model(saved_model) is not None  # the untouched file still loads
