@@ -247,3 +247,91 @@ def test_loading_a_model_with_nan_weights_is_one_line(tmp_path, saved_model, cap
     with pytest.raises(ModelFileError, match="not numbers"):
         load_model(bad)
     assert load_model(saved_model) is not None  # the untouched file still loads
+
+
+# -- sizes a file claims (items 9 and 10) ------------------------------------------------------------
+
+
+def _served_frames(path: Path):
+    from kartstudio.training.dataset import SessionDataset
+
+    with SessionDataset([path], batch_size=2, shuffle=False) as ds:
+        return ds._frames(np.arange(ds.frames))
+
+
+def test_a_frame_chunk_of_the_wrong_size_is_one_line_in_training(tmp_path):
+    import zlib
+
+    path = make_session(tmp_path / "s.h5")
+    with h5py.File(path, "a") as f:
+        f["frames"].id.write_direct_chunk((3, 0, 0, 0), zlib.compress(np.zeros((12, 32, 3), np.uint8).tobytes()))
+    with pytest.raises(SessionFileError, match="frame 3 holds 1152 bytes"):
+        _served_frames(path)
+
+
+def test_a_zip_bomb_frame_is_refused_without_inflating_it(tmp_path):
+    """A 200 MB stream of zeros in one frame's chunk: refused after inflating one frame's bytes."""
+    import zlib
+
+    path = make_session(tmp_path / "s.h5")
+    bomb = zlib.compressobj(9)
+    data = b"".join(bomb.compress(bytes(1 << 20)) for _ in range(200)) + bomb.flush()
+    with h5py.File(path, "a") as f:
+        f["frames"].id.write_direct_chunk((1, 0, 0, 0), data)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from pathlib import Path
+        from test_outside_references import _served_frames
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            _served_frames(Path({str(path)!r}))
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    lines = run.stdout.strip().splitlines()
+    assert lines[-2].startswith("SessionFileError") and "frame 1 holds more than 2304 bytes" in lines[-2], run.stdout + run.stderr
+    assert int(lines[-1]) < 100, f"peak RSS grew by {lines[-1]} MB reading a bomb"  # 200 MB if inflated
+
+
+def test_a_huge_jpeg_frame_is_refused_from_its_header(tmp_path):
+    from PIL import Image
+
+    from kartstudio.session import SessionMeta, SessionWriter, decode_jpeg
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (9, 9, 9)).save(buffer, "JPEG", quality=50)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        from kartstudio.session import decode_jpeg
+        data = open({str(tmp_path / 'big.jpg')!r}, 'rb').read()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            decode_jpeg(data, (24, 32, 3))
+        except ValueError as exc:
+            print(exc)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+    """)
+    (tmp_path / "big.jpg").write_bytes(buffer.getvalue())
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    lines = run.stdout.strip().splitlines()
+    assert lines[-2] == "a JPEG of 6000x6000, expected 32x24", run.stdout + run.stderr
+    assert int(lines[-1]) < 50, f"peak RSS grew by {lines[-1]} MB: the 108 MB picture was decoded"
+    # and through a session, one line naming the frame
+    path = tmp_path / "j.h5"
+    with SessionWriter(path, SessionMeta(storage_size=(24, 32), codec="jpeg")) as w:
+        from kartstudio.controller import ControllerState
+
+        for i in range(3):
+            w.append_encoded(buffer.getvalue() if i == 1 else _small_jpeg(), ControllerState(), 1.0 + i, i)
+    with open_session(path) as s, pytest.raises(SessionFileError, match="frame 1 is a JPEG of 6000x6000"):
+        s.frame(1)
+    assert decode_jpeg(_small_jpeg(), (24, 32, 3)).shape == (24, 32, 3)
+
+
+def _small_jpeg() -> bytes:
+    from kartstudio.session import encode_frame
+
+    return encode_frame(np.full((24, 32, 3), 80, np.uint8), "jpeg")

@@ -42,10 +42,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 try:  # ISA-L inflates gzip about twice as fast as zlib; the same format, so zlib is the fallback
-    from isal.isal_zlib import decompress as _inflate
+    from isal.isal_zlib import decompressobj as _inflater
     from isal.isal_zlib import error as _InflateError
 except ImportError:  # pragma: no cover - isal is a dependency, but a frame still decodes without it
-    from zlib import decompress as _inflate
+    from zlib import decompressobj as _inflater
     from zlib import error as _InflateError
 
 from kartstudio.errors import KartStudioError, SessionFileError
@@ -210,6 +210,22 @@ def _chunk_locations(s: Session) -> tuple[bool, np.ndarray | None]:
     return True, where
 
 
+def _frame_pixels(data: bytes, raw: bool, f: _File, frame: int) -> np.ndarray:
+    """One frame's chunk as pixels. Inflates no more than a frame's bytes (plus one, to see a longer
+    stream), so a chunk of the wrong size or a zip bomb is one clear error, never gigabytes of RAM."""
+    size = int(np.prod(f.shape))
+    if not raw:
+        try:
+            data = _inflater().decompress(data, size + 1)
+        except _InflateError:
+            raise SessionFileError(f"{f.path} is damaged: frame {frame} does not decompress") from None
+    if len(data) != size:
+        got = f"more than {size}" if len(data) > size else str(len(data))
+        raise SessionFileError(f"{f.path} is damaged: frame {frame} holds {got} bytes; a {f.shape[1]}x{f.shape[0]} "
+                               f"frame is {size}: re-record or delete it")
+    return np.frombuffer(data, np.uint8).reshape(f.shape)
+
+
 class _Reader:
     """Reads frames by index position from several threads at once.
 
@@ -270,12 +286,7 @@ class _Reader:
                 slow.setdefault(int(ix.file_ids[p]), []).append(k)
                 continue
             data = os.pread(self._fd(int(ix.file_ids[p])), int(ix.sizes[p]), int(ix.offsets[p]))
-            if not ix.raw[p]:
-                try:
-                    data = _inflate(data)
-                except _InflateError:
-                    raise SessionFileError(f"{f.path} is damaged: frame {ix.frame_ids[p]} does not decompress") from None
-            frames[k] = np.frombuffer(data, np.uint8).reshape(f.shape)
+            frames[k] = _frame_pixels(data, bool(ix.raw[p]), f, int(ix.frame_ids[p]))
         for file_id, ks in slow.items():  # the h5py path, for files SessionWriter did not write
             with open_session(ix.files[file_id].path) as s:
                 for k in ks:
