@@ -124,3 +124,34 @@ def test_frame_history_on_another_network_is_refused_before_training():
     with pytest.raises(KartStudioError, match="kartstudio network"):
         TrainConfig(history=3, model="seed").check()
     TrainConfig(history=3).check()  # the default network takes it
+
+
+def _whole_screen_session(path, frames=30):
+    rng = np.random.default_rng(1)
+    meta = SessionMeta(game="tensorkart", track="luigi", storage_size=SMALL, source="tensorkart-npy", fps=10.0,
+                       layout="whole")
+    with SessionWriter(path, meta) as w:
+        for i in range(frames):
+            w.append(synthetic_seat_frame(0.2, i, rng, SMALL), ControllerState(a=True), i / 10, i)
+    return path
+
+
+def test_whole_screen_and_seat_sessions_are_never_mixed_and_fine_tuning_keeps_the_layout(tmp_path, sessions, capsys):
+    """Either order used to train: the first file decided what the model looks at."""
+    whole = _whole_screen_session(tmp_path / "luigi.h5")
+    seat = sessions / "s0.h5"
+    for order in ([seat, whole], [whole, seat]):
+        assert main(["train", *map(str, order), "-o", str(tmp_path / "m.keras"), "--epochs", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "luigi.h5" in err and "s0.h5" in err and "train them separately" in err and "\n" not in err
+    assert not (tmp_path / "m.keras").exists()
+    # a whole-screen model fine-tuned on seat sessions would silently become a seat model
+    trainer = Trainer(recipe("seed-mse", epochs=1, batch_size=10).train_config(val_sessions=0))
+    model_path = trainer.fit([whole], tmp_path / "whole.keras").model_path
+    from kartstudio.model import input_spec
+
+    assert input_spec(load_model(model_path)).layout == "whole"
+    with pytest.raises(KartStudioError, match="whole-screen recordings but these sessions hold one seat"):
+        Trainer(recipe("seed-mse", epochs=1, batch_size=10).train_config(val_sessions=0, init_model=str(model_path))
+                ).fit([seat], tmp_path / "tuned.keras")
+    assert not (tmp_path / "tuned.keras").exists()

@@ -205,6 +205,7 @@ class Trainer:
         paths = find_sessions(data)
         if not paths:
             raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
+        layout = sessions_layout(paths)  # before anything is built: a mix is refused at once
         val_count = cfg.val_sessions if cfg.val_sessions is not None else validation_sessions(len(paths), cfg.val_fraction)
         train_paths, val_paths = split_by_session(paths, val_count, cfg.seed)
 
@@ -254,6 +255,12 @@ class Trainer:
                 finally:
                     keras.mixed_precision.set_global_policy("float32")
             history = input_spec(model).history
+            if (cfg.resume or cfg.init_model) and input_spec(model).layout != layout:
+                # fine-tuning never changes what a model looks at (a TensorKart model stays whole-screen)
+                source = ckpt / "last.keras" if cfg.resume else cfg.init_model
+                raise KartStudioError(
+                    f"{source} was trained on {_LAYOUT_WORDS[input_spec(model).layout]} but these sessions hold "
+                    f"{_LAYOUT_WORDS[layout]}: fine-tune it on sessions of its own kind, or train a new model")
             if history != cfg.history:  # a model file's network takes the frames it was built for
                 source = ckpt / "last.keras" if cfg.resume else cfg.init_model
                 raise KartStudioError(
@@ -513,6 +520,26 @@ def _batch_samples(y, place) -> int:
         return int(y.shape[0])
     parts = place.strategy.experimental_local_results(y)
     return sum(int(p.shape[0]) for p in parts) * place.workers
+
+
+_LAYOUT_WORDS = {"whole": "whole-screen recordings", "seat": "one seat's view of a split screen"}
+
+
+def sessions_layout(paths: Sequence[Path]) -> str:
+    """The one layout ("seat" or "whole") of all the sessions; a mix is refused in one line naming
+    both groups, since a model learns one view and the first file would otherwise decide."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        with open_session(path) as s:
+            groups.setdefault(s.meta.layout, []).append(Path(path).name)
+    if len(groups) > 1:
+        def few(names: list[str]) -> str:
+            return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+        raise KartStudioError(
+            f"these sessions mix {_LAYOUT_WORDS['whole']} ({few(groups['whole'])}) and {_LAYOUT_WORDS['seat']} "
+            f"({few(groups['seat'])}); a model learns one view: train them separately")
+    return next(iter(groups), "seat")
 
 
 def _record_input_spec(model, paths: Sequence[Path]) -> None:
