@@ -232,8 +232,11 @@ def _check_plausible_size(ds: "h5py.Dataset", name: str) -> None:
     row_bytes = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
     try:
         stored = ds.id.get_storage_size()
-    except Exception:  # noqa: BLE001
-        stored = 0
+    except Exception:  # noqa: BLE001 - part of its chunk index is unreadable (past the end of a cut file)
+        try:
+            stored = ds.file.id.get_filesize()  # then the file's size bounds what it can hold
+        except Exception:  # noqa: BLE001
+            stored = 0
     # slack: a recorder killed between flushes may leave its last rows' chunks unwritten
     if rows * row_bytes > 1100 * stored + 64 * max(row_bytes, 4096):
         raise SessionFileError(f"{name} claims {rows} rows but the file holds data for far fewer")
@@ -703,6 +706,9 @@ class Session:
                                    raw="signature" not in text) from None
         try:
             self._check()
+            # read once, with the checks: a snapshot as the file was opened, never re-read later from
+            # metadata that another program's trim (set_excluded writes in place) may have moved
+            self._excluded = self._read_excluded()
         except SessionFileError:
             self.close()
             raise
@@ -869,6 +875,12 @@ class Session:
             n = _rows_in_file(frames, n, size)  # one frame per chunk: each frame's pixels are in the file
         if n < before:
             self._lost = f"the pixels of frame {n + 1} on lie past its end"
+            if self.meta.codec != "jpeg":
+                try:
+                    frames.id.get_chunk_info_by_coord((n, 0, 0, 0))
+                except Exception:  # noqa: BLE001 - the index node that points to them is past the end
+                    self._lost = (f"HDF5's index of the pixels of frame {n + 1} on lies past its end, "
+                                  "so it cannot find them")
         return n
 
     def __len__(self) -> int:
@@ -941,11 +953,15 @@ class Session:
         """False when the recorder never closed the file (killed, crashed, disk full)."""
         return bool(self._file.attrs.get("complete", False))
 
-    @property
-    def excluded(self) -> list[tuple[int, int]]:
+    def _read_excluded(self) -> list[tuple[int, int]]:
         if "excluded" not in self._file:
             return []
         return [(int(a), int(b)) for a, b in self._file["excluded"][:]]
+
+    @property
+    def excluded(self) -> list[tuple[int, int]]:
+        """The excluded (trimmed) frame ranges [start, stop), as they were when the file was opened."""
+        return list(self._excluded)
 
     def included_indices(self) -> np.ndarray:
         """Frame indices not inside an excluded range, in order."""

@@ -144,20 +144,28 @@ def cmd_info(args) -> int:
             try:
                 with open_session(path) as s:
                     infos.append(s.info())
+                if infos[-1].get("cut_short_note"):  # shown, and named on stderr: the exit status says it
+                    failed.append(infos[-1]["cut_short_note"])
             except KartStudioError as exc:
                 failed.append(str(exc))
             except Exception as exc:  # noqa: BLE001 - e.g. a chunk that does not decompress: one line, go on
                 failed.append(f"{path} cannot be read ({type(exc).__name__}: {_short(str(exc))}); re-record or delete it")
     if args.json:
-        print(json.dumps(infos, indent=2))
+        print(json.dumps(infos, indent=2, allow_nan=False))  # strict JSON: an unknown number is null
     else:
         for i in infos:
             excluded = f" ({i['excluded_frames']} excluded)" if i["excluded_frames"] else ""
-            state = "" if i["complete"] else "  [not closed cleanly: holds frames up to its last flush]"
+            if i.get("cut_short"):
+                state = (f"  [cut short: {i['frames_recovered']} of {i['frames_claimed']} frames recovered]"
+                         if i["frames_recovered"] < i["frames_claimed"] else "  [cut short: every frame recovered]")
+            else:
+                state = "" if i["complete"] else "  [not closed cleanly: holds frames up to its last flush]"
+            duration = "unknown duration" if i["duration_s"] is None else f"{i['duration_s']:.1f} s"
+            fps = "? fps" if i["fps"] is None else f"{i['fps']:.1f} fps"
             print(
                 f"{i['path']}\n  seat {i['seat']}  game {_short(i['game'])}  track {_short(i['track'])}"
                 f"  kind {i['kind']}  format v{i['format_version']}{state}\n"
-                f"  {i['frames']} frames{excluded}  {i['duration_s']:.1f} s  {i['fps']:.1f} fps"
+                f"  {i['frames']} frames{excluded}  {duration}  {fps}"
                 f"  {'whole screen' if i['layout'] == 'whole' else 'seat view'} {i['storage_size'][1]}x{i['storage_size'][0]}"
                 f"  {i['codec']}"
                 f"  {human_size(i['bytes_on_disk'])} on disk  {human_size(i['bytes_per_frame'] or 0)}/frame"

@@ -60,6 +60,7 @@ class DatasetsTab(QtWidgets.QWidget):
         self.session = None  # the open Session being viewed
         self.actions = np.zeros((0, 5), np.float32)
         self.mark_in: int | None = None
+        self._frame_error = False  # the notice shows a frame's error (cleared when a good frame is shown)
         self.import_task: BackgroundTask | None = None
         self.progress: QtWidgets.QProgressDialog | None = None
 
@@ -155,9 +156,12 @@ class DatasetsTab(QtWidgets.QWidget):
             if "problem" in info:
                 values = [path.name, "unreadable", "", info["problem"], "", "", _size_of(path), ""]
             else:
+                frames = str(info["frames"])
+                if info.get("cut_short"):  # truncation named in the list; the whole line on hover
+                    frames = f"{info['frames']} of {info['frames_claimed']} (cut short)"
                 values = [
                     path.name, info["kind"], "whole" if info.get("layout") == "whole" else str(info["seat"]),
-                    info["track"], str(info["frames"]),
+                    info["track"], frames,
                     human_duration(info["duration_s"]), human_size(info["bytes_on_disk"]),
                     str(info["excluded_frames"]) if info["excluded_frames"] else "",
                 ]
@@ -166,6 +170,8 @@ class DatasetsTab(QtWidgets.QWidget):
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, str(path))
                 if c == 0:
                     item.setToolTip(str(path))
+                if info.get("cut_short_note"):
+                    item.setToolTip(info["cut_short_note"])
                 if c in (2, 4, 7):
                     item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
@@ -195,6 +201,7 @@ class DatasetsTab(QtWidgets.QWidget):
         path = self.selected_path()
         self._close_session()
         self.notice.clear_message()
+        self._frame_error = False
         self.mark_in = None
         if path is None:
             return self._show_empty("Select a session to scrub through its frames")
@@ -202,17 +209,24 @@ class DatasetsTab(QtWidgets.QWidget):
 
         try:
             self.session = open_session(path)
-            self.actions = self.session.actions[:]
+            # only the frames the session holds: a recovered file keeps label rows past them
+            self.actions = np.asarray(self.session.actions[: len(self.session)], dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - damaged files are shown, not raised
+            self._close_session()
             self.notice.show_message(describe_error(exc), "error")
             return self._show_empty(path.name)
         s = self.session
         n = len(s)
         meta = s.meta
+        if s.cut_short:
+            state = f" (cut short: {n} of {s.frames_claimed} frames recovered)"
+            self.notice.show_message(s.cut_short_note or "", "warning")
+        else:
+            state = "" if s.complete else " (not closed cleanly)"
+        fps = "? fps" if s.fps is None else f"{s.fps:.1f} fps"
         self.viewer_title.setText(
             f"<b>{path.name}</b> — {'whole screen' if s.layout == 'whole' else f'seat {meta.seat}'}, "
-            f"{meta.game}/{meta.track}, {meta.kind}, {n} frames, {s.codec}, "
-            f"{s.fps:.1f} fps{'' if s.complete else ' (not closed cleanly)'}"
+            f"{meta.game}/{meta.track}, {meta.kind}, {n} frames, {s.codec}, {fps}{state}"
         )
         frames = np.arange(n)
         for i, key in enumerate(TRACE_COLOURS):
@@ -244,14 +258,24 @@ class DatasetsTab(QtWidgets.QWidget):
         i = int(max(0, min(i, len(s) - 1)))
         try:
             self.image.set_image(s.frame(i))  # decoded, whatever the codec
-        except KartStudioError as exc:  # a damaged JPEG frame
+            if self._frame_error:  # the last frame's error no longer applies
+                self._frame_error = False
+                self.notice.show_message(s.cut_short_note or "", "warning")
+        except Exception as exc:  # noqa: BLE001 - a damaged frame (SessionFileError names file and frame)
+            message = describe_error(exc)
             self.image.set_image(None)
-            self.notice.show_message(describe_error(exc), "error")
+            self.image.setText(f"frame {i + 1} cannot be shown")  # in place of the picture, never the last one
+            self.notice.show_message(message, "error")
+            self._frame_error = True
         x, y, a, b, rb = self.actions[i]
         excluded = any(start <= i < stop for start, stop in s.excluded)
-        t = float(s.timestamps[i] - s.timestamps[0])
+        try:
+            t = float(s.timestamps[i]) - float(s.timestamps[0])  # as floats: no int64 wrap
+        except Exception:  # noqa: BLE001
+            t = float("nan")
+        when = f"t={t:6.2f}s" if np.isfinite(t) and abs(t) < 1e9 else "t=?"
         self.frame_label.setText(
-            f"frame {i + 1}/{len(s)}  t={t:6.2f}s  x={x:+.2f} y={y:+.2f} a={a:.0f} b={b:.0f} rb={rb:.0f}"
+            f"frame {i + 1}/{len(s)}  {when}  x={x:+.2f} y={y:+.2f} a={a:.0f} b={b:.0f} rb={rb:.0f}"
             + ("  [excluded]" if excluded else "")
         )
         self.cursor.blockSignals(True)
