@@ -366,7 +366,7 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     if path.suffix != ".keras":
         raise KartStudioError(f"{path}: model files must end in .keras")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # its own name: two processes never share it
     try:
         model.save(tmp)
         os.replace(tmp, path)
