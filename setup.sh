@@ -11,7 +11,7 @@ APT_PACKAGES=(
   mupen64plus-ui-console mupen64plus-video-all mupen64plus-rsp-hle mupen64plus-audio-sdl
   mupen64plus-data libmupen64plus-dev
   xvfb x11-utils xdotool libgl1-mesa-dri
-  binutils-mips-linux-gnu openbox
+  binutils-mips-linux-gnu gcc-mips-linux-gnu openbox
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libegl1 libdbus-1-3
   swig
 )
