@@ -292,7 +292,9 @@ def named_session_path(folder: str | os.PathLike, name: str) -> Path:
     name = name.strip()
     if not name:
         raise SessionFileError("the session file name is empty; type a name or clear it for the automatic one")
-    path = Path(name if name.endswith(SUFFIX) else name + SUFFIX).expanduser()
+    from kartstudio.paths import user_path
+
+    path = user_path(name if name.endswith(SUFFIX) else name + SUFFIX, "the session file name", SessionFileError)
     return path if path.is_absolute() else Path(folder) / path
 
 
