@@ -30,9 +30,15 @@ def read_json_config(path: str | os.PathLike, check: Callable[[Any], Any], what:
     """
     report = on_problem or add_problem
     path = Path(path)
+    from kartstudio.paths import NotRegularFileError, open_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path, what, "r") as f:  # a FIFO is refused, never waited on
+            text = f.read()
     except FileNotFoundError:
+        return None
+    except NotRegularFileError as exc:
+        report(_set_aside(path, what, str(exc).split(" is ", 1)[-1].split(";")[0]))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         report(_set_aside(path, what, getattr(exc, "strerror", None) or str(exc)))

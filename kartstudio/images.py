@@ -115,6 +115,12 @@ def _opened(path: Path, max_side: int):
     """The image opened lazily (header read, no pixels yet) after its size was checked."""
     from PIL import Image
 
+    from kartstudio.paths import NotRegularFileError, require_regular
+
+    try:
+        require_regular(path, "the image")  # a FIFO would block Pillow forever
+    except NotRegularFileError as exc:
+        raise ImageFileError(str(exc)) from None
     try:
         with warnings.catch_warnings():  # Pillow warns of > 89 megapixels; such images are refused below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

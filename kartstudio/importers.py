@@ -212,11 +212,30 @@ def _run_import(out: Path, write: Callable[[Path], SessionWriter | None], report
 # -- CSV files ------------------------------------------------------------------------------------
 
 
+def _open_regular(path: Path, what: str):
+    """The file opened for reading if it is a regular file; a FIFO or device: one line, no wait."""
+    from kartstudio.paths import NotRegularFileError, open_regular
+
+    try:
+        return open_regular(path, what)
+    except NotRegularFileError as exc:
+        raise TensorKartImportError(str(exc)) from None
+
+
+def _require_regular(path: Path, what: str) -> None:
+    from kartstudio.paths import NotRegularFileError, require_regular
+
+    try:
+        require_regular(path, what)
+    except NotRegularFileError as exc:
+        raise TensorKartImportError(str(exc)) from None
+
+
 def _count_lines(paths: Iterable[Path]) -> int:
     """Lines in the files, for the progress bar (streamed: a huge file costs no memory)."""
     total = 0
     for path in paths:
-        with open(path, "rb") as fh:
+        with _open_regular(path, "the CSV file") as fh:
             while chunk := fh.read(1 << 20):
                 total += chunk.count(b"\n")
     return total
@@ -241,7 +260,7 @@ def _text_lines(fh, where: Path) -> Iterator[str]:
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-empty line, streamed; damaged files get one-line errors."""
     try:
-        fh = open(path, "rb")
+        fh = _open_regular(path, "the CSV file")
     except OSError as exc:
         raise TensorKartImportError(f"cannot read {path}: {exc.strerror}") from None
     with fh:
@@ -337,8 +356,8 @@ def _plan(width: int, height: int, seat: int | None, storage_size: tuple[int, in
 def _usable_range(info: Path) -> tuple[int, int]:
     """info.txt of the older layout: a description line, then the first and last usable frame."""
     try:
-        with open(info, encoding="utf-8", errors="replace") as fh:
-            lines = [fh.readline(MAX_LINE) for _ in range(3)]
+        with _open_regular(info, "the info file") as fh:
+            lines = [fh.readline(MAX_LINE).decode("utf-8", "replace") for _ in range(3)]
         first, last = int(lines[1].strip()), int(lines[2].strip())
     except OSError as exc:
         raise TensorKartImportError(f"cannot read {info}: {exc.strerror}") from None
@@ -456,6 +475,7 @@ def import_tensorkart_folders(
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
+    _require_regular(path, f"TensorKart's {what}")  # a FIFO would block np.load forever
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:

@@ -8,10 +8,62 @@ and KARTSTUDIO_DATA_DIR override both (tests, portable installs).
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
+from kartstudio.errors import KartStudioError
+
 APP_NAME = "kartstudio"
+
+
+def user_path(text: str | os.PathLike, what: str = "the path", error: type[KartStudioError] = KartStudioError) -> Path:
+    """A path a person gave, ``~`` and ``~user`` expanded; `error` (one line naming `what`) when the
+    home folder it names cannot be found (``~nosuchuser/x``), where Path.expanduser raises RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        head = str(text).split("/", 1)[0].split(os.sep, 1)[0]
+        raise error(f"{what} {str(text)[:200]!r} starts with {head[:60]!r}, but no home folder of that name is known; "
+                    "write the folder out in full") from None
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+class NotRegularFileError(KartStudioError):
+    """A path that is a FIFO, device, socket or folder where a file was expected."""
+
+
+def _refuse(path, mode: int, what: str) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise NotRegularFileError(f"{what} {path} is {kind}, not a regular file; choose the file itself")
+
+
+def open_regular(path: str | os.PathLike, what: str = "the file", mode: str = "rb"):
+    """Open a file for reading only if it is a regular file: a FIFO, device or socket is refused in
+    one line (NotRegularFileError) instead of blocking forever. Other OSErrors (missing, no
+    permission) pass through for the caller to word."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))  # a FIFO opens without a writer
+    try:
+        _refuse(path, os.fstat(fd).st_mode, what)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def require_regular(path: str | os.PathLike, what: str = "the file") -> None:
+    """Refuse (NotRegularFileError) a path that exists but is not a regular file, before a library
+    that takes a file name (numpy, Pillow, h5py) opens it and blocks on a FIFO. Missing: passes."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the caller's own open says so
+    _refuse(path, mode, what)
 
 
 def _platform_base(kind: str) -> Path:
@@ -28,14 +80,14 @@ def _platform_base(kind: str) -> Path:
 def config_dir() -> Path:
     """The folder holding settings.json (not created here)."""
     override = os.environ.get("KARTSTUDIO_CONFIG_DIR")
-    return Path(override).expanduser() if override else _platform_base("config")
+    return user_path(override, "KARTSTUDIO_CONFIG_DIR") if override else _platform_base("config")
 
 
 def data_dir() -> Path:
     """The default folder for sessions and models (the user can choose another in the settings)."""
     override = os.environ.get("KARTSTUDIO_DATA_DIR")
     if override:
-        return Path(override).expanduser()
+        return user_path(override, "KARTSTUDIO_DATA_DIR")
     base = _platform_base("data")
     return base / "data" if sys.platform in ("win32", "darwin") else base
 

@@ -32,6 +32,10 @@ class SettingsError(KartStudioError):
     """A setting with a value KartStudio cannot use."""
 
 
+# settings holding a path a person typed (``~`` allowed): what to call each in a message
+USER_PATHS = {"data_folder": "the data folder", "rom_path": "the ROM path", "emulator": "the emulator program"}
+
+
 @dataclass
 class Settings:
     game_source: str = "practice"
@@ -50,15 +54,18 @@ class Settings:
     # -- derived folders -------------------------------------------------------------------------
     @property
     def sessions_folder(self) -> Path:
-        return Path(self.data_folder).expanduser() / "sessions"
+        return paths.user_path(self.data_folder, "the data folder", SettingsError) / "sessions"
 
     @property
     def models_folder(self) -> Path:
-        return Path(self.data_folder).expanduser() / "models"
+        return paths.user_path(self.data_folder, "the data folder", SettingsError) / "models"
 
     @property
     def has_rom(self) -> bool:
-        return bool(self.rom_path) and Path(self.rom_path).expanduser().is_file()
+        try:
+            return bool(self.rom_path) and paths.user_path(self.rom_path).is_file()
+        except KartStudioError:
+            return False
 
     def validate(self) -> None:
         """Raise SettingsError naming the first unusable setting."""
@@ -71,6 +78,9 @@ class Settings:
             raise SettingsError(f"video plugin {self.video_plugin!r} is unknown; choose one of {', '.join(VIDEO_PLUGINS)}")
         if not str(self.data_folder).strip():
             raise SettingsError("the data folder is empty; choose a folder for sessions and models")
+        for name in USER_PATHS:  # '~nosuchuser/x' would stop every later start
+            if getattr(self, name):
+                paths.user_path(getattr(self, name), USER_PATHS[name], SettingsError)
         if self.frames_codec not in FRAME_CODECS:
             raise SettingsError(f"frames codec {self.frames_codec!r} is unknown; choose one of {', '.join(FRAME_CODECS)}")
         if not 1 <= int(self.jpeg_quality) <= 100:
@@ -101,7 +111,15 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     values = read_json_config(path, _checked_values, "the settings file", problems.append)
     if values is None:
         return Settings(problem=problems[0] if problems else "")
-    return Settings(**values)
+    for name, what in USER_PATHS.items():  # an unusable path is left out (its default used), and said once
+        if name in values:
+            try:
+                paths.user_path(values[name], what)
+            except KartStudioError as exc:
+                del values[name]
+                problems.append(f"{exc}; the settings file {path} keeps it, but the default is used until you "
+                                "choose another in Settings")
+    return Settings(**values, problem=" ".join(problems))
 
 
 def _checked_values(data) -> dict:

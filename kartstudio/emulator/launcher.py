@@ -44,7 +44,9 @@ INSTALL_HINT = "sudo apt-get install mupen64plus-ui-console mupen64plus-video-al
 def find_emulator(program: str | Path | None = None) -> Path:
     """mupen64plus on PATH or in /usr/games; `program` (the "emulator" setting): that one instead."""
     if program and str(program) != EMULATOR_NAME:
-        found = shutil.which(str(Path(program).expanduser()))
+        from kartstudio.paths import user_path
+
+        found = shutil.which(str(user_path(program, "the emulator (the 'emulator' setting)")))
         if found is None:
             raise KartStudioError(f"the emulator {program} (the 'emulator' setting) is not an executable program; "
                                   f"set it to your mupen64plus, e.g. /usr/games/mupen64plus")

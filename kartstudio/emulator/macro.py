@@ -64,9 +64,12 @@ class Macro:
 
     @classmethod
     def load(cls, path: str | Path) -> "Macro":
+        from kartstudio.paths import open_regular
+
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            with open_regular(path, "the macro file", "r") as f:  # a FIFO is refused, never waited on
+                data = json.loads(f.read())
         except FileNotFoundError:
             raise KartStudioError(f"macro file {path} does not exist") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

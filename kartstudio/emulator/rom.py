@@ -9,6 +9,7 @@ The extension is not trusted; the bytes decide.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -141,15 +142,19 @@ def parse_header(header: bytes, path: str = "", size: int | None = None) -> RomI
 
 def check_rom(path: str | Path) -> RomInfo:
     """The header of the ROM at `path`, or a RomError that says what is wrong with the file."""
-    p = Path(path).expanduser()
+    from kartstudio.paths import NotRegularFileError, open_regular, user_path
+
+    p = user_path(path, "the ROM path", RomError)
     if not p.exists():
         raise RomError(f"ROM file {p} does not exist; check the path")
     if p.is_dir():
         raise RomError(f"{p} is a folder; choose the ROM file itself (.z64, .v64 or .n64)")
     try:
-        size = p.stat().st_size
-        with p.open("rb") as f:
+        with open_regular(p, "the ROM file") as f:  # a FIFO is refused, never waited on
+            size = os.fstat(f.fileno()).st_size
             header = f.read(HEADER_SIZE)
+    except NotRegularFileError as exc:
+        raise RomError(f"{exc} (.z64, .v64 or .n64)") from None
     except OSError as exc:
         raise RomError(f"cannot read ROM file {p}: {exc.strerror}; check its permissions") from exc
     info = parse_header(header, str(p), size)

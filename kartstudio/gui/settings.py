@@ -6,7 +6,9 @@ from pathlib import Path
 
 from PyQt6 import QtWidgets
 
+from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import Notice
+from kartstudio.paths import user_path
 from kartstudio.gui.game import SOURCE_LABELS
 from kartstudio.settings import FRAME_CODECS, GAME_SOURCES, VIDEO_PLUGINS, Settings, SettingsError, save_settings, settings_path
 
@@ -84,7 +86,10 @@ class SettingsDialog(QtWidgets.QDialog):
         browse = QtWidgets.QPushButton("Browse…")
 
         def pick() -> None:
-            start = str(Path(edit.text()).expanduser().parent if edit.text() else Path.home())
+            try:
+                start = str(user_path(edit.text()).parent if edit.text() else Path.home())
+            except KartStudioError:  # '~nosuchuser/...': browse from home; saving names the problem
+                start = str(Path.home())
             if filters is None:
                 chosen = QtWidgets.QFileDialog.getExistingDirectory(self, title, edit.text() or start)
             else:
