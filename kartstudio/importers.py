@@ -475,7 +475,7 @@ def import_tensorkart_folders(
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
-    _require_regular(path, f"TensorKart's {what}")  # a FIFO would block np.load forever
+    _require_regular(path, "the array")  # a FIFO would block np.load forever
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
