@@ -52,13 +52,15 @@
 
 /* One message the emulator thread queues for the I/O thread. */
 typedef struct {
-    uint8_t type; /* KS_POLL or KS_READY */
+    uint8_t type; /* KS_POLL, KS_READY or KS_GAME_STATE */
     uint8_t controller;
     uint8_t source;
     uint32_t seq;
     uint32_t buttons;
     uint32_t state_seq;
     uint64_t t_ns;
+    uint8_t len; /* KS_GAME_STATE: the game's bytes */
+    uint8_t data[KS_GAME_STATE_MAX];
 } report_t;
 
 typedef struct {
@@ -74,6 +76,8 @@ static struct {
     int present[KS_MAX_CONTROLLERS];
     uint32_t present_mask;
     int lock_ctrl; /* 0-based: the controller whose GetKeys waits in lock-step */
+    int state_ctrl; /* 0-based: the port whose raw joybus data is the game's state channel; -1 = none */
+    uint32_t game_states; /* packets forwarded (emulator thread only) */
     uint64_t silence_ns;
 
     /* server */
@@ -521,6 +525,10 @@ static void flush_reports(void) {
             put_u32(msg + 20, r->buttons);
             put_u64(msg + 24, r->t_ns);
             put_u32(msg + 32, r->state_seq);
+        } else if (r->type == KS_GAME_STATE) {
+            msg[16] = r->controller;
+            msg[17] = r->len;
+            memcpy(msg + 18, r->data, r->len);
         } else {
             put_u64(msg + 16, r->t_ns);
         }
@@ -760,6 +768,7 @@ static void reset_state(void) {
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) atomic_store(counters[i], 0);
     memset(P.poll_count, 0, sizeof P.poll_count);
     P.silence_counted_rx = 0;
+    P.game_states = 0;
     P.step_pending = 0;
     P.last_step_id = 0;
     P.lock_timeout_ms = KS_DEFAULT_LOCKSTEP_TIMEOUT_MS;
@@ -781,6 +790,15 @@ EXPORT m64p_error CALL PluginStartup(m64p_dynlib_handle CoreLibHandle, void *Con
     pthread_condattr_destroy(&ca);
 
     parse_controllers(getenv("KARTSTUDIO_CONTROLLERS"));
+    P.state_ctrl = -1;
+    const char *channel = getenv("KARTSTUDIO_STATE_CHANNEL");
+    if (channel != NULL && *channel) {
+        if (channel[0] >= '1' && channel[0] <= '4' && channel[1] == 0 && !P.present[channel[0] - '1'])
+            P.state_ctrl = channel[0] - '1';
+        else
+            logmsg(M64MSG_WARNING, "KARTSTUDIO_STATE_CHANNEL=%s is not a port 1-4 without a controller: no state channel",
+                   channel);
+    }
     P.silence_ns = (uint64_t)KS_DEFAULT_SILENCE_MS * 1000000u;
     const char *silence = getenv("KARTSTUDIO_SILENCE_MS");
     if (silence != NULL) {
@@ -837,7 +855,7 @@ EXPORT void CALL InitiateControllers(CONTROL_INFO ControlInfo) {
         return;
     for (int i = 0; i < KS_MAX_CONTROLLERS; i++) {
         ControlInfo.Controls[i].Present = P.present[i];
-        ControlInfo.Controls[i].RawData = 0;
+        ControlInfo.Controls[i].RawData = i == P.state_ctrl; /* only the state channel's port, if any */
         ControlInfo.Controls[i].Plugin = PLUGIN_NONE;
         ControlInfo.Controls[i].Type = CONT_TYPE_STANDARD;
     }
@@ -848,9 +866,24 @@ EXPORT void CALL InitiateControllers(CONTROL_INFO ControlInfo) {
     logmsg(M64MSG_INFO, "controllers present: %s", *list ? list : "none");
 }
 
-/* Raw controller access is not used (RawData = 0): the core answers the PIF itself. */
+/* Raw joybus data only reaches us for the state channel's port (RawData is 0 for the pads, which
+ * the core answers itself). The core calls ReadController when the game has the PIF run its
+ * commands, with Command pointing at the channel's bytes: tx length, rx length, then tx data. */
 EXPORT void CALL ControllerCommand(int Control, unsigned char *Command) { (void)Control; (void)Command; }
-EXPORT void CALL ReadController(int Control, unsigned char *Command) { (void)Control; (void)Command; }
+EXPORT void CALL ReadController(int Control, unsigned char *Command) {
+    if (Command == NULL || Control < 0 || Control != P.state_ctrl)
+        return;
+    unsigned tx = Command[0] & 0x3F;
+    if (tx == 0 || tx > KS_GAME_STATE_MAX || Command[2] != KS_GAME_STATE_CMD)
+        return;
+    P.game_states++;
+    if (!atomic_load_explicit(&P.connected, memory_order_acquire))
+        return;
+    report_t r = {.type = KS_GAME_STATE, .controller = (uint8_t)(Control + 1), .seq = P.game_states,
+                  .t_ns = now_ns(), .len = (uint8_t)tx};
+    memcpy(r.data, Command + 2, tx);
+    ring_push(&r);
+}
 EXPORT int CALL RomOpen(void) { return 1; }
 EXPORT void CALL RomClosed(void) {}
 EXPORT void CALL SDL_KeyDown(int keymod, int keysym) { (void)keymod; (void)keysym; }

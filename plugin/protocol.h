@@ -34,6 +34,7 @@ enum {
     KS_STATS = 0x84,   /* payload: counters (docs/plugin-protocol.md) */
     KS_MODE_ACK = 0x85, /* seq = the KS_MODE message now in force */
     KS_SYNC_ACK = 0x86, /* seq = the KS_SYNC message; every earlier poll's report was sent before it */
+    KS_GAME_STATE = 0x87, /* seq = packet counter; payload: u8 controller, u8 length, the game's bytes */
 };
 
 /* Where the state a poll returned came from (KS_POLL "source"). */
@@ -48,6 +49,12 @@ enum {
 #define KS_DEFAULT_SILENCE_MS 100
 #define KS_DEFAULT_LOCKSTEP_TIMEOUT_MS 2000
 #define KS_MAX_LOCKSTEP_TIMEOUT_MS 60000
+
+/* The game state channel (off unless KARTSTUDIO_STATE_CHANNEL names a port): a game sends joybus
+ * command KS_GAME_STATE_CMD with up to KS_GAME_STATE_MAX bytes (command byte included) to that
+ * port, which has no pad; the plugin takes the port's raw data and forwards the bytes as they are. */
+#define KS_GAME_STATE_CMD 0x4B
+#define KS_GAME_STATE_MAX 46
 
 /* BUTTONS bits 14 and 15 are reserved in m64p_plugin.h: never hand them to the game. */
 #define KS_BUTTONS_VALID_MASK 0xFFFF3FFFu

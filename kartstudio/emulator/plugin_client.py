@@ -43,6 +43,7 @@ HEADER = struct.Struct("<4sHHII")  # magic, version, type, seq, reserved (0)
 HELLO, STATES, STEP, MODE, STATS_REQ, KEEPALIVE, SYNC = 1, 2, 3, 4, 5, 6, 7
 # plugin -> KartStudio
 WELCOME, POLL, READY, STATS, MODE_ACK, SYNC_ACK = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
+GAME_STATE = 0x87  # a game's own state bytes from the state channel port (KARTSTUDIO_STATE_CHANNEL)
 
 # Where the state a poll returned came from.
 SOURCES = {0: "state", 1: "no-client", 2: "silence", 3: "lockstep-timeout", 4: "no-state-yet"}
@@ -101,6 +102,15 @@ class PollReport:
     @property
     def state(self) -> ControllerState:
         return ControllerState.from_buttons(self.buttons)
+
+
+@dataclass(frozen=True, slots=True)
+class GameStatePacket:
+    """Bytes a game sent to the plugin's state channel port (one joybus command, as the game wrote it)."""
+
+    seq: int  # the plugin's packet counter (1 = first)
+    controller: int  # the port it came in on (1-4)
+    data: bytes
 
 
 def _private_dir(path: Path) -> Path:
@@ -176,6 +186,7 @@ class PluginClient:
         self._seq = 0
         self._last_sent = 0.0
         self._reports: collections.deque[PollReport] = collections.deque(maxlen=max_reports)
+        self._game_states: collections.deque[GameStatePacket] = collections.deque(maxlen=max_reports)
         self._ready_id = -1
         self._mode_ack = -1
         self._sync_ack = -1
@@ -344,6 +355,14 @@ class PluginClient:
             self._reports.clear()
         return out
 
+    def game_states(self) -> list["GameStatePacket"]:
+        """Every game state packet received since the last call (only a game that sends them, with the
+        plugin's state channel on: kartstudio.emulator.raceway). sync() covers them like polls."""
+        with self._cond:
+            out = list(self._game_states)
+            self._game_states.clear()
+        return out
+
     def sync(self, timeout: float = 1.0) -> None:
         """Returns once the reports of every poll made before now have been received (a round trip,
         tens of microseconds)."""
@@ -403,6 +422,9 @@ class PluginClient:
                     self._reports.append(PollReport(ctrl, seq, buttons, t_ns, state_seq, SOURCES.get(source, "unknown")))
                 elif msg_type == READY:
                     self._ready_id = seq
+                elif msg_type == GAME_STATE:
+                    ctrl, length = msg[16], msg[17]
+                    self._game_states.append(GameStatePacket(seq, ctrl, bytes(msg[18 : 18 + min(length, MSG_SIZE - 18)])))
                 elif msg_type == MODE_ACK:
                     self._mode_ack = seq
                 elif msg_type == SYNC_ACK:
@@ -426,4 +448,4 @@ class PluginClient:
                     break
 
 
-__all__ = ["PluginEndpoint", "PluginClient", "PollReport", "PluginError", "plugin_path", "runtime_dir"]
+__all__ = ["PluginEndpoint", "PluginClient", "PollReport", "GameStatePacket", "PluginError", "plugin_path", "runtime_dir"]

@@ -146,3 +146,174 @@ def build_rom(out_path: str | Path | None = None) -> Path:
     part.write_bytes(image)
     part.replace(out)
     return out
+
+
+# -- the state channel ----------------------------------------------------------------------
+STATE_CHANNEL_ENV = {"KARTSTUDIO_STATE_CHANNEL": str(STATE_CHANNEL)}  # add to mupen64plus's environment
+_HEADER = struct.Struct(">BBBBIHBB")  # command, version, phase, players, frame, track, laps, countdown
+_SEAT = struct.Struct(">HBBhhHIHb")  # progress, lap, flags, lateral/16, heading, speed*16, pad, time, curve
+FLAG_OFFROAD, FLAG_FINISHED, FLAG_LEADING, FLAG_AIRBORNE, FLAG_DRIFTING = 1, 2, 4, 8, 16
+
+
+def state_channel_env() -> dict[str, str]:
+    """The environment that turns the input plugin's state channel on (port 4, which has no pad)."""
+    return dict(STATE_CHANNEL_ENV)
+
+
+@dataclass(frozen=True, slots=True)
+class RacewayState:
+    """One seat's kart in one game frame, as the game itself reports it (never drawn on screen)."""
+
+    seat: int  # 1 (top half) or 2 (bottom half)
+    lap: int  # laps completed (0 until the kart first crosses the line after the start)
+    lap_fraction: float  # 0..1 along the current lap from the start line
+    lateral: float  # offset from the centre line in road half-widths: +1 = right road edge, -1 = left edge
+    heading_error: float  # kart heading minus road heading, radians, + = pointing right
+    speed: float  # track units per frame (the road's half width is 1024 units); SPEED_MAX at full speed
+    off_road: bool
+    finished: bool
+    leading: bool  # ahead of the other kart (2P)
+    airborne: bool  # hopping (R)
+    drifting: bool
+    race_frames: int  # game frames since the start (frozen at the finish); 60 a second
+    curve_ahead: int  # curvature of the road ~3000 units ahead, signed (+ right), 0 = straight
+    buttons: int  # the BUTTONS value (mupen64plus's layout) the game read this frame
+
+    @property
+    def progress(self) -> float:
+        """Laps driven, with the fraction of the current one (1.5 = half way round the second lap)."""
+        return self.lap + self.lap_fraction
+
+    @property
+    def race_time(self) -> float:
+        """Seconds since the start (the time at the finish once finished)."""
+        return self.race_frames / FPS
+
+    @property
+    def controller(self) -> ControllerState:
+        return ControllerState.from_buttons(self.buttons)
+
+    @property
+    def speed_fraction(self) -> float:
+        return self.speed / SPEED_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class RacewayFrame:
+    """Everything the game reported for one game frame."""
+
+    frame: int  # the game's frame counter (one per controller read)
+    phase: str  # one of PHASES: title, mode, track, countdown, race, results, paused
+    players: int
+    track: int
+    laps: int  # laps in this race
+    countdown: int  # seconds left in the countdown (0 otherwise)
+    seats: tuple[RacewayState, ...]  # one per player (seat 1 first)
+    packet: int = 0  # the plugin's packet counter
+
+    def seat(self, seat: int) -> RacewayState:
+        return self.seats[seat - 1]
+
+    @property
+    def racing(self) -> bool:
+        return self.phase == "race"
+
+
+def decode_state(data: bytes, packet: int = 0) -> RacewayFrame:
+    """The game's 46-byte state packet as a RacewayFrame (ValueError if it is not one)."""
+    if len(data) != STATE_SIZE or data[0] != STATE_CMD:
+        raise ValueError(f"not a Raceway state packet ({len(data)} bytes, command {data[:1].hex() or 'none'})")
+    cmd, version, phase, players, frame, track_no, laps, countdown = _HEADER.unpack_from(data, 0)
+    if version != STATE_VERSION:
+        raise ValueError(f"Raceway state packet version {version}; this KartStudio reads version {STATE_VERSION}")
+    seats = []
+    for i in range(min(players, 2)):
+        progress, lap, flags, lat16, heading, speed16, raw_pad, time_frames, curve = _SEAT.unpack_from(data, 12 + 17 * i)
+        seats.append(RacewayState(
+            seat=i + 1, lap=lap, lap_fraction=progress / 65536, lateral=lat16 / 16 / ROAD_HALF,
+            heading_error=heading * 2 * 3.141592653589793 / 65536, speed=speed16 / 16,
+            off_road=bool(flags & FLAG_OFFROAD), finished=bool(flags & FLAG_FINISHED),
+            leading=bool(flags & FLAG_LEADING), airborne=bool(flags & FLAG_AIRBORNE),
+            drifting=bool(flags & FLAG_DRIFTING), race_frames=time_frames, curve_ahead=curve,
+            buttons=int.from_bytes(raw_pad.to_bytes(4, "big"), "little"),  # reply bytes -> BUTTONS order
+        ))  # fmt: skip
+    name = PHASES[phase] if phase < len(PHASES) else f"unknown-{phase}"
+    return RacewayFrame(frame, name, players, track_no, laps, countdown, tuple(seats), packet)
+
+
+class StateReader:
+    """The latest Raceway state from a connected PluginClient (the plugin started with state_channel_env())."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.latest: RacewayFrame | None = None
+
+    def read(self, sync: bool = True) -> list[RacewayFrame]:
+        """Every state received since the last read, oldest first (sync: including every frame the game
+        finished until now). Malformed packets are skipped."""
+        if sync:
+            self.client.sync()
+        frames = []
+        for packet in self.client.game_states():
+            try:
+                frames.append(decode_state(packet.data, packet.seq))
+            except ValueError:
+                continue
+        if frames:
+            self.latest = frames[-1]
+        return frames
+
+    def wait(self, predicate, timeout: float = 5.0) -> RacewayFrame:
+        """The first state (from now on) for which predicate(frame) is true; KartStudioError after timeout."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.read(sync=False):
+                if predicate(frame):
+                    return frame
+            if time.monotonic() > deadline:
+                seen = f"last: {self.latest.phase} frame {self.latest.frame}" if self.latest else "no state received"
+                raise KartStudioError(f"KartStudio Raceway did not reach the expected state within {timeout:g} s ({seen})")
+            time.sleep(0.01)
+
+
+# -- the menu macro ----------------------------------------------------------------------------
+def menu_macro_steps(track: int, players: int = 2, laps: int = 3, start_wait: int = 10) -> dict:
+    """A menu macro (kartstudio.emulator.macro's JSON format) from boot to the countdown of a race on
+    `track` (0-999). Every press lasts one poll and is followed by one poll with nothing pressed: the
+    game acts on buttons going down, once per frame, and reads the pads once per frame."""
+    if not 0 <= track <= 999:
+        raise ValueError(f"track {track} is not 0-999")
+    if players not in (1, 2) or not 1 <= laps <= 9:
+        raise ValueError("players must be 1 or 2 and laps 1-9")
+    steps: list[dict] = [{"wait": start_wait, "note": "title screen"}]
+
+    def press(button: str, note: str = "", times: int = 1) -> None:
+        for _ in range(times):
+            steps.append({"press": [button], "frames": 1, **({"note": note} if note else {})})
+            steps.append({"wait": 1})
+
+    press("start", "title -> mode select")
+    if players == 2:
+        press("dpad_down", "cursor to 2 PLAYER VS")
+    press("a", "mode chosen -> track select (track 0, 3 laps)")
+    press("r", "track +100", track // 100)
+    press("c_right", "track +10", track // 10 % 10)
+    press("dpad_right", "track +1", track % 10)
+    if laps > 3:
+        press("dpad_up", "one lap more", laps - 3)
+    elif laps < 3:
+        press("dpad_down", "one lap less", 3 - laps)
+    steps.append({"press": ["a"], "frames": 1, "note": "race: the countdown starts"})
+    return {"name": f"KartStudio Raceway: {players}P race on track {track}, {laps} laps", "verified": True,
+            "steps": steps}
+
+
+def menu_macro(track: int, players: int = 2, laps: int = 3):
+    from kartstudio.emulator.macro import Macro
+
+    return Macro.from_dict(menu_macro_steps(track, players, laps), f"raceway track {track}")
+
+
+COUNTDOWN_FRAMES = 180  # after the macro's last press, the karts move 180 frames later

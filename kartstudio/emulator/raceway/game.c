@@ -104,7 +104,7 @@ static void send_state(void) {
         put16(q, (u32)((s << 8) / (track.length >> 8)));   /* lap fraction, 65536 per lap */
         q[2] = (u8)k->lap;
         q[3] = (u8)(k->offroad | k->finished << 1 | (k->rank == 1) << 2 | (k->hop > 0) << 3 | (k->drift != 0) << 4);
-        put16(q + 4, (u32)clampi(k->lat >> 4, -32768, 32767));           /* units / 16 */
+        put16(q + 4, (u32)clampi(k->lat >> 4, -32768, 32767));           /* units * 16 */
         put16(q + 6, (u32)(s16)k->herr);                                  /* 65536 per turn */
         put16(q + 8, (u32)(k->speed >> 4));                               /* units per frame * 16 */
         put32(q + 10, k->pad.raw);
