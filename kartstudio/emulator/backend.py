@@ -211,6 +211,11 @@ class EmulatorBackend(GameBackend):
                 return self._ended()
             raise
 
+    def window_frame(self):
+        """The emulator window's place on the screen with its decorations (a Geometry), or None."""
+        screen = self.screen
+        return screen.frame_geometry() if screen is not None else None
+
     def raise_window(self) -> None:
         """Put the emulator window on top (the app calls this after each click in its own window)."""
         if self.screen is not None:

@@ -358,6 +358,11 @@ class ScreenCheck:
 
         return self._call(find)
 
+    def frame_geometry(self) -> Geometry:
+        """Where the window lies on the screen with its window manager's decorations: the space
+        nothing else may cover (the app steps aside from it)."""
+        return self._call(lambda: self._geometry(self._top_level()))
+
     def frame_size(self) -> tuple[int, int]:
         """The window's size on the screen with its window manager's decorations."""
         return self._call(lambda: (lambda g: (g.width, g.height))(self._geometry(self._top_level())))

@@ -155,6 +155,8 @@ class NameLabel(QtWidgets.QLabel):
     """A one-line label holding a file name or path: cut in the middle to fit its width, the full
     text as its tooltip. text() stays the whole text; shown() is what fits."""
 
+    elide = MIDDLE
+
     def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(text, parent)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
@@ -165,7 +167,7 @@ class NameLabel(QtWidgets.QLabel):
         self.setToolTip(text)
 
     def shown(self) -> str:
-        return self.fontMetrics().elidedText(self.text(), MIDDLE, self.contentsRect().width())
+        return self.fontMetrics().elidedText(self.text(), self.elide, self.contentsRect().width())
 
     def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
         return QtCore.QSize(self.minimumWidth(), super().minimumSizeHint().height())
@@ -174,3 +176,35 @@ class NameLabel(QtWidgets.QLabel):
         painter = QtGui.QPainter(self)
         self.style().drawItemText(painter, self.contentsRect(), int(self.alignment()), self.palette(),
                                   self.isEnabled(), self.shown(), self.foregroundRole())
+
+
+class StatusLabel(NameLabel):
+    """A one-line status: cut at the end to fit (what matters comes first), the whole text and
+    the reason for its colour in the tooltip (set_status)."""
+
+    elide = QtCore.Qt.TextElideMode.ElideRight
+
+    def set_status(self, text: str, why: str = "") -> None:
+        super().setText(text)
+        self.setToolTip("\n".join(filter(None, [text, why])))
+
+
+def scroll_page(page: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    """`page` in a frameless scroll area: on a screen shared with the emulator the window may be
+    narrower or shorter than the page wants, and every control must still be reachable."""
+    area = QtWidgets.QScrollArea()
+    if page.layout() is not None:
+        page.layout().setContentsMargins(4, 6, 4, 4)  # the tab's frame is margin enough
+    area.setWidget(page)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.setFocusProxy(page)
+    return area
+
+
+def narrow(box: QtWidgets.QComboBox, letters: int) -> QtWidgets.QComboBox:
+    """A combo box as wide as `letters` characters at least, not as its longest item: a long pad or
+    model name must not widen the window past the room beside the emulator."""
+    box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(letters)
+    return box

@@ -141,6 +141,17 @@ class GameController(QtCore.QObject):
             return None
         return (g.x, g.y)
 
+    def window_frame(self) -> tuple[int, int, int, int] | None:
+        """The emulator window with its decorations (x, y, width, height), if the backend shows one."""
+        frame = getattr(self.backend, "window_frame", None)
+        if frame is None or not self.running:
+            return None
+        try:
+            g = frame()
+        except KartStudioError:
+            return None  # the window is closing
+        return (g.x, g.y, g.width, g.height) if g is not None else None
+
     def raise_window(self) -> None:
         """Put the emulator window back on top of the app (after a click in the app)."""
         raise_window = getattr(self.backend, "raise_window", None)

@@ -9,7 +9,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from kartstudio import __version__
 from kartstudio.errors import KartStudioError
-from kartstudio.gui.common import NameLabel, Notice
+from kartstudio.gui.common import NameLabel, Notice, StatusLabel, scroll_page
 from kartstudio.gui.game import SOURCE_LABELS, GameController
 from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
 from kartstudio.gui.keyboard import KeyboardFilter
@@ -50,6 +50,44 @@ class RaiseGameOnClick(QtCore.QObject):
         return False
 
 
+class PageTabs(QtWidgets.QTabWidget):
+    """Tabs whose pages sit in scroll areas (scroll_page), still addressed by the page itself:
+    setCurrentWidget(record_tab), currentWidget() is record_tab."""
+
+    def addTab(self, page, label):  # noqa: N802 - Qt's name
+        return super().addTab(scroll_page(page), label)
+
+    def currentWidget(self):  # noqa: N802 - Qt's name
+        area = super().currentWidget()
+        return area.widget() if isinstance(area, QtWidgets.QScrollArea) else area
+
+    def setCurrentWidget(self, page) -> None:  # noqa: N802 - Qt's name
+        for i in range(self.count()):
+            area = self.widget(i)
+            if area is page or (isinstance(area, QtWidgets.QScrollArea) and area.widget() is page):
+                self.setCurrentIndex(i)
+                return
+
+
+GAP = 4  # pixels between the emulator's window and the app's
+
+
+def place_beside(emulator: QtCore.QRect, free: QtCore.QRect, least: QtCore.QSize,
+                 most: QtCore.QSize) -> QtCore.QRect | None:
+    """Where the app's window (frame included) goes on a screen it shares with the emulator window
+    pinned at its top-left: beside it (to the right, the full height) when the window fits there,
+    else below it; as large as the space allows up to `most`. None if neither space holds `least`."""
+    right = emulator.x() + emulator.width() + GAP
+    beside = QtCore.QRect(right, free.top(), free.x() + free.width() - right, free.height())
+    top = emulator.y() + emulator.height() + GAP
+    below = QtCore.QRect(free.left(), top, free.width(), free.y() + free.height() - top)
+    for space in (beside, below):
+        if space.width() >= least.width() and space.height() >= least.height():
+            return QtCore.QRect(space.topLeft(), QtCore.QSize(min(space.width(), most.width()),
+                                                              min(space.height(), most.height())))
+    return None
+
+
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -68,12 +106,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
-        layout.setContentsMargins(8, 8, 8, 4)
+        layout.setContentsMargins(4, 4, 4, 2)
         layout.addWidget(self._build_game_bar())
+        self.tabs = PageTabs()
+        self.tabs.setUsesScrollButtons(True)
+        self.tabs.setDocumentMode(True)  # no frame around the pages: their room goes to the controls
+        layout.addWidget(self.tabs, 1)
+        # Under the tabs, so that its coming and going never moves a control the user aims at.
         self.notice = Notice()
         layout.addWidget(self.notice)
-        self.tabs = QtWidgets.QTabWidget()
-        layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self._build_tabs()
         self._build_menu()
@@ -93,38 +134,46 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- layout ------------------------------------------------------------------------------------
     def _build_game_bar(self) -> QtWidgets.QWidget:
+        # Two rows, so the window fits beside the emulator on a 1366-pixel screen. Start/Stop is the
+        # first of its row and has one width: it never moves under the mouse as the status changes.
         bar = QtWidgets.QGroupBox("Game")
-        row = QtWidgets.QHBoxLayout(bar)
+        grid = QtWidgets.QGridLayout(bar)
+        grid.setContentsMargins(6, 4, 6, 4)
+        row = QtWidgets.QHBoxLayout()
         self.source_box = QtWidgets.QComboBox()
         for key, label in SOURCE_LABELS.items():
             self.source_box.addItem(label, key)
         self.source_box.setCurrentIndex(max(0, self.source_box.findData(self.settings.game_source)))
         self.source_box.currentIndexChanged.connect(self._on_source_chosen)
+        self.source_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_box.setMinimumContentsLength(16)
         row.addWidget(self.source_box)
         self.rom_label = NameLabel()
-        self.rom_label.setMinimumWidth(180)
         row.addWidget(self.rom_label, 1)
         self.rom_button = QtWidgets.QPushButton("Choose ROM…")
         self.rom_button.clicked.connect(self.choose_rom)
         row.addWidget(self.rom_button)
-        self.start_button = QtWidgets.QPushButton("▶ Start")
-        self.start_button.setMinimumWidth(90)
-        self.start_button.clicked.connect(self.toggle_game)
-        row.addWidget(self.start_button)
-        self.status_label = QtWidgets.QLabel("stopped")
-        self.status_label.setMinimumWidth(330)
-        row.addWidget(self.status_label)
-        self.menus_button = QtWidgets.QPushButton("Menus → 2P VS race")
-        self.menus_button.setToolTip("Play the menu macro: from boot to a 2-player VS race in Mario Kart 64")
-        self.menus_button.clicked.connect(self.go_to_vs_race)
-        self.menus_button.setVisible(False)
-        row.addWidget(self.menus_button)
         self.pair_button = QtWidgets.QPushButton("Pair controllers…")
         self.pair_button.clicked.connect(self.open_pair_wizard)
         row.addWidget(self.pair_button)
         settings_button = QtWidgets.QPushButton("Settings…")
         settings_button.clicked.connect(self.open_settings)
         row.addWidget(settings_button)
+        grid.addLayout(row, 0, 0)
+        row = QtWidgets.QHBoxLayout()
+        self.start_button = QtWidgets.QPushButton("▶ Start")
+        width = max(self.start_button.fontMetrics().horizontalAdvance(t) for t in ("▶ Start", "■ Stop")) + 40
+        self.start_button.setFixedWidth(width)
+        self.start_button.clicked.connect(self.toggle_game)
+        row.addWidget(self.start_button)
+        self.status_label = StatusLabel("stopped")
+        row.addWidget(self.status_label, 1)
+        self.menus_button = QtWidgets.QPushButton("Menus → 2P VS race")
+        self.menus_button.setToolTip("Play the menu macro: from boot to a 2-player VS race in Mario Kart 64")
+        self.menus_button.clicked.connect(self.go_to_vs_race)
+        self.menus_button.setVisible(False)
+        row.addWidget(self.menus_button)  # last in its row: showing it moves nothing to its left
+        grid.addLayout(row, 1, 0)
         return bar
 
     def _build_tabs(self) -> None:
@@ -282,15 +331,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self._step_aside()
 
     def _step_aside(self) -> None:
-        """Move the window beside the pinned emulator window when the screen has room for both."""
-        place = self.game.window_place()
+        """Make room for the pinned emulator window: the app moves and shrinks into the space beside
+        it (or below it), so no control lies under the emulator, which is kept on top."""
+        emulator = self.game.window_frame()
         screen = self.screen()
-        if place is None or screen is None:
+        if emulator is None or screen is None:
             return
         free = screen.availableGeometry()
-        left = place[0] + 640 + 8  # the emulator's 640x480 picture and its window frame
-        if free.right() - left >= self.frameGeometry().width():
-            self.move(left, max(free.top(), place[1] - 40))
+        margins = self.frameGeometry().size() - self.geometry().size()  # the window manager's frame
+        least = self.minimumSizeHint().expandedTo(self.minimumSize()) + margins
+        spot = place_beside(QtCore.QRect(*emulator), free, least, QtCore.QSize(1400, 4000))
+        if spot is None:
+            self.statusBar().showMessage("The screen has no room beside or below the emulator for this window; "
+                                         "the emulator stays on top.", 10000)
+            return
+        if self.isMaximized() or self.isFullScreen():
+            self.showNormal()
+        self.resize(spot.size() - margins)
+        self.move(spot.topLeft())  # move() places the frame's corner
 
     def _on_game_stopped(self) -> None:
         self.start_button.setText("▶ Start")
@@ -311,7 +369,7 @@ class MainWindow(QtWidgets.QMainWindow):
         loop = self.game.loop
         if loop is None:
             self.menus_button.setVisible(False)
-            self.status_label.setText("● stopped")
+            self.status_label.set_status("● stopped")
             self.status_label.setStyleSheet("color:#777;")
             if not self.game.running:
                 self.start_button.setText("▶ Start")
@@ -342,9 +400,12 @@ class MainWindow(QtWidgets.QMainWindow):
                     colour_warn = True
                     text += f" · no frames: {held.split(';')[0]}"
             colour = "#b80" if colour_warn else "#1a8f3a"
-        self.status_label.setText(text)
-        self.status_label.setToolTip("\n".join(filter(None, [self.game.capture_problem(),
-                                                               f"{st.frames} frames since start"])))
+        why = []
+        if colour_warn:
+            why.append("Orange: " + "; ".join(filter(None, [
+                self.game.capture_problem(),
+                "the game runs slower than full speed (60 polls/s)" if (st.polls_per_s or 60) < SLOW_GAME_POLLS else ""])))
+        self.status_label.set_status(text, "\n".join([*why, f"{st.frames} frames since start"]))
         self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")
 
     # -- dialogs -----------------------------------------------------------------------------------

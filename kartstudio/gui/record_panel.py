@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import ImageView, NameLabel, Notice, describe_error
+from kartstudio.gui.common import ImageView, NameLabel, Notice, describe_error, narrow
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter
 from kartstudio.recording import Finished, RecordingDesk, SeatPlan
@@ -44,7 +44,7 @@ class SeatPanel(QtWidgets.QGroupBox):
         v.addWidget(self.preview, 1)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Driven by"))
-        self.driver_box = QtWidgets.QComboBox()
+        self.driver_box = narrow(QtWidgets.QComboBox(), 12)
         self.driver_box.currentIndexChanged.connect(self._apply_driver)
         row.addWidget(self.driver_box, 1)
         v.addLayout(row)

@@ -124,6 +124,7 @@ class TrainingTab(QtWidgets.QWidget):
         self.stats.setStyleSheet("font-family:monospace;font-size:13px;")
         right.addWidget(self.stats)
         self.device_label = QtWidgets.QLabel("Device: chosen when training starts (every GPU, else the CPU)")
+        self.device_label.setWordWrap(True)  # never wider than the room beside the emulator
         self.device_label.setToolTip("Several GPUs train in step (tf.distribute); several machines: "
                                      "kartstudio train --worker-hosts (docs/training.md)")
         right.addWidget(self.device_label)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.gui.common import TIP, ImageView, Notice, describe_error, missing_module, name_box
+from kartstudio.gui.common import TIP, ImageView, Notice, describe_error, missing_module, name_box, narrow
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
 from kartstudio.gui.workers import BackgroundTask
@@ -43,21 +43,23 @@ class VersusTab(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Model"))
         self.model_box = name_box(QtWidgets.QComboBox())
-        self.model_box.setMinimumWidth(320)
+        narrow(self.model_box, 20)
         top.addWidget(self.model_box, 1)
         browse = QtWidgets.QPushButton("Browse…")
         browse.clicked.connect(self.browse_model)
         top.addWidget(browse)
-        top.addWidget(QtWidgets.QLabel("Seat 2 (you)"))
-        self.human_box = QtWidgets.QComboBox()
-        top.addWidget(self.human_box)
-        top.addWidget(QtWidgets.QLabel("Takeover pad"))
-        self.takeover_box = QtWidgets.QComboBox()
-        top.addWidget(self.takeover_box)
         self.start_button = QtWidgets.QPushButton("▶ Race the AI")
         self.start_button.clicked.connect(self.toggle_versus)
         top.addWidget(self.start_button)
         outer.addLayout(top)
+        seats = QtWidgets.QHBoxLayout()  # a row of its own: the tab fits beside the emulator
+        seats.addWidget(QtWidgets.QLabel("Seat 2 (you)"))
+        self.human_box = narrow(QtWidgets.QComboBox(), 12)
+        seats.addWidget(self.human_box, 1)
+        seats.addWidget(QtWidgets.QLabel("Takeover pad"))
+        self.takeover_box = narrow(QtWidgets.QComboBox(), 12)
+        seats.addWidget(self.takeover_box, 1)
+        outer.addLayout(seats)
 
         middle = QtWidgets.QHBoxLayout()
         views = QtWidgets.QVBoxLayout()
