@@ -163,7 +163,7 @@ static void kart_update(Kart *k, const Pad *pad, int racing) {
 
     k->offroad = iabs(k->lat >> 8) > RUMBLE_OUT;
     s32 vmax = k->offroad ? SPEED_MAX * 2 / 5 : SPEED_MAX;
-    if (b & BTN_A) k->speed += k->speed < vmax ? 56 - k->speed * 40 / SPEED_MAX : 0;
+    if (b & BTN_A) k->speed += k->speed < vmax ? 100 - k->speed * 70 / SPEED_MAX : 0;
     else k->speed -= 10;
     if (b & BTN_B) k->speed -= 90;
     if (k->speed > vmax) k->speed -= k->offroad ? 90 : 20;
