@@ -65,14 +65,14 @@ def check_emulator(program: str | None = None) -> Check:
 
 
 def check_plugins() -> list[Check]:
-    from kartstudio.emulator.launcher import VIDEO_FOR_GAME, VIDEO_FOR_TEST_ROM, find_plugin_dir, video_plugins
+    from kartstudio.emulator.launcher import MK64_VIDEO, VIDEO_FOR_TEST_ROM, find_plugin_dir, video_plugins
 
     folder = find_plugin_dir()
     video = video_plugins()
     rsp = bool(folder and (folder / "mupen64plus-rsp-hle.so").is_file())
     return [
-        Check("video plugin", VIDEO_FOR_GAME in video,
-              f"installed: {', '.join(video) or 'none'} ({VIDEO_FOR_GAME} draws Mario Kart 64)",
+        Check("video plugin", MK64_VIDEO in video,
+              f"installed: {', '.join(video) or 'none'} ({MK64_VIDEO} draws Mario Kart 64)",
               f"{APT} mupen64plus-video-rice"),
         Check("test-ROM video plugin", VIDEO_FOR_TEST_ROM in video,
               f"{VIDEO_FOR_TEST_ROM} {'installed' if VIDEO_FOR_TEST_ROM in video else 'missing'} (shows the test ROM)",

@@ -20,7 +20,9 @@ SETTINGS_FILE = "settings.json"
 GAME_SOURCES = ("practice", "mk64")
 FRAME_CODECS = ("lossless", "jpeg")  # kartstudio.session.CODECS (not imported: it pulls in h5py)  # the practice track (CarRacing) or Mario Kart 64 in mupen64plus
 # mupen64plus video plugins that render under Mesa software GL here (docs: reference facts).
+# "auto": the plugin that draws the ROM's game (kartstudio.emulator.launcher.video_for).
 VIDEO_PLUGINS = (
+    "auto",
     "mupen64plus-video-rice",
     "mupen64plus-video-glide64mk2",
     "mupen64plus-video-arachnoid",

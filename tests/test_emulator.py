@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.emulator, needs_emulator]
 
 
 def launch(rom, display, **options) -> EmulatorProcess:
-    options.setdefault("video", VIDEO_FOR_TEST_ROM)
+    # no video plugin named: the launcher picks the one that draws the ROM's game (glide64mk2 here)
     options.setdefault("input_plugin", "dummy")
     return EmulatorProcess(LaunchOptions(rom, display=display, **options)).start()
 
@@ -63,6 +63,7 @@ def test_window_is_pinned_again_after_being_moved(running, xdisplay):
 
 def test_capture_shows_the_running_rom(running, xdisplay):
     emulator, window, pinner = running
+    assert emulator.video == VIDEO_FOR_TEST_ROM  # chosen from the ROM's header, not named by the caller
     capture = WindowCapture(lambda: pinner.geometry, xdisplay)
     assert wait_for(lambda: testrom.looks_like_test_screen(capture.grab()), timeout=10)
     image = capture.grab()

@@ -191,10 +191,11 @@ def test_a_crash_while_running_is_reported(testrom_path, xdisplay):
 
 def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
     """rice (the default for Mario Kart 64) draws display lists only, so the test ROM's CPU-drawn
-    picture stays blank there; the emulator still runs with it, window pinned, polls flowing."""
-    from kartstudio.emulator.launcher import VIDEO_FOR_GAME
+    picture stays blank there; the emulator still runs with it, window pinned, polls flowing, and
+    the backend says the picture is blank and what fixes it."""
+    from kartstudio.emulator.launcher import MK64_VIDEO
 
-    backend = EmulatorBackend(testrom_path, video=VIDEO_FOR_GAME, display=xdisplay, macro=False)
+    backend = EmulatorBackend(testrom_path, video=MK64_VIDEO, display=xdisplay, macro=False)
     try:
         backend.start()
         # pinned at (0,0), or beside this module's other emulator when that one holds (0,0)
@@ -206,5 +207,9 @@ def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
         frames = [backend.next_frame() for _ in range(10)]
         assert all(f.image.shape == (480, 640, 3) for f in frames)
         assert any(f.inputs is not None for f in frames)
+        end = time.monotonic() + 10
+        while backend.picture_problem is None and time.monotonic() < end:
+            backend.next_frame()
+        assert "one colour" in backend.picture_problem and "'automatic' (glide64mk2)" in backend.picture_problem
     finally:
         backend.stop()

@@ -18,8 +18,10 @@ def test_record_session_from_the_emulator_labels_what_the_game_read(qtbot, testr
     from kartstudio.gui.main_window import MainWindow
 
     monkeypatch.setenv("DISPLAY", xdisplay)  # the emulator's display; Qt itself stays offscreen
-    # The project's test ROM plays as itself: sessions record it as game "kartstudio-test".
-    settings = Settings(game_source="mk64", rom_path=str(testrom_path), video_plugin=VIDEO_FOR_TEST_ROM)
+    # The project's test ROM plays as itself: sessions record it as game "kartstudio-test". The
+    # default video plugin setting ("auto") picks the one that draws it.
+    settings = Settings(game_source="mk64", rom_path=str(testrom_path))
+    assert settings.video_plugin == "auto"
     window = MainWindow(settings)
     qtbot.addWidget(window)
     window.show()
@@ -28,6 +30,17 @@ def test_record_session_from_the_emulator_labels_what_the_game_read(qtbot, testr
     assert window.start_game()
     qtbot.waitUntil(lambda: window.game.loop is not None and window.game.loop.status.running, timeout=60_000)
     qtbot.waitUntil(lambda: "pinned at" in window.status_label.text(), timeout=5_000)
+    assert window.game.backend.emulator.video == VIDEO_FOR_TEST_ROM
+    qtbot.wait(1500)  # longer than a blank picture may last before it is said
+    assert "blank" not in window.status_label.text() and not window.game.picture_problem()
+    assert window.status_label.text().startswith("● Kartstudio Test running")
+    assert not window.menus_button.isVisible()  # the VS macro knows Mario Kart 64's menus only
+    # A setting the running game was started with: saving it says it needs a restart.
+    before = {"video_plugin": "auto", "emulator": settings.emulator, "rom_path": settings.rom_path,
+              "game_source": "mk64", "practice_seed": settings.practice_seed}
+    settings.video_plugin = "mupen64plus-video-rice"
+    window._settings_saved(before)
+    assert "video plugin takes effect when the game restarts" in window.notice.text()
     tab = window.record_tab
     assert tab.panels[1].choose_driver("pad:script:script-1")
     assert tab.panels[2].choose_driver("nobody")
@@ -39,6 +52,7 @@ def test_record_session_from_the_emulator_labels_what_the_game_read(qtbot, testr
     assert paths[0] != paths[1]
     with open_session(paths[0]) as s1, open_session(paths[1]) as s2:
         assert s1.meta.seat == 1 and s2.meta.seat == 2 and s1.meta.game == "kartstudio-test"
+        assert s1.meta.track == "kartstudio-test" and "kartstudio-test" in paths[0].name
         assert len(s1) > 15 and len(s2) > 15
         states1 = [s1.state(i) for i in range(len(s1))]
         states2 = [s2.state(i) for i in range(len(s2))]

@@ -97,6 +97,17 @@ def test_missing_file_and_folder(tmp_path):
         check_rom(tmp_path)
 
 
+def test_each_game_gets_the_video_plugin_that_draws_it():
+    from kartstudio.emulator.launcher import MK64_VIDEO, VIDEO_FOR_GAME, VIDEO_FOR_TEST_ROM, video_for
+
+    assert parse_header(testrom.build_rom(b"\x00" * 16)[:64]).game == "kartstudio-test"
+    assert video_for("kartstudio-test") == VIDEO_FOR_TEST_ROM == "mupen64plus-video-glide64mk2"
+    assert video_for("mk64") == MK64_VIDEO == "mupen64plus-video-rice"
+    assert video_for("kartstudio-raceway") == VIDEO_FOR_TEST_ROM  # any homebrew ROM of ours: a CPU framebuffer
+    assert video_for("n64-NSME") == MK64_VIDEO  # another cartridge: the commercial games' plugin
+    assert set(VIDEO_FOR_GAME) >= {"mk64", "kartstudio-test"}
+
+
 def test_test_rom_header_is_built_as_documented():
     rom = testrom.build_rom(b"\x00" * 16)
     info = parse_header(rom[:64], size=len(rom))

@@ -28,7 +28,7 @@ def register(commands, bench) -> None:
     mac.add_argument("--rom", required=True, metavar="PATH", help="your Mario Kart 64 ROM")
     mac.add_argument("--file", metavar="MACRO.json", help="the macro to play (default: the shipped mk64_vs_macro.json)")
     mac.add_argument("--shots", metavar="DIR", default="macro-shots", help="where to save the screenshots")
-    mac.add_argument("--video", help="mupen64plus video plugin (default: rice)")
+    mac.add_argument("--video", help="mupen64plus video plugin (default: the game's own, rice for Mario Kart 64)")
     mac.add_argument("--exit", action="store_true", help="stop the emulator when the macro is done")
     mac.set_defaults(func=cmd_macro)
 
@@ -63,7 +63,6 @@ def cmd_macro(args) -> int:
     import time
 
     from kartstudio.emulator.backend import EmulatorBackend
-    from kartstudio.emulator.launcher import VIDEO_FOR_GAME
     from kartstudio.emulator.macro import load_mk64_vs_macro, play_with_screenshots
     from kartstudio.emulator.rom import check_rom
 
@@ -72,7 +71,7 @@ def cmd_macro(args) -> int:
     macro = load_mk64_vs_macro(args.file)
     print(f"macro: {macro.name} ({len(macro.steps)} steps, {macro.length} polls)"
           + ("" if macro.verified else "  [not verified against the game]"))
-    backend = EmulatorBackend(args.rom, video=args.video or VIDEO_FOR_GAME, macro=False)
+    backend = EmulatorBackend(args.rom, video=args.video or "", macro=False)
     backend.start()
     try:
         saved = play_with_screenshots(backend, macro, args.shots)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator.capture import WindowCapture
-from kartstudio.emulator.launcher import VIDEO_FOR_GAME, EmulatorProcess, LaunchOptions
+from kartstudio.emulator.launcher import EmulatorProcess, LaunchOptions
 from kartstudio.emulator.plugin_client import PluginClient, PluginEndpoint, PollReport
 from kartstudio.emulator.window import (CaptureProblem, ScreenCheck, WindowPinner, find_window, free_place,
                                         primary_monitor_origin)
@@ -30,6 +30,9 @@ from kartstudio.game import Frame, GameBackend
 # A frame waits at most this long for the window to be visible again when no timeout is given
 # (play() on the caller's thread): long enough for a re-pin or a raise, short enough to say why.
 HIDDEN_LIMIT_S = 30.0
+# A picture all of one colour for longer than this is said (picture_problem): the video plugin
+# draws nothing of this game, most likely. Boot and fades are shorter.
+BLANK_LIMIT_S = 1.0
 
 
 class EmulatorBackend(GameBackend):
@@ -38,7 +41,7 @@ class EmulatorBackend(GameBackend):
     def __init__(
         self,
         rom: str | Path,
-        video: str = VIDEO_FOR_GAME,
+        video: str = "",
         display: str | None = None,
         seats: tuple[int, ...] = (1, 2),
         fps: float = 30.0,
@@ -51,7 +54,8 @@ class EmulatorBackend(GameBackend):
         keep_on_top: bool = True,
         emulator: str | Path | None = None,
     ) -> None:
-        """macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
+        """video: the mupen64plus video plugin; "" picks the one that draws the ROM's game
+        (launcher.video_for). macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
         ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file."""
         self.rom = Path(rom)
         self.video = video
@@ -68,6 +72,8 @@ class EmulatorBackend(GameBackend):
         self.keep_on_top = keep_on_top  # raise the window whenever another one covers it
         self.capture_problem: CaptureProblem | None = None  # why frames are held back now (None: they flow)
         self.screen: ScreenCheck | None = None
+        self.picture_problem: str | None = None  # why the picture is not the game's (None: it looks like it)
+        self._blank_since: float | None = None
         self._next_raise = 0.0
         self.emulator: EmulatorProcess | None = None
         self.client: PluginClient | None = None
@@ -278,12 +284,37 @@ class EmulatorBackend(GameBackend):
             if not self._wait_visible(timeout):
                 return None
             image = self._grab()
+        self._watch_picture(image, timestamp)
         # Reports that arrived by now are polls the game made before this picture was taken.
         self._remember(self.client.polls(sync=True))  # every poll made before the capture
         self._count_polls()
         inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
         first = self._last_read.get(self.seats[0])
         return Frame(number=first.poll if first else 0, timestamp=timestamp, image=image, inputs=inputs or None)
+
+    def _watch_picture(self, image, now: float) -> None:
+        """Say when the picture stays one colour (a black window with a green 'running' helps nobody)."""
+        sample = image[::8, ::8]
+        if not (sample == sample[0, 0]).all():
+            self._blank_since = self.picture_problem = None
+            return
+        if self._blank_since is None:
+            self._blank_since = now
+        elif now - self._blank_since > BLANK_LIMIT_S:
+            self.picture_problem = self._blank_message(now - self._blank_since)
+
+    def _blank_message(self, seconds: float) -> str:
+        from kartstudio.emulator.launcher import video_for
+
+        rom = self.emulator.rom if self.emulator is not None else None
+        plugin = self.emulator.video if self.emulator is not None else self.video
+        right = video_for(rom.game) if rom is not None else plugin
+        what = f"the picture has been one colour for {seconds:.0f} s"
+        if plugin != right:
+            return (f"{what}: {plugin.replace('mupen64plus-video-', '')} does not draw this game; set Settings -> "
+                    f"Video plugin to 'automatic' ({right.replace('mupen64plus-video-', '')}) and restart the game")
+        return (f"{what} with {plugin.replace('mupen64plus-video-', '')}: if it stays so, choose another video "
+                "plugin in Settings and restart the game")
 
     def _ended(self) -> None:
         """The emulator stopped: None if it ended normally (exit_reason says how), an error that

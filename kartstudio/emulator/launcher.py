@@ -30,10 +30,22 @@ PLUGIN_DIRS = (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUR_PLUGIN = REPO_ROOT / "plugin" / "mupen64plus-input-kartstudio.so"
 
-# Mario Kart 64 draws with display lists: rice renders them with Mesa under Xvfb. The test ROM
-# draws with the CPU into a framebuffer, which only glide64mk2 shows.
-VIDEO_FOR_GAME = "mupen64plus-video-rice"
+# The video plugin that draws each game, by the ROM's identity (RomInfo.game): Mario Kart 64 draws
+# with display lists, which rice renders with Mesa under Xvfb; KartStudio's own homebrew ROMs draw
+# with the CPU into a framebuffer, which only glide64mk2 shows (rice leaves the window black).
+# A new game is one entry; a homebrew ROM of ours ("kartstudio-...") needs none.
+MK64_VIDEO = "mupen64plus-video-rice"
 VIDEO_FOR_TEST_ROM = "mupen64plus-video-glide64mk2"
+HOMEBREW_VIDEO = VIDEO_FOR_TEST_ROM
+VIDEO_FOR_GAME = {"mk64": MK64_VIDEO, "kartstudio-test": VIDEO_FOR_TEST_ROM}
+
+
+def video_for(game: str) -> str:
+    """The video plugin that shows `game` (RomInfo.game); Mario Kart 64's for a game not in the table."""
+    if game in VIDEO_FOR_GAME:
+        return VIDEO_FOR_GAME[game]
+    return HOMEBREW_VIDEO if game.startswith("kartstudio-") else MK64_VIDEO
+
 
 # Lines the core logs as errors on every headless run; they say nothing about why it stopped.
 HARMLESS_ERRORS = ("VSync", "Failed to open video device")
@@ -92,7 +104,7 @@ def find_input_plugin(path: str | Path | None = None) -> Path:
 @dataclass
 class LaunchOptions:
     rom: Path
-    video: str = VIDEO_FOR_GAME
+    video: str = ""  # "": the game's own (video_for), chosen from the ROM's header
     input_plugin: str | Path | None = None  # path to our .so; "dummy" for none (tests of the launcher alone)
     resolution: tuple[int, int] = (640, 480)
     display: str | None = None  # X display; default $DISPLAY
@@ -109,6 +121,7 @@ class EmulatorProcess:
         self.options = options
         self.process: subprocess.Popen | None = None
         self.rom: RomInfo | None = None
+        self.video = options.video  # the plugin it runs (the game's own when options.video is "")
         self.workdir: Path | None = None
         self.started_at: float | None = None
         self._stopped_by_us = False
@@ -121,10 +134,11 @@ class EmulatorProcess:
             input_spec = "dummy"
         else:
             input_spec = str(find_input_plugin(o.input_plugin))
+        self.video = o.video or video_for(self.rom.game if self.rom is not None else "mk64")
         available = video_plugins()
-        if available and o.video not in available:
+        if available and self.video not in available:
             raise KartStudioError(
-                f"video plugin {o.video} is not installed (found: {', '.join(available)}); "
+                f"video plugin {self.video} is not installed (found: {', '.join(available)}); "
                 "install mupen64plus-video-all or choose one of those"
             )
         cmd = [str(emulator), "--nosaveoptions", "--configdir", str(self.workdir / "config")]
@@ -134,7 +148,7 @@ class EmulatorProcess:
         width, height = o.resolution
         cmd += [
             "--windowed", "--resolution", f"{width}x{height}", "--noosd",  # no OSD text in the frames
-            "--gfx", o.video, "--audio", "dummy", "--input", input_spec, "--rsp", "mupen64plus-rsp-hle",
+            "--gfx", self.video, "--audio", "dummy", "--input", input_spec, "--rsp", "mupen64plus-rsp-hle",
             *([] if o.speed_limit else ["--nospeedlimit"]), *o.extra_args, str(Path(o.rom).resolve()),
         ]  # fmt: skip
         return cmd

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from kartstudio.controller import NEUTRAL, ControllerState
-from kartstudio.emulator.launcher import VIDEO_FOR_GAME, VIDEO_FOR_TEST_ROM
+from kartstudio.emulator.launcher import MK64_VIDEO, VIDEO_FOR_TEST_ROM
 from kartstudio.errors import KartStudioError
 from kartstudio.game import SCREEN_HEIGHT, SCREEN_WIDTH
 
@@ -140,7 +140,7 @@ class MarioKart64Env(_EmulatorEnv):
     positions cannot be checked here without the game.
     """
 
-    video = VIDEO_FOR_GAME
+    video = MK64_VIDEO
 
     STEP_REWARD = -1.0
     END_CORNERS = ((19, 19), (620, 19), (19, 460), (620, 460))  # (x, y)

@@ -43,6 +43,7 @@ class GameController(QtCore.QObject):
         self.backend = None
         self.source = settings.game_source
         self._game = "mk64"  # the running ROM's game (kartstudio.emulator.rom.RomInfo.game)
+        self.rom = None  # its RomInfo
         self._announced = False
         self.versus_active = False  # the Versus tab drives the seats; the Record tab leaves them alone
         self._extra_pads: list = []
@@ -79,8 +80,10 @@ class GameController(QtCore.QObject):
 
         if not s.rom_path:
             raise KartStudioError("no Mario Kart 64 ROM is set; choose it with 'Choose ROM…' or use the practice track")
-        self._game = require_game_rom(s.rom_path).game
-        return EmulatorBackend(rom=s.rom_path, video=s.video_plugin, emulator=s.emulator)
+        self.rom = require_game_rom(s.rom_path)
+        self._game = self.rom.game
+        video = "" if s.video_plugin == "auto" else s.video_plugin  # "": the plugin that draws this game
+        return EmulatorBackend(rom=s.rom_path, video=video, emulator=s.emulator)
 
     # -- control -----------------------------------------------------------------------------------
     @property
@@ -178,7 +181,21 @@ class GameController(QtCore.QObject):
             value = getattr(b, attr, None)
             if value:
                 return str(value)
-        return f"seed-{self.settings.practice_seed}" if self.source == "practice" else "mk64"
+        # The ROM's game until the backend knows the track (kartstudio-test, not mk64, for the test ROM).
+        return f"seed-{self.settings.practice_seed}" if self.source == "practice" else self._game
+
+    def title(self) -> str:
+        """The running game for people: Practice track, MK64, or the ROM's own name."""
+        if self.source == "practice":
+            return "Practice track"
+        if self._game == "mk64":
+            return "MK64"
+        return self.rom.name.title() if self.rom is not None and self.rom.name else self._game
+
+    def picture_problem(self) -> str:
+        """Why the emulator's picture is not the game's ("" when it is): it has stayed one colour."""
+        problem = getattr(self.backend, "picture_problem", None) if self.running else None
+        return str(problem) if problem else ""
 
     def pads(self) -> list:
         """Gamepads connected now, then pads added by hand, then the keyboard."""

@@ -15,6 +15,9 @@ from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
 from kartstudio.gui.keyboard import KeyboardFilter
 from kartstudio.settings import Settings, SettingsError, load_settings, save_settings
 
+# Settings the running game was started with: a change applies from the next start (said so).
+RESTART_SETTINGS = {"video_plugin": "video plugin", "emulator": "emulator program", "rom_path": "ROM",
+                    "game_source": "game source", "practice_seed": "practice track seed"}
 SLOW_GAME_POLLS = 55  # below this the game runs visibly slower than full speed (60)
 NO_ROM_TEXT = (
     "No Mario Kart 64 ROM is set, so the practice track is selected: press Start and drive now. "
@@ -376,7 +379,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.source_box.setEnabled(True)
             return
         st = loop.status
-        self.menus_button.setVisible(self.game.source == "mk64" and st.running)
+        # The macro knows Mario Kart 64's menus only: not offered for the test ROM.
+        self.menus_button.setVisible(self.game.source == "mk64" and self.game.game_name() == "mk64" and st.running)
         if st.note and st.note != getattr(self, "_last_note", ""):
             self._last_note = st.note
             self.notice.show_message(st.note, "error" if "failed" in st.note else "info")
@@ -384,8 +388,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if st.starting:
             text, colour = "● starting…", "#b80"
         else:
-            what = "Practice track" if self.game.source == "practice" else "MK64"
-            text = f"● {what} running · {st.fps:.1f} fps captured"
+            text = f"● {self.game.title()} running · {st.fps:.1f} fps captured"
             if st.polls_per_s is not None:
                 # the game's own speed: MK64 polls its pads once per frame, 60 a second at full speed
                 text += f" · game {st.polls_per_s:.0f} polls/s"
@@ -399,11 +402,19 @@ class MainWindow(QtWidgets.QMainWindow):
                 if held:  # frames are held back rather than recording the wrong picture
                     colour_warn = True
                     text += f" · no frames: {held.split(';')[0]}"
+                blank = self.game.picture_problem()
+                if blank:  # never a black picture under a green "running"
+                    colour_warn = True
+                    text += " · blank picture"
+                    if self.notice.text() != blank[0].upper() + blank[1:] + ".":
+                        self.notice.show_message(blank[0].upper() + blank[1:] + ".", "warning")
+                elif self.notice.level == "warning" and self.notice.text().startswith("The picture has been"):
+                    self.notice.clear_message()
             colour = "#b80" if colour_warn else "#1a8f3a"
         why = []
         if colour_warn:
             why.append("Orange: " + "; ".join(filter(None, [
-                self.game.capture_problem(),
+                self.game.capture_problem(), self.game.picture_problem(),
                 "the game runs slower than full speed (60 polls/s)" if (st.polls_per_s or 60) < SLOW_GAME_POLLS else ""])))
         self.status_label.set_status(text, "\n".join([*why, f"{st.frames} frames since start"]))
         self.status_label.setStyleSheet(f"color:{colour};font-weight:bold;")
@@ -413,12 +424,21 @@ class MainWindow(QtWidgets.QMainWindow):
         from kartstudio.gui.settings import SettingsDialog
 
         dialog = SettingsDialog(self.settings, self)
+        before = {name: getattr(self.settings, name) for name in RESTART_SETTINGS}
         if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._refresh_source()
-            self.datasets_tab.refresh()
-            self.training_tab.refresh_sessions()
-            self.training_tab.refresh_models()
-            self.versus_tab.refresh_models()
+            self._settings_saved(before)
+
+    def _settings_saved(self, before: dict) -> None:
+        changed = [what for name, what in RESTART_SETTINGS.items() if getattr(self.settings, name) != before[name]]
+        self._refresh_source()
+        if changed and self.game.running:  # the running game keeps what it was started with
+            verb = "takes" if len(changed) == 1 else "take"
+            self.notice.show_message(f"Saved. The {' and the '.join(changed)} {verb} effect when the game restarts: "
+                                     "■ Stop, then ▶ Start.", "warning")
+        self.datasets_tab.refresh()
+        self.training_tab.refresh_sessions()
+        self.training_tab.refresh_models()
+        self.versus_tab.refresh_models()
 
     def open_pair_wizard(self) -> None:
         from kartstudio.gui.pair_wizard import PairWizard

@@ -25,8 +25,11 @@ class SettingsDialog(QtWidgets.QDialog):
         self.emulator = self._path_row(settings.emulator, "Choose the mupen64plus program", "All files (*)")
         form.addRow("Emulator (mupen64plus)", self.emulator[0])
         self.video = QtWidgets.QComboBox()
-        self.video.addItems(VIDEO_PLUGINS)
-        self.video.setCurrentText(settings.video_plugin)
+        for plugin in VIDEO_PLUGINS:
+            self.video.addItem("automatic: the one that draws the game" if plugin == "auto" else plugin, plugin)
+        self.video.setCurrentIndex(max(0, self.video.findData(settings.video_plugin)))
+        self.video.setToolTip("automatic: rice for Mario Kart 64, glide64mk2 for KartStudio's own ROMs (rice "
+                              "leaves them black). Used from the next game start.")
         form.addRow("Video plugin", self.video)
         size = QtWidgets.QHBoxLayout()
         self.height_box = QtWidgets.QSpinBox()
@@ -106,7 +109,7 @@ class SettingsDialog(QtWidgets.QDialog):
             game_source=self.source.currentData(),
             rom_path=self.rom[1].text().strip(),
             emulator=self.emulator[1].text().strip(),
-            video_plugin=self.video.currentText(),
+            video_plugin=self.video.currentData(),
             storage_size=(self.height_box.value(), self.width_box.value()),
             data_folder=self.data[1].text().strip(),
             practice_seed=self.seed.value(),
