@@ -147,10 +147,15 @@ void render_view(int y0, int h, const Kart *me, const Kart *other, int seat) {
     fill_rows(y0 + hz / 3, y0 + 2 * hz / 3, C_SKY_MID);
     fill_rows(y0 + 2 * hz / 3, y0 + hz, C_SKY_LOW);
     u16 *row0 = fb + (y0 + hz - 1) * SCREEN_W;
-    for (int x = 0; x < SCREEN_W; x++) {
+    /* two pixels per store: the skyline is drawn in 2-pixel columns */
+    u32 rock = (u32)C_MOUNT << 16 | C_MOUNT, snow = (u32)C_MOUNT_SNOW << 16 | C_MOUNT_SNOW;
+    for (int x = 0; x < SCREEN_W; x += 2) {
         int mh = mountains[(x + off) & 511] * vs;
-        u16 *p = row0 + x;
-        for (int k = 0; k < mh; k++, p -= SCREEN_W) *p = k > mh - 3 * vs && mh > 13 * vs ? C_MOUNT_SNOW : C_MOUNT;
+        int cap = mh > 13 * vs ? mh - 3 * vs : mh;
+        u32 *p = (u32 *)(row0 + x);
+        int k = 0;
+        for (; k < cap; k++, p -= SCREEN_W / 2) *p = rock;
+        for (; k < mh; k++, p -= SCREEN_W / 2) *p = snow;
     }
 
     /* the ground, bottom row first */
