@@ -48,6 +48,9 @@ def register(commands, bench) -> None:
                        help="train on several machines (MultiWorkerMirroredStrategy): every machine's host:port, "
                             "the same list on each, worker 0 (the chief, which writes the model) first")
     train.add_argument("--worker-index", type=whole(0), metavar="I", help="this machine's place in --worker-hosts (0 = chief)")
+    train.add_argument("--peer-timeout", type=number(above=0, high=86400), default=None, metavar="SECONDS",
+                       help="several machines: how long to wait for the other workers to start (default 300)")
+    train.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (--resume continues its run)")
     train.add_argument("--cache-mb", type=number(0, 1e6), default=None, metavar="MB",
                        help="RAM for resized training frames, read instead of the files in later epochs "
                             "(default 640; 0: every epoch reads the files)")
@@ -66,11 +69,11 @@ def register(commands, bench) -> None:
                     help="larger dataset size on disk (default 5000 MB; past 600 MB the files are copies)")
     bt.add_argument("--frames", choices=("practice", "synthetic"), default="practice",
                     help="pictures: the practice track's with capture noise (default), or a drawn road (quick)")
-    bt.add_argument("--workers", type=COUNT, default=1, metavar="N",
+    bt.add_argument("--workers", type=whole(1, 16), default=1, metavar="N",
                     help="also train with 1 and N local worker processes (MultiWorkerMirroredStrategy) and compare")
     bt.add_argument("--samples", type=COUNT, default=6000, help="training samples timed per measurement")
     bt.add_argument("--seconds", type=POSITIVE, default=90.0, help="time limit per measurement")
-    bt.add_argument("--batch-size", type=COUNT, default=50)
+    bt.add_argument("--batch-size", type=whole(1, 10000), default=50)
     bt.add_argument("--folder", help="where to write the synthetic sessions (default: a temporary folder, removed)")
     bt.add_argument("--json", action="store_true")
     bt.set_defaults(func=cmd_bench_train)
@@ -137,6 +140,12 @@ def cmd_train(args) -> int:
         from kartstudio.training.distribute import set_worker_hosts
 
         set_worker_hosts(args.worker_hosts, args.worker_index)  # TF_CONFIG, before TensorFlow starts its runtime
+    from kartstudio.training.distribute import cluster_task
+
+    task = cluster_task()  # TF_CONFIG checked before anything else
+    if Path(args.output).exists() and not (args.force or args.resume) and (task is None or task.chief):
+        raise KartStudioError(f"{args.output} already exists; choose another name, pass --force to replace it, "
+                              "or --resume to continue its run")
 
     from kartstudio.training import Trainer
     from kartstudio.training.recipe import recipe
@@ -147,6 +156,7 @@ def cmd_train(args) -> int:
         seed=args.seed, val_sessions=args.val_sessions, patience=args.patience, init_model=args.init,
         checkpoint_dir=args.checkpoint_dir, resume=args.resume, devices=args.devices,
         mixed_precision=args.mixed_precision, **({} if args.cache_mb is None else {"cache_mb": args.cache_mb}),
+        **({} if args.peer_timeout is None else {"peer_timeout_s": args.peer_timeout}),
     )
     bar = _ProgressBar(args.quiet)
     trainer = Trainer(config, on_batch=bar.batch, on_epoch=bar.epoch)

@@ -130,10 +130,15 @@ def stack_history(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames.transpose(0, 2, 3, 1, 4)).reshape(b, h, w, n * c)
 
 
+MAX_HISTORY = 16  # frames a network may see at once: each one is another full frame per sample in memory
+
+
 def check_history(history) -> int:
-    """The frame history as an int; one clear line for anything else."""
-    if int(history) != history or history < 1:
-        raise KartStudioError(f"frame history must be a whole number of frames, 1 or more, got {history}")
+    """The frame history as an int; one clear line for anything else (bounded: a huge one only exhausts memory)."""
+    if (isinstance(history, bool) or not isinstance(history, (int, float, np.integer, np.floating))
+            or not np.isfinite(history) or int(history) != history or not 1 <= history <= MAX_HISTORY):
+        raise KartStudioError(f"frame history (--history) must be a whole number of frames from 1 to {MAX_HISTORY}, "
+                              f"got {history}")
     return int(history)
 
 

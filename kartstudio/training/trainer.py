@@ -21,12 +21,15 @@ resume re-runs the cancelled epoch with the same batches (the order depends on s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import numbers
 import os
 import shutil
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -51,6 +54,7 @@ from kartstudio.model import (
 from kartstudio.session import find_sessions, open_session
 from kartstudio.training.dataset import (
     CACHE_MB,
+    MAX_HISTORY,
     SessionDataset,
     check_history,
     epoch_length,
@@ -58,7 +62,7 @@ from kartstudio.training.dataset import (
     share_sessions,
     split_by_session,
 )
-from kartstudio.training.distribute import placement
+from kartstudio.training.distribute import PEER_TIMEOUT_S, cluster_task, placement
 from kartstudio.training.recipe import DEFAULT_RECIPE, validation_sessions
 from kartstudio.training.thresholds import calibrate_thresholds
 
@@ -91,26 +95,60 @@ class TrainConfig:
     cache_mb: float = CACHE_MB  # RAM for resized training frames, so later epochs skip decoding them; 0: none
     reaction_s: float = DEFAULT_RECIPE.reaction_s  # label each frame with the pad reading this much later
 
+    peer_timeout_s: float = PEER_TIMEOUT_S  # several machines: how long to wait for the other workers
+
     def check(self) -> None:
-        if self.epochs < 1:
-            raise KartStudioError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise KartStudioError(f"batch size must be at least 1, got {self.batch_size}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise KartStudioError(f"learning rate must be a number above 0, got {self.learning_rate}")
+        """Every number in range (one line naming the field and its range), the names known."""
+        for name, (label, low, high, kind) in LIMITS.items():
+            value = getattr(self, name)
+            if value is None and name == "val_sessions":
+                continue
+            _check_number(label, value, low, high, kind)
         if self.loss not in LOSSES:
             raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if not (math.isfinite(self.stick_weight) and self.stick_weight > 0):
-            raise KartStudioError(f"stick weight must be a number above 0, got {self.stick_weight}")
         if self.model not in MODEL_KINDS:
             raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
-        if not (math.isfinite(self.cache_mb) and self.cache_mb >= 0):
-            raise KartStudioError(f"cache size must be 0 MB or more, got {self.cache_mb}")
-        if (self.val_sessions or 0) < 0 or self.patience < 0:
-            raise KartStudioError("val_sessions and patience cannot be negative")
         check_history(self.history)
         if self.history != 1 and self.model != "kartstudio" and not (self.init_model or self.resume):
             raise KartStudioError(f"frame history needs the kartstudio network, not {self.model!r}")
+
+
+# The numbers a run can use, checked in one place (TrainConfig.check: `train`, the Training tab,
+# `bench drive --set`, DAgger): field -> (what to call it, lowest, highest, kind). kind "whole":
+# a whole number; "above": a number above `low`; "number": from `low` to `high`. Guards, not
+# defaults: every recipe's values lie well inside.
+LIMITS: dict[str, tuple[str, float, float, str]] = {
+    "epochs": ("epochs (--epochs)", 1, 100_000, "whole"),
+    "batch_size": ("batch size (batch_size, --batch-size)", 1, 10_000, "whole"),
+    "learning_rate": ("learning rate (learning_rate, --lr)", 0, 10, "above"),
+    "stick_weight": ("stick weight (stick_weight)", 0, 1000, "above"),
+    "seed": ("seed (--seed)", 0, 2**32 - 1, "whole"),
+    "val_sessions": ("validation sessions (val_sessions, --val-sessions)", 0, 100_000, "whole"),
+    "val_fraction": ("validation share (val_fraction)", 0, 0.9, "number"),
+    "patience": ("patience (--patience)", 0, 100_000, "whole"),
+    "min_delta": ("min_delta", 0, 1e6, "number"),
+    "turn_oversample": ("turn oversampling (turn_oversample, --oversample-turns)", 1, 100, "number"),
+    "history": ("frame history (history, --history)", 1, MAX_HISTORY, "whole"),
+    "cache_mb": ("cache size (cache_mb, --cache-mb)", 0, 1e6, "number"),
+    "reaction_s": ("reaction time (reaction_s)", 0, 2, "number"),
+    "peer_timeout_s": ("peer timeout (--peer-timeout)", 0, 86_400, "above"),
+}
+
+
+def _check_number(label: str, value, low: float, high: float, kind: str) -> None:
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    finite = real and math.isfinite(value)
+    if kind == "whole":
+        ok = finite and value == int(value) and low <= value <= high
+        what = f"a whole number from {low:,} to {high:,}".replace(",", "")
+    elif kind == "above":
+        ok = finite and low < value <= high
+        what = f"a number above {low:g}, at most {high:g}"
+    else:
+        ok = finite and low <= value <= high
+        what = f"a number from {low:g} to {high:g}"
+    if not ok:
+        raise KartStudioError(f"{label} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -190,14 +228,31 @@ class Trainer:
     # -- the run -----------------------------------------------------------------------------
 
     def fit(self, data: Sequence[str | os.PathLike], output: str | os.PathLike) -> TrainResult:
-        """Train on session files (or folders of them) and write the best model to `output`."""
+        """Train on session files (or folders of them) and write the best model to `output`.
+
+        The run holds a lock on its output and checkpoint folder while it runs: a second run to
+        either is refused in one line (the lock goes with the process, so a killed run leaves none)."""
         cfg = self.config
         cfg.check()
         output = Path(output)
         if output.suffix != ".keras":
             raise KartStudioError(f"{output}: the model file must end in .keras")
-        place = self.placement = placement(cfg.devices)
+        if output.exists() and not output.is_file():
+            raise KartStudioError(f"{output} exists and is not a model file; choose another output name")
         ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else output.with_suffix(".checkpoints")
+        task = cluster_task()  # checked before anything waits or trains
+        with ExitStack() as locks:
+            if task is None or task.chief:
+                locks.enter_context(output_lock(output))
+                locks.enter_context(output_lock(ckpt))
+            else:  # a worker writes only its own checkpoint copy
+                locks.enter_context(output_lock(ckpt / f"worker-{task.position}",
+                                                ckpt.with_name(f".{ckpt.name}.worker-{task.position}.lock")))
+            return self._fit(data, output, ckpt)
+
+    def _fit(self, data, output: Path, ckpt: Path) -> TrainResult:
+        cfg = self.config
+        place = self.placement = placement(cfg.devices, cfg.peer_timeout_s, self._cancel.is_set)
         if not place.chief:  # a worker keeps its own copy for resume (TensorFlow's BackupAndRestore way)
             ckpt = ckpt / f"worker-{place.worker_index}"
         state_file = ckpt / "state.json"
@@ -470,7 +525,7 @@ class Trainer:
 
         model_path = None
         if place.chief and (ckpt / "best.keras").is_file() and state["epochs_done"] > 0:
-            tmp = output.with_name(f".{output.stem}.tmp.keras")
+            tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.keras")  # its own name: never another run's
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(ckpt / "best.keras", tmp)
@@ -566,9 +621,79 @@ def _write_scalars(writer, step: int, values: dict[str, float]) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
     os.replace(tmp, path)
 
 
-__all__ = ["BatchProgress", "EpochProgress", "TrainConfig", "TrainResult", "Trainer"]
+class _Lock:
+    """An exclusive lock on what a run writes: ``.<name>.lock`` next to it, held with flock (the
+    kernel drops it when the process ends, however it ends: never stale), removed on release."""
+
+    def __init__(self, target: Path, path: Path | None = None) -> None:
+        if not Path(os.path.abspath(target)).name:
+            raise KartStudioError(f"{target} cannot be a training output or checkpoint folder; choose a folder inside it")
+        self.target = target
+        self.path = path or target.with_name(f".{target.name}.lock")
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_Lock":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KartStudioError(f"cannot create the folder {self.path.parent} for {self.target}: "
+                                  f"{exc.strerror or exc}") from None
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as exc:
+                raise KartStudioError(f"cannot write the lock {self.path} for {self.target} ({exc.strerror or exc}); "
+                                      "choose an output in a folder you can write to") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_small(fd)
+                os.close(fd)
+                raise KartStudioError(
+                    f"another training{f' (process {holder})' if holder else ''} is writing {self.target}; "
+                    "wait for it to finish, or choose another output (-o) or checkpoint folder") from None
+            try:  # the run that held it may have removed it just before: the lock is the file on disk
+                mine = os.fstat(fd)
+                now = os.stat(self.path, follow_symlinks=False)
+                same = (mine.st_ino, mine.st_dev) == (now.st_ino, now.st_dev)
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink()  # while still held: a run waiting on this file sees it replaced
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def output_lock(target: str | os.PathLike, path: str | os.PathLike | None = None) -> _Lock:
+    """The lock a training run holds on `target` (its model file or a checkpoint folder);
+    `path`: the lock file (default ``.<name>.lock`` next to the target)."""
+    return _Lock(Path(target), Path(path) if path else None)
+
+
+def _read_small(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
+
+
+__all__ = ["BatchProgress", "EpochProgress", "TrainConfig", "TrainResult", "Trainer", "output_lock"]
