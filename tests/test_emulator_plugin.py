@@ -213,3 +213,57 @@ def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
         assert "one colour" in backend.picture_problem and "'automatic' (glide64mk2)" in backend.picture_problem
     finally:
         backend.stop()
+
+
+def test_one_frame_per_game_frame_when_the_game_runs_slower_than_the_capture(backend):
+    """Under load (the emulator stopped 50 ms of every 80 by SIGSTOP, so the game polls ~20 times a
+    second against a 30 fps capture) no game frame is handed on twice, and each frame's label is what
+    the game read at its poll: the test ROM paints what it read with its frame counter, so a later
+    picture shows the input of poll k, which must equal the label of the frame numbered k."""
+    import os
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def feed():  # a new stick position every few ms: each poll reads another state
+        i = 0
+        while not stop.is_set():
+            i = (i + 1) % 120
+            backend.set_controller(1, ControllerState(x=i - 60))
+            time.sleep(0.003)
+
+    def choke():
+        pid = backend.emulator.pid
+        try:
+            while not stop.is_set():
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(0.05)
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.03)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    threads = [threading.Thread(target=feed), threading.Thread(target=choke)]
+    for t in threads:
+        t.start()
+    frames, stale = [], backend.stale_grabs
+    try:
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            frame = backend.next_frame(timeout=0.5)
+            if frame is not None and frame.inputs and 1 in frame.inputs:
+                frames.append((frame.number, frame.inputs[1], testrom.decode_screen(frame.image)[1],
+                               testrom.decode_frame_counter(frame.image)))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    numbers = [n for n, *_ in frames]
+    assert numbers == sorted(set(numbers)), numbers  # never the same game frame twice
+    assert len(frames) < 0.8 * 3.0 * backend.fps  # the game really ran slower than the capture
+    assert backend.stale_grabs > stale  # grabs in which the game had not advanced were left out
+    label = {n & 0xFF: state for n, state, _, _ in frames}
+    checked = [(label[counter], shown) for _, _, shown, counter in frames if counter in label]
+    assert len(checked) > len(frames) // 2
+    assert all(a == b for a, b in checked), checked

@@ -335,3 +335,21 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("kartstudio: error:")
     assert "corrupt.h5" in _cli("info", corrupt).stderr
+
+
+def test_info_reports_repeated_frame_numbers_in_older_emulator_sessions(tmp_path):
+    """Emulator sessions recorded before one frame per game frame hold the same game frame several
+    times (frame numbers repeat); info says how many, and a clean session says nothing."""
+    from kartstudio.controller import ControllerState
+    from kartstudio.session import SessionMeta, SessionWriter
+
+    numbers = {"old.h5": [5, 6, 6, 6, 7, 8, 8, 9], "new.h5": [5, 6, 7, 8, 9, 11, 12, 13]}
+    for name, frame_numbers in numbers.items():
+        with SessionWriter(tmp_path / name, SessionMeta(game="mk64", storage_size=(12, 16))) as w:
+            for i, n in enumerate(frame_numbers):
+                w.append(np.full((12, 16, 3), i, np.uint8), ControllerState(x=i), i / 30, n)
+    info = _cli("info", tmp_path / "old.h5", tmp_path / "new.h5", "--json")
+    assert info.returncode == 0, info.stderr
+    assert [r["repeated_frames"] for r in json.loads(info.stdout)] == [3, 0]
+    text = _cli("info", tmp_path / "old.h5", tmp_path / "new.h5").stdout
+    assert text.count("frames repeat an earlier frame number") == 1 and "3 frames repeat" in text

@@ -144,6 +144,7 @@ def cmd_info(args) -> int:
             try:
                 with open_session(path) as s:
                     infos.append(s.info())
+                    infos[-1]["repeated_frames"] = _repeated_frames(s)
                 if infos[-1].get("cut_short_note"):  # shown, and named on stderr: the exit status says it
                     failed.append(infos[-1]["cut_short_note"])
             except KartStudioError as exc:
@@ -170,10 +171,23 @@ def cmd_info(args) -> int:
                 f"  {i['codec']}"
                 f"  {human_size(i['bytes_on_disk'])} on disk  {human_size(i['bytes_per_frame'] or 0)}/frame"
             )
+            if i["repeated_frames"]:
+                print(f"  {i['repeated_frames']} frames repeat an earlier frame number: the same game frame "
+                      "recorded again (emulator sessions from before one frame per game frame); training counts "
+                      "each of them again")
     sys.stdout.flush()
     for line in failed:
         print(f"kartstudio: error: {line}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _repeated_frames(session) -> int:
+    """Frames whose frame number an earlier frame of the session has too (older emulator sessions
+    recorded a game frame once per grab when the game ran slower than the capture)."""
+    import numpy as np
+
+    numbers = np.asarray(session.frame_numbers[: len(session)])
+    return int(len(numbers) - len(np.unique(numbers)))
 
 
 def _short(text: str, limit: int = 80) -> str:

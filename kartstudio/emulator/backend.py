@@ -2,7 +2,14 @@
 
 Each Frame carries ``inputs``: for every seat, the controller state the game read at its most
 recent input poll before the screenshot (from the plugin's poll reports), so recordings are
-labelled with exactly what the game read, never with a guess from pad timing.
+labelled with exactly what the game read, never with a guess from pad timing. However many polls
+the game made since the last frame, the label is the last of them: the input in force while this
+picture is on the screen, the one a pilot's answer to it would replace.
+
+One frame per game frame: in free-run a grab is handed on only when the game has advanced since
+the last frame handed on (it polled its pads again). A game slower than the capture
+rate (a loaded machine, a stalled or killed emulator) gives fewer frames, never the same game
+frame twice: ``Frame.number`` (the first seat's poll count) never repeats.
 
 Two ways to run:
 - free-run (recording, versus): the game runs at its own speed; set_controller() sends a state
@@ -86,6 +93,9 @@ class EmulatorBackend(GameBackend):
         self._last_read: dict[int, PollReport] = {}
         self._next_tick = 0.0
         self._poll_marks: list[tuple[float, int]] = []  # (time, poll number) per frame: game_rate()
+        self._stale = False  # the last grab was not handed on: the game had not advanced
+        self._handed: int | None = None  # the number of the last frame handed on
+        self.stale_grabs = 0  # grabs not handed on because the game had not advanced (free-run)
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -209,7 +219,7 @@ class EmulatorBackend(GameBackend):
         if not self.emulator.running:
             return self._ended()
         try:
-            return self._next_frame(timeout)
+            return self._next_game_frame(timeout)
         except Exception:
             # The plugin's socket and the window go as the emulator dies, a moment before the process
             # is reaped: say how the emulator ended, not that the socket closed.
@@ -263,9 +273,26 @@ class EmulatorBackend(GameBackend):
             return None
         return None if self._problem() is not None else image
 
+    def _next_game_frame(self, timeout: float | None) -> Frame | None:
+        """The next frame in which the game has advanced; None after `timeout` without one (free-run)."""
+        start = time.monotonic()
+        while True:
+            frame = self._next_frame(timeout)
+            if frame is not None or self.lockstep or not self._stale:
+                return frame
+            waited = time.monotonic() - start
+            if timeout is not None and waited >= timeout:
+                return None
+            if not self.emulator.running:
+                return self._ended()
+            if timeout is None and waited >= HIDDEN_LIMIT_S:
+                raise KartStudioError(f"the game has not advanced for {HIDDEN_LIMIT_S:.0f} s (no input poll); "
+                                      "is the emulator paused or stuck?")
+
     def _next_frame(self, timeout: float | None) -> Frame | None:
         # Never label a picture that is not the game's: the app's own window, a dialog or another
         # emulator over the window, or a window half off the screen, would be recorded instead.
+        self._stale = False
         if not self._wait_visible(timeout):
             return None
         if self.lockstep:
@@ -290,7 +317,16 @@ class EmulatorBackend(GameBackend):
         self._count_polls()
         inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
         first = self._last_read.get(self.seats[0])
-        return Frame(number=first.poll if first else 0, timestamp=timestamp, image=image, inputs=inputs or None)
+        number = first.poll if first else 0
+        if not self.lockstep and first is not None and number == self._handed:
+            # The game has not advanced (no poll since the last frame): this moment is the last game
+            # frame again, and recording it would count it twice. (A picture that did not change is
+            # still a new game frame when the game polled: a menu, a paused race, a blank plugin.)
+            self._stale = True
+            self.stale_grabs += 1
+            return None
+        self._handed = number
+        return Frame(number=number, timestamp=timestamp, image=image, inputs=inputs or None)
 
     def _watch_picture(self, image, now: float) -> None:
         """Say when the picture stays one colour (a black window with a green 'running' helps nobody)."""
