@@ -147,7 +147,7 @@ def check_rom(rom: str | None) -> Check | None:
         info = read_header(rom)
     except KartStudioError as exc:
         return Check("ROM", False, str(exc), "choose your Mario Kart 64 cartridge dump (.z64, .v64 or .n64)")
-    if not (info.is_mario_kart_64 or info.is_test_rom):
+    if not (info.is_mario_kart_64 or info.is_raceway or info.is_test_rom):
         return Check("ROM", False, info.describe(), "choose your Mario Kart 64 ROM (game code NKT*)")
     return Check("ROM", True, info.describe())
 

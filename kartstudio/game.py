@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -27,12 +27,17 @@ class Frame:
     image: (480, 640, 3) uint8 RGB, seat 1 on the top half, seat 2 on the bottom half.
     inputs: the controller state the game read for each seat for this frame, where the backend
         knows it exactly (seat -> state); the recorder then labels with it instead of pad samples.
+    game_state: what the game itself reported about this frame, where it reports anything (KartStudio
+        Raceway: a RacewayFrame from its state channel, the one whose frame counter is `number`).
+        Metadata only, for scoring, experts and label checks: never stored with the pictures and
+        never part of a model's input.
     """
 
     number: int
     timestamp: float
     image: np.ndarray
     inputs: dict[int, ControllerState] | None = None
+    game_state: Any = None
 
 
 @dataclass(frozen=True)

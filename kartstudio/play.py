@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from kartstudio.controller import NEUTRAL, ControllerState
@@ -23,7 +23,7 @@ from kartstudio.pads.base import PadSource
 
 def labelled(frame: Frame, labels: dict[int, ControllerState]) -> Frame:
     """The frame with `labels` as the states a recorder stores for it."""
-    return Frame(frame.number, frame.timestamp, frame.image, dict(labels))
+    return replace(frame, inputs=dict(labels))
 
 
 def drive(game: GameBackend, drivers: dict[int, Driver], frame: Frame | None) -> dict[int, ControllerState]:

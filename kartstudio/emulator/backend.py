@@ -11,6 +11,10 @@ the last frame handed on (it polled its pads again). A game slower than the capt
 rate (a loaded machine, a stalled or killed emulator) gives fewer frames, never the same game
 frame twice: ``Frame.number`` (the first seat's poll count) never repeats.
 
+A game with a state channel (KartStudio Raceway) is started with the plugin's channel on, and each
+Frame's ``game_state`` is the game's report of that frame (the one whose frame counter is
+``Frame.number``): metadata for scores, experts and label checks, never pixels, never model input.
+
 Two ways to run:
 - free-run (recording, versus): the game runs at its own speed; set_controller() sends a state
   at once, next_frame() captures at `fps`.
@@ -63,7 +67,8 @@ class EmulatorBackend(GameBackend):
     ) -> None:
         """video: the mupen64plus video plugin; "" picks the one that draws the ROM's game
         (launcher.video_for). macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
-        ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file."""
+        ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file; a Macro: that one
+        (KartStudio Raceway: raceway.menu_macro(track) to a 2P race on that track)."""
         self.rom = Path(rom)
         self.video = video
         self.display = display
@@ -96,19 +101,26 @@ class EmulatorBackend(GameBackend):
         self._stale = False  # the last grab was not handed on: the game had not advanced
         self._handed: int | None = None  # the number of the last frame handed on
         self.stale_grabs = 0  # grabs not handed on because the game had not advanced (free-run)
+        self.state_reader = None  # raceway.StateReader when the game reports its state (Raceway)
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
+        from kartstudio.emulator import raceway
+        from kartstudio.emulator.rom import check_rom
+
         t0 = time.monotonic()
+        reports_state = check_rom(self.rom).is_raceway  # its state channel: the plugin forwards port 4
         self._endpoint = PluginEndpoint.create(controllers=self.seats)
+        env = {**self._endpoint.env(), **(raceway.state_channel_env() if reports_state else {})}
         self.emulator = EmulatorProcess(
             LaunchOptions(self.rom, video=self.video, input_plugin=self.input_plugin, display=self.display,
-                          env=self._endpoint.env(), speed_limit=self.speed_limit, emulator=self.program)
+                          env=env, speed_limit=self.speed_limit, emulator=self.program)
         )
         try:
             self.emulator.start()
             self.display = self.emulator.display
             self.client = PluginClient(self._endpoint).connect(timeout=self.connect_timeout)
+            self.state_reader = raceway.StateReader(self.client) if reports_state else None
             if self.lockstep:
                 self.client.set_lockstep(True)
             else:
@@ -138,6 +150,8 @@ class EmulatorBackend(GameBackend):
 
         if self.macro is False:
             return None
+        if isinstance(self.macro, Macro):  # e.g. raceway.menu_macro(track)
+            return self.macro
         if self.macro is None or self.macro is True:
             if self.emulator.rom is not None and self.emulator.rom.is_mario_kart_64:
                 return load_mk64_vs_macro()
@@ -318,6 +332,10 @@ class EmulatorBackend(GameBackend):
         inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
         first = self._last_read.get(self.seats[0])
         number = first.poll if first else 0
+        game_state = None
+        if self.state_reader is not None:
+            self.state_reader.read(sync=False)  # the sync above covered the game's state packets too
+            game_state = self.state_reader.find(number)
         if not self.lockstep and first is not None and number == self._handed:
             # The game has not advanced (no poll since the last frame): this moment is the last game
             # frame again, and recording it would count it twice. (A picture that did not change is
@@ -326,7 +344,7 @@ class EmulatorBackend(GameBackend):
             self.stale_grabs += 1
             return None
         self._handed = number
-        return Frame(number=number, timestamp=timestamp, image=image, inputs=inputs or None)
+        return Frame(number=number, timestamp=timestamp, image=image, inputs=inputs or None, game_state=game_state)
 
     def _watch_picture(self, image, now: float) -> None:
         """Say when the picture stays one colour (a black window with a green 'running' helps nobody)."""

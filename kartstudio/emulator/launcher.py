@@ -37,7 +37,7 @@ OUR_PLUGIN = REPO_ROOT / "plugin" / "mupen64plus-input-kartstudio.so"
 MK64_VIDEO = "mupen64plus-video-rice"
 VIDEO_FOR_TEST_ROM = "mupen64plus-video-glide64mk2"
 HOMEBREW_VIDEO = VIDEO_FOR_TEST_ROM
-VIDEO_FOR_GAME = {"mk64": MK64_VIDEO, "kartstudio-test": VIDEO_FOR_TEST_ROM}
+VIDEO_FOR_GAME = {"mk64": MK64_VIDEO, "kartstudio-test": VIDEO_FOR_TEST_ROM, "raceway": HOMEBREW_VIDEO}
 
 
 def video_for(game: str) -> str:

@@ -22,6 +22,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,13 @@ def rom_image(boot: bytes, program: bytes) -> bytes:
     rom[PROGRAM_OFFSET : PROGRAM_OFFSET + len(program)] = program
     struct.pack_into(">II", rom, 0x10, *testrom.cic6102_checksum(bytes(rom)))
     return bytes(rom)
+
+
+def rom_path() -> Path:
+    """The built Raceway ROM, built now if this source has not been built yet (about 2 s), so the
+    app offers the game with no user file at all. KartStudioError, one line, when the cross
+    compiler is missing."""
+    return build_rom()
 
 
 def build_rom(out_path: str | Path | None = None) -> Path:
@@ -244,9 +252,10 @@ def decode_state(data: bytes, packet: int = 0) -> RacewayFrame:
 class StateReader:
     """The latest Raceway state from a connected PluginClient (the plugin started with state_channel_env())."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, keep: int = 600) -> None:
         self.client = client
         self.latest: RacewayFrame | None = None
+        self.recent: deque[RacewayFrame] = deque(maxlen=keep)  # the last `keep` states read (find())
 
     def read(self, sync: bool = True) -> list[RacewayFrame]:
         """Every state received since the last read, oldest first (sync: including every frame the game
@@ -261,7 +270,20 @@ class StateReader:
                 continue
         if frames:
             self.latest = frames[-1]
+            self.recent.extend(frames)
         return frames
+
+    def find(self, frame: int) -> RacewayFrame | None:
+        """The state of game frame `frame` among the recent ones; else the newest one before it
+        (its packet not received yet), else None."""
+        best = None
+        for state in reversed(self.recent):
+            if state.frame == frame:
+                return state
+            if state.frame < frame and best is None:
+                best = state
+                break
+        return best
 
     def wait(self, predicate, timeout: float = 5.0) -> RacewayFrame:
         """The first state (from now on) for which predicate(frame) is true; KartStudioError after timeout."""

@@ -21,6 +21,9 @@ MARIO_KART_64_CODE = "KT"  # cartridge ID in the game code N-KT-x
 # The project's own homebrew test ROM (kartstudio.emulator.testrom): accepted where a game is
 # played, so the app can be tried and tested without a cartridge dump, and recorded as itself.
 TEST_ROM_NAME, TEST_ROM_CODE = "KARTSTUDIO TEST", "NKSE"
+# KartStudio Raceway, the project's own kart game (kartstudio.emulator.raceway): a game of its own,
+# recorded as game "raceway" (its header is fixed in raceway.rom_image).
+RACEWAY_NAME, RACEWAY_CODE = "KARTSTUDIO RACEWAY", "NKRE"
 
 BYTE_ORDERS = {
     bytes.fromhex("80371240"): "z64",
@@ -94,17 +97,23 @@ class RomInfo:
         return (self.name, self.game_code) == (TEST_ROM_NAME, TEST_ROM_CODE)
 
     @property
+    def is_raceway(self) -> bool:
+        return (self.name, self.game_code) == (RACEWAY_NAME, RACEWAY_CODE)
+
+    @property
     def game(self) -> str:
-        """What a session records as its game: mk64, kartstudio-test (the project's test ROM),
-        or n64-<game code> for any other cartridge."""
+        """What a session records as its game: mk64, raceway (KartStudio Raceway), kartstudio-test
+        (the project's test ROM), or n64-<game code> for any other cartridge."""
         if self.is_mario_kart_64:
             return "mk64"
+        if self.is_raceway:
+            return "raceway"
         if self.is_test_rom:
             return "kartstudio-test"
         return "n64-" + "".join(c if c.isalnum() else "_" for c in self.game_code)
 
     def describe(self) -> str:
-        what = ("Mario Kart 64" if self.is_mario_kart_64 else
+        what = ("Mario Kart 64" if self.is_mario_kart_64 else "KartStudio Raceway" if self.is_raceway else
                 "KartStudio's test ROM" if self.is_test_rom else "not Mario Kart 64")
         return (
             f"{Path(self.path).name}: {readable(self.name) or '(no name)'} [{readable(self.game_code)}] {self.region}, "
@@ -180,8 +189,9 @@ def require_mario_kart_64(path: str | Path) -> RomInfo:
 
 def require_game_rom(path: str | Path) -> RomInfo:
     """The one check for the ROM the app plays (Choose ROM, the Settings dialog, settings.json,
-    starting the game): Mario Kart 64, or KartStudio's own test ROM (recorded as its own game)."""
+    starting the game): Mario Kart 64, KartStudio Raceway, or KartStudio's own test ROM (each
+    recorded as its own game)."""
     info = check_rom(path)
-    if not (info.is_mario_kart_64 or info.is_test_rom):
+    if not (info.is_mario_kart_64 or info.is_raceway or info.is_test_rom):
         raise _not_mk64(path, info)
     return info
