@@ -87,13 +87,35 @@ def test_versus_on_the_practice_track_shows_maps_and_records_a_correction(window
     keyboard = window.game.keyboard
     tab.takeover_box.setCurrentIndex(tab.takeover_box.findText("Keyboard"))
     keyboard.push(ControllerState(l=True))
+    keyboard.push(ControllerState())
     qtbot.waitUntil(lambda: tab.taken_over, timeout=5_000)
-    keyboard.push(ControllerState())
-    qtbot.wait(100)
     keyboard.push(ControllerState(l=True))
-    qtbot.waitUntil(lambda: not tab.taken_over, timeout=5_000)
     keyboard.push(ControllerState())
+    qtbot.waitUntil(lambda: not tab.taken_over, timeout=5_000)
     qtbot.waitUntil(lambda: len(tab.corrections_saved) == 2, timeout=30_000)
+    # a real (SDL virtual) pad plugged in now: listed at once; L held for one poll of the pad thread
+    import time
+
+    from kartstudio.pads import sdl
+    from kartstudio.pads.virtual import VirtualPad
+
+    pad = VirtualPad("Tap pad", product=71)
+    try:
+        qtbot.waitUntil(lambda: tab.takeover_box.findText("Tap pad") >= 0, timeout=3_000)
+        tab.takeover_box.setCurrentIndex(tab.takeover_box.findText("Tap pad"))
+        qtbot.wait(100)  # the tab takes this pad as its takeover pad
+        manager, source = sdl.manager(), tab._pad(tab.takeover_box)
+        before, deadline = source.l_presses, time.monotonic() + 2
+        pad.set_button(9, True)  # leftshoulder: L
+        while source.l_presses == before and time.monotonic() < deadline:  # no Qt event meanwhile
+            time.sleep(0.0005)
+        pad.set_button(9, False)
+        qtbot.waitUntil(lambda: not source.last.l, timeout=2_000)  # let go within a poll or two
+        assert not tab.taken_over  # the tab had not looked yet
+        qtbot.waitUntil(lambda: tab.taken_over, timeout=5_000)
+    finally:
+        pad.detach()
+    tab.set_takeover(False, wait=True)
     tab.stop_versus()
     window.stop_game()
 

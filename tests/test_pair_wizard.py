@@ -122,3 +122,51 @@ def test_wizard_swaps_the_seats_and_clears_one(qtbot, manager):
     finally:
         pad_a.detach()
         pad_b.detach()
+
+
+def _pair(qtbot, model, seat, pad, source):
+    model.listen(seat)
+    pad.set_button(A, True)
+    qtbot.waitUntil(lambda: bool(source.pressed), timeout=2000)
+    assert model.poll() == seat
+    pad.set_button(A, False)
+    qtbot.waitUntil(lambda: not source.pressed, timeout=2000)
+
+
+def test_the_app_lists_pads_plugged_in_later_and_versus_follows_the_pairing(qtbot):
+    """Pads plugged in after start-up appear in every seat's list at once (no wizard, no game start);
+    with seat 1 = pad A and seat 2 = pad B, Versus gives seat 2 (you) pad B and the takeover pad A."""
+    from kartstudio.gui.main_window import MainWindow
+    from kartstudio.pads import sdl
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    manager = sdl.manager()  # the app's own pad thread
+    pad_a = VirtualPad("Pair A", product=61)
+    pad_b = VirtualPad("Pair B", product=62)
+    try:
+        record, versus = window.record_tab.panels, window.versus_tab
+        qtbot.waitUntil(lambda: all(box.findText(name) >= 0 for name in ("Pair A", "Pair B") for box in (
+            record[1].driver_box, record[2].driver_box, versus.human_box, versus.takeover_box)), timeout=3000)
+        src = {p.name: p for p in manager.connected()}
+        model = PairingModel(manager)
+        _pair(qtbot, model, 1, pad_a, src["Pair A"])
+        _pair(qtbot, model, 2, pad_b, src["Pair B"])
+        window.record_tab.refresh_drivers()  # what the app does when the wizard closes
+        versus.refresh_drivers()
+        assert record[1].driver_box.currentText() == "Pair A" and record[2].driver_box.currentText() == "Pair B"
+        assert versus.human_box.currentText() == "Pair B" and versus.takeover_box.currentText() == "Pair A"
+        assert versus._pad(versus.human_box) is src["Pair B"]
+        # the user's own choice stays when the pad list changes again
+        versus.human_box.setCurrentIndex(versus.human_box.findText("Keyboard"))
+        pad_c = VirtualPad("Pair C", product=63)
+        try:
+            qtbot.waitUntil(lambda: versus.human_box.findText("Pair C") >= 0, timeout=3000)
+            assert versus.human_box.currentText() == "Keyboard" and versus.takeover_box.currentText() == "Pair A"
+        finally:
+            pad_c.detach()
+    finally:
+        pad_a.detach()
+        pad_b.detach()
+        window.close()

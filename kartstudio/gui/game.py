@@ -34,6 +34,7 @@ class GameController(QtCore.QObject):
     started = QtCore.pyqtSignal()  # the loop is running (frames flowing)
     stopped = QtCore.pyqtSignal()  # the loop ended (by the user, the game, or an error)
     failed = QtCore.pyqtSignal(str)  # one line for the user
+    pads_changed = QtCore.pyqtSignal()  # a gamepad was plugged in or out: the pad lists follow
 
     def __init__(self, settings: Settings, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +51,19 @@ class GameController(QtCore.QObject):
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._watch)
+        self._pad_changes = 0
+        self._pads_timer = QtCore.QTimer(self)
+        self._pads_timer.setInterval(200)
+        self._pads_timer.timeout.connect(self._watch_pads)
+        self._pads_timer.start()
+
+    def _watch_pads(self) -> None:
+        from kartstudio.pads import sdl
+
+        changes = sdl.pad_changes()
+        if changes != self._pad_changes:
+            self._pad_changes = changes
+            self.pads_changed.emit()
 
     # -- backends ----------------------------------------------------------------------------------
     @staticmethod

@@ -126,6 +126,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.game.started.connect(self._on_game_started)
         self.game.stopped.connect(self._on_game_stopped)
         self.game.failed.connect(lambda text: self.notice.show_message(text, "error"))
+        self.game.pads_changed.connect(self.record_tab.refresh_drivers)  # hot-plug: the lists follow at once
+        self.game.pads_changed.connect(self.versus_tab.refresh_drivers)
         self._status_timer = QtCore.QTimer(self)
         self._status_timer.setInterval(250)
         self._status_timer.timeout.connect(self._refresh_status)

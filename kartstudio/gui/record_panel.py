@@ -38,6 +38,7 @@ class SeatPanel(QtWidgets.QGroupBox):
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
         self._unplugged = False
+        self._default_key = None  # the driver the list chose itself last time (not the user)
 
         v = QtWidgets.QVBoxLayout(self)
         self.preview = ImageView(f"Seat {seat}: start the game to see this half", (240, 90))
@@ -90,8 +91,9 @@ class SeatPanel(QtWidgets.QGroupBox):
         keys = [c.key for c in self._choices]
         paired = self.game.paired_pad(self.seat)
         paired_index = next((i for i, c in enumerate(self._choices) if paired is not None and c.pad is paired), None)
-        if paired_index is not None and (current is None or str(current).startswith("pad:")):
-            index = paired_index  # the pair-controllers wizard's choice beats any other pad
+        defaulted = current is None or current == self._default_key  # not the user's own choice
+        if paired_index is not None and (defaulted or str(current).startswith("pad:")):
+            index = paired_index  # the pair-controllers wizard's choice beats any other pad and a default
         elif current in keys:
             index = keys.index(current)
         else:
@@ -105,7 +107,10 @@ class SeatPanel(QtWidgets.QGroupBox):
                 index = gamepads[1] if len(gamepads) > 1 else keys.index("nobody")
         self.driver_box.setCurrentIndex(index)
         self.driver_box.blockSignals(False)
-        self._apply_driver()
+        if defaulted or index == paired_index:
+            self._default_key = self.driver_box.currentData()
+        if self.driver_box.currentData() != current:  # the same pad keeps its driver (a hot-plug elsewhere)
+            self._apply_driver()
 
     def choose_driver(self, key: str) -> bool:
         index = self.driver_box.findData(key)

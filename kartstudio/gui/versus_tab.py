@@ -34,7 +34,8 @@ class VersusTab(QtWidgets.QWidget):
         self._known_models: set[str] = set()
         self._stopping: threading.Thread | None = None
         self._load_task: BackgroundTask | None = None
-        self._last_l = False
+        self._seen_l: tuple[object, int] | None = None  # (takeover pad, its L presses handled)
+        self._defaults: dict[int, object] = {}  # the pad each box took by default (not the user's choice)
         self.activation_frames = 0
 
         outer = QtWidgets.QVBoxLayout(self)
@@ -58,6 +59,7 @@ class VersusTab(QtWidgets.QWidget):
         seats.addWidget(self.human_box, 1)
         seats.addWidget(QtWidgets.QLabel("Takeover pad"))
         self.takeover_box = narrow(QtWidgets.QComboBox(), 12)
+        self.takeover_box.currentIndexChanged.connect(self._count_l_from_now)
         seats.addWidget(self.takeover_box, 1)
         outer.addLayout(seats)
 
@@ -83,7 +85,7 @@ class VersusTab(QtWidgets.QWidget):
         outer.addLayout(middle, 1)
 
         bottom = QtWidgets.QHBoxLayout()
-        box = QtWidgets.QGroupBox("AI outputs (seat 1)")
+        box = self.ai_box = QtWidgets.QGroupBox("AI outputs (seat 1)")
         bl = QtWidgets.QVBoxLayout(box)
         self.ai_meter = PadMeter()
         bl.addWidget(self.ai_meter)
@@ -159,18 +161,30 @@ class VersusTab(QtWidgets.QWidget):
             self.choose_model(path)
 
     def refresh_drivers(self) -> None:
+        """List the pads; each box keeps its pad (by identity, the list may have grown), else takes the
+        pairing's: seat 2 (you) the pad paired with seat 2, the takeover the one paired with seat 1."""
         pads = self.game.pads()
-        for box, default_last in ((self.human_box, False), (self.takeover_box, True)):
-            current = box.currentData()
+        old = list(getattr(self, "_pads", []))
+        for box, seat, default_last in ((self.human_box, 2, False), (self.takeover_box, 1, True)):
+            chosen = old[box.currentData()] if box.currentData() is not None and box.currentData() < len(old) else None
+            box.blockSignals(True)
             box.clear()
             for i, pad in enumerate(pads):
                 box.addItem(getattr(pad, "name", "pad"), i)
-            index = box.findData(current) if current is not None else -1
-            if index < 0:
-                # you (seat 2) take the first gamepad, the keyboard if none; takeover: the other one
+            paired = self.game.paired_pad(seat)
+            if chosen is not None and chosen in pads and (paired is None or chosen is not self._defaults.get(seat)):
+                index = pads.index(chosen)  # the user's own choice stays
+            elif paired is not None and paired in pads:
+                index = pads.index(paired)
+            else:
+                # no pairing: you (seat 2) take the first gamepad, the keyboard if none; takeover: the other one
                 index = 0 if not default_last else (len(pads) - 1 if len(pads) > 1 else 0)
             box.setCurrentIndex(index)
+            self._defaults[seat] = pads[index] if pads else None
+            box.blockSignals(False)
         self._pads = pads
+        if self._seen_l is not None and self._seen_l[0] is not self._pad(self.takeover_box):
+            self._count_l_from_now()
 
     def _pad(self, box: QtWidgets.QComboBox):
         i = box.currentData()
@@ -228,6 +242,7 @@ class VersusTab(QtWidgets.QWidget):
         self.race = Versus(loop, pilot, self._pad(self.human_box), self.game.settings.sessions_folder,
                            self._correction_meta, self.game.track())
         self.game.versus_active = True
+        self._count_l_from_now()
         self.race.start()
         self.takeover_button.setEnabled(True)
         self.notice.show_message(f"Racing {Path(self._model_path).name}: the AI drives seat 1 (top), you seat 2 "
@@ -338,7 +353,11 @@ class VersusTab(QtWidgets.QWidget):
         if driver is None:
             return
         outputs, activations, state, steps, ms = driver.snapshot()
-        if outputs is not None:
+        if self.taken_over:  # the meter shows who drives seat 1 now: the human's pad during a takeover
+            self.ai_box.setTitle("Seat 1: you (takeover)")
+            self.ai_meter.set_state(self._pad(self.takeover_box).last)
+        elif outputs is not None:
+            self.ai_box.setTitle("AI outputs (seat 1)")
             self.ai_meter.set_state(state, tuple(float(v) for v in outputs))
         for name, view, label in (("conv2", self.conv2_view, self.conv2_label), ("conv4", self.conv4_view, self.conv4_label)):
             maps = activations.get(name)
@@ -349,9 +368,23 @@ class VersusTab(QtWidgets.QWidget):
             self.activation_frames += 1
         who = "YOU (correction)" if self.taken_over else "AI"
         self.ai_stats.setText(f"seat 1: {who}   inference {ms:.1f} ms   frames driven {steps}")
-        # the takeover pad's L toggles the takeover (TensorKart used the left bumper for its override)
+        self.take_l_presses()
+
+    def _count_l_from_now(self, *_args) -> None:
+        """Presses of L before now (another takeover pad, before the race) toggle nothing."""
+        pad = self._pad(self.takeover_box) if hasattr(self, "_pads") else None
+        self._seen_l = (pad, getattr(pad, "l_presses", 0)) if pad is not None else None
+
+    def take_l_presses(self) -> None:
+        """The takeover pad's L toggles the takeover (TensorKart used the left bumper for its override),
+        once per press. The presses are counted by the pad on every sample (500 a second for a gamepad,
+        every key event for the keyboard), so a tap shorter than this tab's refresh is never lost."""
         pad = self._pad(self.takeover_box)
-        pressed = bool(getattr(pad.last, "l", False))
-        if pressed and not self._last_l:
+        count = getattr(pad, "l_presses", 0)
+        if self._seen_l is None or self._seen_l[0] is not pad:
+            self._seen_l = (pad, count)  # presses before this pad was the takeover pad do not count
+            return
+        new = count - self._seen_l[1]
+        self._seen_l = (pad, count)
+        if new % 2:
             self.set_takeover(not self.taken_over)
-        self._last_l = pressed

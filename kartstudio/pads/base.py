@@ -33,11 +33,14 @@ class PadSource(abc.ABC):
         self._lock = threading.Lock()
         self.last: ControllerState = NEUTRAL
         self.connected: bool = True
+        self.l_presses = 0  # L went down this many times, counted on every sample: no tap is too short
 
     def push(self, state: ControllerState, timestamp: float | None = None) -> None:
         sample = PadSample(time.monotonic() if timestamp is None else timestamp, state)
         with self._lock:
             self._samples.append(sample)
+            if state.l and not self.last.l:
+                self.l_presses += 1
             self.last = state
 
     def drain(self) -> list[PadSample]:

@@ -42,6 +42,7 @@ class PadManager:
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self.polls = 0
+        self.changes = 0  # pads plugged in or out so far: a view of the pads compares it to refresh
         self.error: str | None = None
 
     def start(self) -> "PadManager":
@@ -120,6 +121,7 @@ class PadManager:
             pad.connected = False
             pad.pressed = set()
             pad.push(NEUTRAL)  # an unplugged pad holds nothing down
+            self.changes += 1
         for instance, index in present.items():
             if instance in self._open or not lib.SDL_IsGameController(index):
                 continue
@@ -131,6 +133,7 @@ class PadManager:
             pad = self._pad_for(guid, name)
             self._open[instance] = (controller, pad)
             pad.connected = True
+            self.changes += 1
 
     def _pad_for(self, guid: str, name: str) -> GamepadSource:
         """The known pad with this identity that is not plugged in now, or a new one."""
@@ -157,6 +160,11 @@ def manager() -> PadManager:
     if _manager is None:
         _manager = PadManager().start()
     return _manager
+
+
+def pad_changes() -> int:
+    """How many times a pad was plugged in or out since start-up (0 before the pads are started)."""
+    return _manager.changes if _manager is not None else 0
 
 
 def connected_pads() -> list[GamepadSource]:
