@@ -251,10 +251,12 @@ def _free_ports(n: int) -> list[int]:
 
 
 def test_a_worker_without_peers_says_what_it_waits_for_and_answers_sigterm_ctrl_c_and_its_timeout(sessions, tmp_path):
-    """Three lone chiefs at once (a start costs seconds of TensorFlow import): SIGTERM, SIGINT, timeout."""
-    ports = _free_ports(6)
+    """Lone chiefs at once (a start costs seconds of TensorFlow import): SIGTERM, SIGINT and the
+    timeout while waiting; and Ctrl-C while TensorFlow joins a "peer" that answers but never joins."""
+    ports = _free_ports(8)
+    fake_peer = socket.create_server(("127.0.0.1", ports[7]))  # accepts connections, never joins
     runs = {}
-    for k, how in enumerate(("SIGTERM", "SIGINT", "timeout")):
+    for k, how in enumerate(("SIGTERM", "SIGINT", "timeout", "join")):
         hosts = f"127.0.0.1:{ports[2 * k]},127.0.0.1:{ports[2 * k + 1]}"
         cmd = [sys.executable, "-m", "kartstudio", "train", str(sessions), "-o", str(tmp_path / f"{how}.keras"),
                "--worker-hosts", hosts, "--worker-index", "0", "--quiet"]
@@ -263,7 +265,7 @@ def test_a_worker_without_peers_says_what_it_waits_for_and_answers_sigterm_ctrl_
         runs[how] = (subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT), ports[2 * k + 1])
     try:
         for how, (proc, peer) in runs.items():
-            waiting = f"waiting for worker 1 at 127.0.0.1:{peer}"
+            waiting = "joining the training cluster" if how == "join" else f"waiting for worker 1 at 127.0.0.1:{peer}"
             seen = ""
             deadline = time.monotonic() + 60
             while waiting not in seen and time.monotonic() < deadline:
@@ -272,19 +274,33 @@ def test_a_worker_without_peers_says_what_it_waits_for_and_answers_sigterm_ctrl_
                     break
                 seen += line
             assert waiting in seen and "Ctrl-C to stop" in seen, seen[-2000:]
-            if how != "timeout":
+            if how in ("SIGTERM", "SIGINT"):
                 proc.send_signal(getattr(signal, how))
+            elif how == "join":
+                time.sleep(1)  # inside TensorFlow's join now
+                proc.send_signal(signal.SIGINT)
             t0 = time.monotonic()
             err = seen + proc.communicate(timeout=20)[1]
-            assert proc.returncode == 2, err[-2000:]
             line = _one_line(err)
+            if how == "join":
+                assert proc.returncode == -signal.SIGINT, err[-2000:]  # the interpreter is held: SIGINT ends it (130 in a shell)
+                assert "stopped (Ctrl-C or a signal) while joining the training cluster" in line
+            else:
+                assert proc.returncode == 2, err[-2000:]
             if how == "timeout":
                 assert "gave up after 3 s waiting for worker 1" in line
-            else:
+            elif how != "join":
                 assert f"stopped by {how} while waiting for worker 1" in line
-                assert time.monotonic() - t0 < 5  # promptly
-            assert not (tmp_path / f"{how}.keras").exists() and not list(tmp_path.glob(f".{how}.*lock"))
+            assert how == "timeout" or time.monotonic() - t0 < 5  # promptly
+            assert not (tmp_path / f"{how}.keras").exists()
+            if how == "join":  # a killed run leaves its lock file, but not its lock
+                from kartstudio.training.trainer import output_lock
+
+                with output_lock(tmp_path / "join.keras"), output_lock(tmp_path / "join.checkpoints"):
+                    pass
+            assert not list(tmp_path.glob(f".{how}.*lock"))
     finally:
+        fake_peer.close()
         for proc, _ in runs.values():
             if proc.poll() is None:
                 proc.kill()

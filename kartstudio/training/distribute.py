@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import socket
 import sys
@@ -265,51 +264,60 @@ def wait_for_peers(task: ClusterTask, timeout_s: float = PEER_TIMEOUT_S, cancell
             signal.signal(sig, handler)
 
 
-def _join_cluster(timeout_s: float):
-    """MultiWorkerMirroredStrategy(), whose set-up blocks in TensorFlow until every task has joined:
-    a watchdog ends the process with one line on Ctrl-C or after `timeout_s` (the wait has no
-    timeout of its own and holds the interpreter), and SIGTERM is given back afterwards
-    (TensorFlow's set-up takes it for its preemption notices, which KartStudio does not use)."""
+# The watchdog of the cluster join: a small separate process, because TensorFlow's join holds the
+# interpreter (no Python thread runs until it returns). It ends when the join reports back ("J") or
+# the trainer's process ends; it stops a join that outlives its time, and names a Ctrl-C.
+_WATCHDOG = r"""
+import os, select, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches this process too
+ppid, timeout, done = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+ready = select.select([done], [], [], timeout)[0]
+if ready:
+    if os.read(done, 1):
+        sys.exit(0)  # the join returned (joined, or an error the trainer reports itself)
+    why = "stopped (Ctrl-C or a signal) while joining the training cluster"
+else:
+    why = "the other workers did not all join the training cluster within %.0f s" % timeout
+    try:
+        os.kill(ppid, signal.SIGINT)  # its default action during the join: the process ends
+    except OSError:
+        pass
+sys.stderr.write("kartstudio: error: %s; nothing was trained\n" % why)
+sys.stderr.flush()
+"""
+
+
+def _join_cluster(timeout_s: float, say: Callable[[str], None] | None = None):
+    """MultiWorkerMirroredStrategy(), whose set-up blocks inside TensorFlow (holding the interpreter,
+    with no timeout of its own) until every task has joined. Meanwhile Ctrl-C ends the process at
+    once (SIGINT's default action), and a watchdog process ends it after `timeout_s`; either way
+    one line says so and nothing was trained. (TensorFlow's set-up takes SIGTERM for its preemption
+    notices, which KartStudio does not use: SIGTERM's disposition is put back afterwards.)"""
+    import subprocess
+
+    say = say or (lambda line: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
     main = threading.current_thread() is threading.main_thread()
-    term = signal.getsignal(signal.SIGTERM) if main else None
-    done = threading.Event()
-    wake_r = wake_w = None
-    old_wakeup = -1
+    done_r, done_w = os.pipe()
+    try:
+        watchdog = subprocess.Popen([sys.executable, "-S", "-c", _WATCHDOG, str(os.getpid()), str(timeout_s), str(done_r)],
+                                    pass_fds=(done_r,), stdin=subprocess.DEVNULL)
+    except OSError:
+        watchdog = None
+    os.close(done_r)
+    term = intr = None
     if main:
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)
-        old_wakeup = signal.set_wakeup_fd(wake_w)
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                why = f"the other workers did not all join the training cluster within {timeout_s:.0f} s"
-                break
-            ready = select.select([wake_r], [], [], min(left, 0.2))[0] if wake_r is not None else done.wait(min(left, 0.2))
-            if ready and wake_r is not None and not done.is_set():
-                signum = os.read(wake_r, 1)[:1]
-                name = signal.Signals(signum[0]).name if signum else "a signal"
-                why = f"stopped by {name} while joining the training cluster"
-                break
-        else:
-            return
-        sys.stderr.write(f"kartstudio: error: {why}; nothing was trained\n")
-        sys.stderr.flush()
-        os._exit(2)
-
-    watchdog = threading.Thread(target=watch, name="cluster-join-watchdog", daemon=True)
-    watchdog.start()
+        term = signal.getsignal(signal.SIGTERM)
+        intr = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    say(f"every worker answers; joining the training cluster (at most {timeout_s:.0f} s; Ctrl-C to stop)")
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     finally:
-        done.set()
-        watchdog.join()
+        os.write(done_w, b"J")
+        os.close(done_w)
+        if watchdog is not None:
+            watchdog.wait()
         if main:
-            signal.set_wakeup_fd(old_wakeup)
-            os.close(wake_r)
-            os.close(wake_w)
+            signal.signal(signal.SIGINT, intr if intr is not None else signal.default_int_handler)
             signal.signal(signal.SIGTERM, term if term is not None else signal.SIG_DFL)
 
 
@@ -383,7 +391,7 @@ def placement(devices: str | None = None, peer_timeout: float = PEER_TIMEOUT_S,
             # physical, not logical: listing logical devices starts the runtime, and the strategy must come first
             gpus = [d.name.split("device:")[-1] for d in tf.config.list_physical_devices("GPU")]
             try:  # each worker uses all its GPUs, or its CPU
-                _MULTI_WORKER = (_join_cluster(max(60.0, peer_timeout)), gpus or ["CPU:0"])
+                _MULTI_WORKER = (_join_cluster(max(10.0, peer_timeout)), gpus or ["CPU:0"])
             except (ValueError, RuntimeError, tf.errors.OpError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise KartStudioError(f"cannot join the training cluster in TF_CONFIG: {first}") from None
