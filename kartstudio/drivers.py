@@ -101,6 +101,38 @@ class ExpertDriver(_Driver):
         return expert.act()
 
 
+class RacewayExpertDriver(_Driver):
+    """KartStudio Raceway's scripted expert (kartstudio.raceway.expert): reads the game's state
+    channel (Frame.game_state), never the picture; neutral where a frame carries no Raceway state.
+
+    human: drive through a HumanProfile (kartstudio.raceway.expert.raceway_human_profile: reaction
+    time, thumb lag, noise), seeded per seat."""
+
+    name = "Raceway expert"
+
+    def __init__(self, params=None, human=None, fps: float = 60.0, seed: int = 0) -> None:
+        super().__init__()
+        self.params = params
+        self.human = human
+        self.fps = fps
+        self.seed = seed
+        self._experts: dict[int, object] = {}
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        from kartstudio.raceway.expert import RacewayExpert, RacewayHuman
+
+        state = frame.game_state if frame is not None else None
+        if state is None or not hasattr(state, "seats"):
+            return NEUTRAL
+        expert = self._experts.get(seat)
+        if expert is None:
+            expert = RacewayExpert(seat, self.params)
+            if self.human is not None:
+                expert = RacewayHuman(expert, self.human, self.fps, self.seed * 10 + seat)
+            self._experts[seat] = expert
+        return expert.act(state)
+
+
 @dataclass
 class Nudges:
     """Random steering nudges on top of a driver: now and then a held offset for a few frames."""
