@@ -404,6 +404,7 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     return model
 
 
+MAX_HISTORY = 16  # frames a network may see at once: each one is another full frame per sample in memory
 MAX_ARCHIVE_MEMBER = 1 << 30  # bytes: a driving model's weights are a few MB
 MAX_WEIGHT = 1e6  # |w| of a trained driving network is far below; 1e30 would make every output NaN
 
@@ -456,6 +457,10 @@ def check_driving_model(model: keras.Model, path: str | os.PathLike = "model") -
         model.get_layer("preprocess")
     except ValueError:
         raise ModelFileError(f"{path} has no KartStudio preprocessing layer; it was not made by KartStudio") from None
+    spec = input_spec(model)
+    if not (isinstance(spec.history, int) and 1 <= spec.history <= MAX_HISTORY) or model.inputs[0].shape[-1] != 3 * spec.history:
+        raise ModelFileError(f"{path} claims a frame history of {spec.history} for an input of "
+                             f"{model.inputs[0].shape[-1]} channels; KartStudio models see 1 to {MAX_HISTORY} RGB frames")
     for name in ACTIVATION_LAYERS:
         try:
             model.get_layer(name)

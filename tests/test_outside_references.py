@@ -335,3 +335,23 @@ def _small_jpeg() -> bytes:
     from kartstudio.session import encode_frame
 
     return encode_frame(np.full((24, 32, 3), 80, np.uint8), "jpeg")
+
+
+def test_a_model_claiming_a_huge_frame_history_is_refused(tmp_path, saved_model):
+    """The Pilot would allocate that many frames per step; the file is refused on load instead."""
+    import json
+
+    from kartstudio.model import ModelFileError, load_model
+
+    with zipfile.ZipFile(saved_model) as archive:
+        members = {m: archive.read(m) for m in archive.namelist()}
+    config = json.loads(members["config.json"])
+    layers = config["config"]["layers"]
+    next(layer for layer in layers if layer["config"]["name"] == "preprocess")["config"]["history"] = 1_000_000
+    members["config.json"] = json.dumps(config).encode()
+    bad = tmp_path / "history.keras"
+    with zipfile.ZipFile(bad, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match="frame history of 1000000"):
+        load_model(bad)

@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, but a frame stil
 
 from kartstudio.errors import KartStudioError, SessionFileError
 from kartstudio.images import resize
-from kartstudio.model import INPUT_SIZE, resize_images, tf
+from kartstudio.model import INPUT_SIZE, MAX_HISTORY, resize_images, tf
 from kartstudio.session import Session, find_sessions, open_session
 
 TURN_THRESHOLD = 0.25  # |x| at or above this counts as a turning frame for oversampling
@@ -130,7 +130,6 @@ def stack_history(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames.transpose(0, 2, 3, 1, 4)).reshape(b, h, w, n * c)
 
 
-MAX_HISTORY = 16  # frames a network may see at once: each one is another full frame per sample in memory
 
 
 def check_history(history) -> int:
