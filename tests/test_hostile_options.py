@@ -343,3 +343,14 @@ def test_a_second_run_to_the_same_output_is_refused_and_an_existing_model_needs_
     assert _status(["train", str(sessions), "-o", str(out), "--epochs", "2", "--batch-size", "16", "--quiet",
                     "--resume"]) == 0, capsys.readouterr().err
     assert json.loads((ckpt / "state.json").read_text())["epochs_done"] == 2
+
+
+def test_dagger_never_replaces_an_existing_model_without_force(tmp_path, capsys):
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"the model")
+    earlier = tmp_path / "m-dagger.keras"  # the default output
+    earlier.write_bytes(b"last week's retrained model")
+    assert main(["dagger", "--model", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "m-dagger.keras already exists" in err and "--force" in err and "\n" not in err
+    assert earlier.read_bytes() == b"last week's retrained model"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from kartstudio.cli.args import COUNT, POSITIVE, SEED, whole
 from kartstudio.errors import KartStudioError
@@ -29,6 +30,7 @@ def register(commands, bench) -> None:
     dg.add_argument("--data", nargs="*", default=[], metavar="DATA",
                     help="session files or folders the model was trained on (kept in the retraining)")
     dg.add_argument("-o", "--output", metavar="MODEL.keras", help="the retrained model (default: MODEL-dagger.keras)")
+    dg.add_argument("--force", action="store_true", help="replace the output model if it exists")
     dg.add_argument("--folder", metavar="DIR", help="where the correction sessions go (default: next to the output)")
     dg.add_argument("--rounds", type=COUNT, default=1, help="drive-label-retrain rounds (default 1)")
     dg.add_argument("--tracks", type=COUNT, default=4, help="tracks the model drives per round (default 4)")
@@ -103,6 +105,10 @@ def cmd_dagger(args) -> int:
     from kartstudio.practice.dagger import DaggerConfig, run_dagger
     from kartstudio.practice.evaluate import EVAL_SEED_START
     from kartstudio.training.recipe import recipe
+
+    output = Path(args.output) if args.output else Path(args.model).with_name(Path(args.model).stem + "-dagger.keras")
+    if output.exists() and not args.force:  # as train -o and import-model: a model is never replaced silently
+        raise KartStudioError(f"{output} already exists; choose another name with -o or pass --force to replace it")
 
     config = DaggerConfig(
         rounds=args.rounds,
