@@ -620,19 +620,52 @@ def _whole_jpeg(frames: h5py.Dataset, i: int) -> bool:
     return len(data) > 4 and bytes(data[:2]) == b"\xff\xd8" and bytes(data[-2:]) == b"\xff\xd9"
 
 
-def _whole_jpegs(frames: h5py.Dataset, n: int) -> int:
+def _jpeg_in_file(frames: h5py.Dataset, i: int, raw, size: int) -> bool:
+    """Whether JPEG frame i's descriptor and the global heap collection holding its bytes lie inside
+    the first `size` bytes of the file (`raw`: the real file). Checked before HDF5 reads the frame:
+    a collection past the end reads as zeros, on which HDF5 loops forever."""
+    rows = frames.chunks[0] if frames.chunks else 0
+    if not rows or frames.compression is not None:
+        return False
+    try:
+        info = frames.id.get_chunk_info_by_coord(((i // rows) * rows,))
+        if info.byte_offset is None or info.byte_offset + info.size > size:
+            return False
+        raw.seek(info.byte_offset + (i % rows) * 16)  # sequence length (4), collection address (8), index (4)
+        descriptor = raw.read(16)
+        length, address = int.from_bytes(descriptor[:4], "little"), int.from_bytes(descriptor[4:12], "little")
+        if len(descriptor) < 16 or length == 0 or address + 16 > size:
+            return False
+        raw.seek(address)
+        header = raw.read(16)  # "GCOL", version, 3 reserved bytes, the collection's size (8)
+        collection = int.from_bytes(header[8:16], "little")
+        return header[:4] == b"GCOL" and 16 < collection and address + collection <= size
+    except Exception:  # noqa: BLE001 - its index lies past the end
+        return False
+
+
+def _whole_jpegs(frames: h5py.Dataset, n: int, path: Path) -> int:
     """How many of the first n JPEG frames of a cut-short file are whole. Their bytes are written in
     order, so the whole ones are a prefix: found by bisection, then checked frame by frame back
     from there (a few frames, in case the order was not quite kept)."""
-    low, high = 0, n  # the answer lies in [low, high]
-    while low < high:
-        mid = (low + high + 1) // 2
-        if _whole_jpeg(frames, mid - 1):
-            low = mid
-        else:
-            high = mid - 1
-    while low > 0 and not all(_whole_jpeg(frames, i) for i in range(max(0, low - 8), low)):
-        low -= 1
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        claimed = _claimed_size(raw.read(96))  # HDF5 reads nothing past the end its header states
+        if claimed:
+            size = min(size, claimed)
+
+        def whole(i: int) -> bool:
+            return _jpeg_in_file(frames, i, raw, size) and _whole_jpeg(frames, i)
+
+        low, high = 0, n  # the answer lies in [low, high]
+        while low < high:
+            mid = (low + high + 1) // 2
+            if whole(mid - 1):
+                low = mid
+            else:
+                high = mid - 1
+        while low > 0 and not all(whole(i) for i in range(max(0, low - 8), low)):
+            low -= 1
     return low
 
 
@@ -862,17 +895,21 @@ class Session:
         tail = max(0, n - 2 * 4096)  # a save touches at most the last timestamp chunk or two
         t = np.asarray(self._file["timestamps"][tail:n], dtype=np.float64)
         bad = ~np.isfinite(t)
-        bad[1:] |= t[1:] < t[:-1]
+        # strictly forward: rows allocated but never written read as zeros (the labels are allocated
+        # early), and a frame's stamp is always later than the one before
+        bad[1:] |= t[1:] <= t[:-1]
         if tail > 0 and len(t):
-            bad[0] |= not t[0] >= self._file["timestamps"][tail - 1]
+            bad[0] |= not t[0] > self._file["timestamps"][tail - 1]
+        elif len(t) and t[0] == 0 and (len(t) == 1 or bad[1]):
+            bad[0] = True  # a first row never written
         if bad.any():
             n = tail + int(np.argmax(bad))
             self._lost = self._lost or f"frame {n + 1} on were never saved (their timestamps are not in order)"
         frames = self._file["frames"]
         before = n
         if self.meta.codec == "jpeg":
-            if self._raw is not None:  # a frame whose bytes lie past the end reads as zeros or fails
-                n = _whole_jpegs(frames, n)
+            # a frame whose bytes were never saved, or lie past the end, reads as zeros or fails
+            n = _whole_jpegs(frames, n, self.path)
         else:
             n = _rows_in_file(frames, n, size)  # one frame per chunk: each frame's pixels are in the file
         if n < before:

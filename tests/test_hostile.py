@@ -103,10 +103,11 @@ def _check_kept(result: dict) -> int:
             with pytest.raises(SessionFileError, match="cut short by a failed save") as exc:
                 set_excluded(path, [(0, 1)])
             assert "\n" not in str(exc.value)
-    shown = io.StringIO()
-    with contextlib.redirect_stdout(shown):
-        assert main(["info", *result["paths"]]) == 0
+    shown, said = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(shown), contextlib.redirect_stderr(said):
+        assert main(["info", *result["paths"]]) == (2 if cut_short else 0)  # a cut file is named, one line each
     assert all(Path(p).name in shown.getvalue() for p in result["paths"])
+    assert len(said.getvalue().splitlines()) == cut_short and "Traceback" not in said.getvalue()
     return cut_short
 
 
@@ -200,11 +201,12 @@ def test_a_save_cut_short_by_a_full_disk_keeps_its_flushed_frames_readable(tmp_p
             cut.append(flushed)
         with open_session(path) as s:
             assert s.cut_short == refused and not s.complete
-            assert len(s) == flushed, path  # every flushed frame, none of the unsaved ones
-            if flushed:
-                assert np.array_equal(s.frame_numbers[:flushed], np.arange(flushed))
-                assert np.array_equal(s.states[:flushed, 0], np.arange(flushed) % 80)
-                assert s.frame(flushed - 1).std() > 50  # the picture itself, not zero-filled bytes
+            n = len(s)  # every flushed frame, and any later one whose pixels and labels all reached the disk
+            assert flushed <= n <= flushed + 10, (path, n, flushed)
+            if n:
+                assert np.array_equal(s.frame_numbers[:n], np.arange(n))
+                assert np.array_equal(s.states[:n, 0], np.arange(n) % 80)
+                assert all(s.frame(i).std() > 50 for i in range(n))  # the pictures, not zero-filled bytes
     assert len(cut) >= 3 and any(cut), saved  # the case this is about happened, with frames to keep
 
 
@@ -557,6 +559,265 @@ def test_unreachable_display_is_one_line():
     env["DISPLAY"] = ":97"
     run = subprocess.run([sys.executable, "-m", "kartstudio"], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert run.returncode == 2 and "cannot reach the display DISPLAY=:97" in one_line(run.stderr)
+
+
+# -- issue 18: durations, truncation, damaged frames, trimming while read --------------------------
+
+
+def _datasets_tab(qtbot, folder: Path):
+    """The real Datasets tab, offscreen, over `folder` (the data folder's sessions/)."""
+    from kartstudio.gui.datasets_tab import DatasetsTab
+    from kartstudio.settings import Settings
+
+    tab = DatasetsTab(Settings(data_folder=str(folder.parent)))
+    qtbot.addWidget(tab)
+    return tab
+
+
+def _info(paths, *extra) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["info", *extra, *map(str, paths)])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("stamps", [
+    [np.nan] * 6, [100.0, 101.0, 102.0, 103.0, 104.0, np.inf], [-np.inf, 1, 2, 3, 4, 5],
+    np.array([np.iinfo(np.int64).min, 0, 1, 2, 3, np.iinfo(np.int64).max], np.int64),
+    np.array([1, 2, 3, 4, 5, 0], np.uint64),  # the last before the first: wrapped to 1.8e19 s
+    np.array([0, 1, 2, 3, 4, 2**63], np.uint64),
+])
+def test_implausible_timestamps_give_an_unknown_duration_everywhere(tmp_path, stamps, qtbot):
+    """Issue 18 #2 and #17: NaN/inf/extreme int64/uint64 stamps in a closed session stopped the app
+    (human_duration), printed "nan s" and emitted NaN in --json."""
+    from kartstudio.formatting import human_duration
+
+    folder = tmp_path / "data" / "sessions"
+    folder.mkdir(parents=True)
+    path = make_session(folder / "stamps.h5")
+    with h5py.File(path, "r+") as f:
+        del f["timestamps"]
+        f.create_dataset("timestamps", data=np.asarray(stamps))
+    with open_session(path) as s:
+        assert len(s) == 6 and s.duration is None and s.fps is None
+    with warnings_as_errors():
+        code, out, err = _info([path])
+        assert code == 0 and err == "" and "unknown duration" in out and "nan" not in out.lower(), out
+        code, out, err = _info([path], "--json")
+    assert code == 0 and err == ""
+    info = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))[0]
+    assert info["duration_s"] is None and info["fps"] is None
+    for value in (None, float("nan"), float("inf"), -5.0, 1e300, "x"):
+        assert human_duration(value) == "unknown"
+    tab = _datasets_tab(qtbot, folder)  # what stopped the app from starting
+    assert tab.table.item(0, 5).text() == "unknown" and tab.table.item(0, 4).text() == "6"
+    assert tab.select_path(path) and tab.image.has_image()
+    tab.slider.setValue(5)
+    assert "frame 6/6" in tab.frame_label.text() and "nan" not in tab.frame_label.text()
+
+
+@contextlib.contextmanager
+def warnings_as_errors():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an int64 overflow warned (RuntimeWarning) before
+        yield
+
+
+def _cut(path: Path, fraction: float, to: Path) -> Path:
+    data = path.read_bytes()
+    to.write_bytes(data[: int(len(data) * fraction)])
+    return to
+
+
+KILLED = """
+    import os, sys, numpy as np
+    from kartstudio.controller import ControllerState
+    from kartstudio.session import SessionMeta, SessionWriter
+    rng = np.random.default_rng(0)
+    w = SessionWriter(sys.argv[1], SessionMeta(track="killed", storage_size=(24, 32), codec=sys.argv[2]))
+    for i in range(int(sys.argv[3])):
+        w.append(rng.integers(0, 255, (24, 32, 3), np.uint8), ControllerState(x=i % 80), 100.0 + i / 30, i)
+        if (i + 1) % 15 == 0:
+            w.flush()
+    w.flush()
+    os._exit(0)  # killed: never closed
+"""
+
+
+def _recorded(path: Path, codec: str, how: str, frames: int = 300) -> Path:
+    if how == "closed":
+        rng = np.random.default_rng(0)
+        with SessionWriter(path, SessionMeta(track="cut", storage_size=(24, 32), codec=codec)) as w:
+            for i in range(frames):
+                w.append(rng.integers(0, 255, (24, 32, 3), np.uint8), ControllerState(x=i % 80), 100.0 + i / 30, i)
+    else:
+        run = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(KILLED), str(path), codec, str(frames)],
+            capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert run.returncode == 0, run.stderr[-2000:]
+    return path
+
+
+@pytest.mark.parametrize("codec", ["lossless", "jpeg"])
+@pytest.mark.parametrize("how", ["closed", "killed"])
+def test_a_cut_file_is_named_cut_short_everywhere_and_keeps_every_frame_it_holds(tmp_path, codec, how, qtbot):
+    """Issue 18 #7: a session cut at 1-99% said "0 frames", exit 0, and nowhere "cut short"; its labels
+    lay at the end of the file. Now every frame whose pixels and labels are in the file is recovered,
+    the same as the original, and info, --json and the Datasets tab name the truncation."""
+    whole = _recorded(tmp_path / f"whole-{codec}-{how}.h5", codec, how)
+    folder = tmp_path / "data" / "sessions"
+    folder.mkdir(parents=True)
+    with open_session(whole) as original:
+        total = len(original)
+        assert total == 300
+        labels = original.actions[:total]
+        pictures = [original.frame(i) for i in range(total)]
+    recovered = {}
+    for fraction in (0.5, 0.9, 0.99):
+        cut = _cut(whole, fraction, folder / f"cut-{int(fraction * 100)}.h5")
+        with open_session(cut) as s:
+            n = recovered[fraction] = len(s)
+            assert s.cut_short and s.frames_claimed == total and "\n" not in s.cut_short_note
+            # all but the frames whose bytes are gone (small frames here: the labels, HDF5's index and,
+            # for JPEG, the heap collection the last frames share take a larger share of the bytes)
+            assert n >= 0.85 * fraction * total, (fraction, n)
+            assert np.array_equal(s.actions[:n], labels[:n])
+            for i in range(n):
+                assert np.array_equal(s.frame(i), pictures[i]), i
+        code, out, err = _info([cut])
+        line = one_line(err)
+        assert code == 2 and str(cut) in line and f"{n} of {total} frames recovered" in line and "cut short" in line
+        assert f"[cut short: {n} of {total} frames recovered]" in out and f"  {n} frames" in out
+        code, out, err = _info([cut], "--json")
+        info = json.loads(out)[0]
+        assert code == 2 and info["cut_short"] is True and info["frames_recovered"] == info["frames"] == n
+        assert info["frames_claimed"] == total and info["cut_short_note"] == one_line(err).split("error: ", 1)[1]
+    assert recovered[0.99] >= 0.85 * total  # 99% of the bytes: nearly every frame, not 0
+    tab = _datasets_tab(qtbot, folder)
+    rows = {tab.table.item(r, 0).text(): r for r in range(tab.table.rowCount())}
+    for fraction, n in recovered.items():
+        r = rows[f"cut-{int(fraction * 100)}.h5"]
+        assert tab.table.item(r, 4).text() == f"{n} of {total} (cut short)"
+        assert "cut short" in tab.table.item(r, 0).toolTip()
+    tab.select_path(folder / "cut-90.h5")
+    n = recovered[0.9]
+    assert f"cut short: {n} of {total} frames recovered" in tab.viewer_title.text()
+    assert tab.notice.level == "warning" and f"{n} of {total} frames recovered" in tab.notice.text()
+    assert len(tab.curves["x"].getData()[0]) == n and tab.image.has_image()
+    tab.slider.setValue(n - 1)
+    assert f"frame {n}/{n}" in tab.frame_label.text()
+
+
+def test_a_cut_file_whose_labels_lie_past_the_cut_says_so(tmp_path):
+    """Files written before the labels were stored in place hold their compressed label chunks at the
+    end: cut there, HDF5 cannot find any label; the line says so instead of "0 frames"."""
+    path = make_session(tmp_path / "old.h5", frames=40)
+    labels = {}
+    with h5py.File(path, "r+") as f:  # the old layout: compressed labels, the last thing in the file
+        for name in ("actions", "states", "timestamps", "frame_numbers"):
+            labels[name] = f[name][()]
+            del f[name]
+    with h5py.File(path, "r+") as f:  # reopened: the space freed above is not reused
+        made = {name: f.create_dataset(name, data.shape, data.dtype, chunks=(1024, *data.shape[1:]),
+                                       maxshape=(None, *data.shape[1:]), compression="gzip")
+                for name, data in labels.items()}  # every header first, the chunks after them
+        for name, data in labels.items():
+            made[name][:] = data
+    with h5py.File(path, "r") as f:  # cut inside the first of them (a few hundred bytes from the end)
+        info = min((f[name].id.get_chunk_info(0) for name in labels), key=lambda i: i.byte_offset)
+    cut = _cut(path, (info.byte_offset + info.size // 2) / path.stat().st_size, tmp_path / "old-cut.h5")
+    assert cut.stat().st_size > 0.9 * path.stat().st_size  # the frames are all there
+    code, out, err = _info([cut])
+    line = one_line(err)
+    assert code == 2 and "0 of 40 frames recovered" in line and "labels" in line and "cannot find them" in line
+
+
+def test_datasets_tab_shows_only_the_frames_a_recovered_session_holds(tmp_path, qtbot):
+    """Issue 18 #6: 20 label rows, 10 frames (timestamps run backward after frame 10 in a file its
+    recorder never closed): "X and Y arrays must be the same shape" and an empty viewer."""
+    folder = tmp_path / "data" / "sessions"
+    folder.mkdir(parents=True)
+    path = make_session(folder / "backward.h5", frames=20)
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = False
+        f["timestamps"][10:] = 0.0  # never saved: the rows read as zeros
+    with open_session(path) as s:
+        assert len(s) == 10 and s.actions.shape[0] == 20
+    tab = _datasets_tab(qtbot, folder)
+    assert tab.select_path(path)
+    xs, ys = tab.curves["x"].getData()
+    assert len(xs) == len(ys) == 10 and tab.image.has_image() and tab.slider.maximum() == 9
+    tab.slider.setValue(9)
+    assert "frame 10/10" in tab.frame_label.text() and tab.notice.level == ""
+
+
+def test_a_damaged_frame_chunk_is_one_message_in_place_of_the_picture(tmp_path, capfd, qtbot):
+    """Issue 18 #11: 16 bytes overwritten inside frame 1's gzip chunk gave an OSError traceback on
+    stderr and left frame 0 on screen."""
+    folder = tmp_path / "data" / "sessions"
+    folder.mkdir(parents=True)
+    path = make_session(folder / "damaged.h5")
+    with h5py.File(path, "r") as f:
+        info = f["frames"].id.get_chunk_info_by_coord((1, 0, 0, 0))
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + info.size // 2)
+        raw.write(b"\xa5" * 16)
+    with open_session(path) as s:
+        with pytest.raises(SessionFileError) as caught:
+            s.frame(1)
+        assert str(path) in str(caught.value) and "frame 1" in str(caught.value) and "\n" not in str(caught.value)
+        assert s.frame(2).shape == (24, 32, 3)
+    tab = _datasets_tab(qtbot, folder)
+    assert tab.select_path(path) and tab.image.has_image()
+    tab.slider.setValue(1)
+    assert not tab.image.has_image() and "cannot be shown" in tab.image.text()
+    assert tab.notice.level == "error" and "frame 1" in tab.notice.text() and str(path) in tab.notice.text()
+    tab.slider.setValue(2)
+    assert tab.image.has_image() and tab.notice.level == ""
+    assert "Traceback" not in capfd.readouterr().err
+
+
+TRIM_FOREVER = """
+    import sys, time
+    from kartstudio.session import set_excluded
+    end = time.monotonic() + float(sys.argv[2])
+    k = 0
+    while time.monotonic() < end:
+        set_excluded(sys.argv[1], [(2 * i, 2 * i + 1) for i in range([0, 1, 300, 5, 600][k % 5])])
+        k += 1
+    print(k)
+"""
+
+
+def test_a_session_read_while_another_program_trims_it(tmp_path):
+    """Issue 18 #16: reads while another process trims the file (set_excluded writes in place)
+    raised a raw OSError ("addr overflow") on 65 of 4,543 opens. Now an open that meets a
+    half-written change is tried again, and `excluded` is read once, with the checks."""
+    from kartstudio.gui.datasets_tab import session_rows
+
+    path = make_session(tmp_path / "trimmed.h5", frames=40)
+    trimmer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TRIM_FOREVER), str(path), "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    opened, refused = 0, []
+    try:
+        while trimmer.poll() is None:
+            try:
+                with open_session(path) as s:
+                    assert len(s) == 40 and s.frame(3).shape == (24, 32, 3)
+                    assert len(s.excluded) in (0, 1, 5, 300, 600)
+                    s.info()
+                opened += 1
+            except SessionFileError as exc:  # kept changing through every try: one line saying so
+                assert "being changed by another program; try again" in str(exc) and "\n" not in str(exc)
+                refused.append(str(exc))
+            rows = session_rows(tmp_path)
+            assert "problem" not in rows[0] or "being changed" in rows[0]["problem"], rows
+    finally:
+        out, err = trimmer.communicate(timeout=60)
+    assert trimmer.returncode == 0 and int(out) > 50, err[-2000:]
+    assert opened > 50 and len(refused) <= opened // 20, (opened, refused[:3])
 
 
 # -- the fuzz test ------------------------------------------------------------------------------------
