@@ -120,7 +120,7 @@ class EmulatorBackend(GameBackend):
             self.emulator.start()
             self.display = self.emulator.display
             self.client = PluginClient(self._endpoint).connect(timeout=self.connect_timeout)
-            self.state_reader = raceway.StateReader(self.client) if reports_state else None
+            self.state_reader = raceway.StateReader(self.client, keep=4096) if reports_state else None
             if self.lockstep:
                 self.client.set_lockstep(True)
             else:

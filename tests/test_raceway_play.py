@@ -1,0 +1,137 @@
+"""KartStudio Raceway as a game of KartStudio's engine, in the real mupen64plus under Xvfb with our
+input plugin: the backend starts it with its state channel and matches the game's state to each
+frame, the expert records both seats at once through the window capture and the Recorder (every
+label what the game read), the expert finishes a race, and a small model trained on the
+demonstrations drives in the emulator (slow)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from kartstudio.controller import NEUTRAL, ControllerState
+from kartstudio.emulator import raceway
+from kartstudio.emulator.launcher import VIDEO_FOR_GAME, video_for
+from kartstudio.emulator.rom import check_rom, require_game_rom
+from kartstudio.session import open_session
+from test_raceway import needs_compiler, needs_emulator_game
+from emulator_support import xdisplay  # noqa: F401 - fixture
+
+SHORT_TRACK = 78  # a short lap (about 18 s) with a hairpin as sharp as the game makes them
+
+
+@needs_compiler
+def test_rom_check_accepts_raceway_by_its_header():
+    info = require_game_rom(raceway.rom_path())
+    assert info.is_raceway and not info.is_mario_kart_64 and info.game == "raceway"
+    assert "KartStudio Raceway" in info.describe()
+    assert VIDEO_FOR_GAME["raceway"] == video_for("raceway") == "mupen64plus-video-glide64mk2"
+    assert raceway.rom_path() == raceway.rom_path()  # built once, then found
+
+
+@pytest.fixture(scope="module")
+def game(xdisplay):
+    from kartstudio.raceway.evaluate import raceway_backend
+
+    assert "KARTSTUDIO_STATE_CHANNEL" not in os.environ  # the backend passes it to the emulator alone
+    backend = raceway_backend(SHORT_TRACK, laps=1, display=xdisplay, lockstep=True)
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
+
+
+@needs_emulator_game
+def test_the_boot_macro_reaches_a_2p_race_on_the_track_and_frames_carry_its_state(game):
+    frame = game.next_frame()
+    state = frame.game_state
+    assert state is not None and state.frame == frame.number  # matched by the frame counter
+    assert (state.phase, state.players, state.track, state.laps) == ("countdown", 2, SHORT_TRACK, 1)
+    game.set_controller(1, ControllerState(a=True, x=8))
+    game.set_controller(2, NEUTRAL)
+    for _ in range(raceway.COUNTDOWN_FRAMES + 30):
+        frame = game.next_frame()
+        assert frame.game_state.frame == frame.number
+    state = frame.game_state
+    assert state.phase == "race" and state.seat(1).speed > 5 and state.seat(2).speed == 0
+    # the state's controller bytes are what the plugin says the game read for this frame
+    assert state.seat(1).controller == frame.inputs[1] == ControllerState(a=True, x=8)
+    assert state.seat(2).controller == frame.inputs[2] == NEUTRAL
+
+
+@needs_emulator_game
+def test_the_expert_finishes_a_one_lap_race(game):
+    from kartstudio.drivers import RacewayExpertDriver
+    from kartstudio.raceway.evaluate import run_race
+
+    # the fixture's race is under way with seat 1 ahead; both seats' experts take over from here
+    results = run_race(SHORT_TRACK, {1: RacewayExpertDriver(), 2: RacewayExpertDriver()}, laps=1, game=game)
+    for r in results:
+        assert r.finished and r.progress == 1.0, r
+        assert r.off_road_s < 1.0 and 10 < r.race_time_s < 40
+        assert r.score > 800
+
+
+@pytest.fixture(scope="module")
+def recorded(xdisplay, tmp_path_factory):
+    from kartstudio.raceway.demos import record_race
+
+    folder = tmp_path_factory.mktemp("raceway-demos")
+    seen, readers = [], []
+
+    def hook(frame, backend):
+        seen.append((frame.number, dict(frame.inputs)))
+        readers[:] = [backend.state_reader]
+
+    result = record_race(folder, 101, display=xdisplay, seconds=10.0, on_frame=hook)
+    return result, seen, readers[0]
+
+
+@needs_emulator_game
+def test_ten_seconds_of_both_seats_recorded_by_the_expert_labels_what_the_game_read(recorded):
+    result, seen, reader = recorded
+    assert len(result.paths) == 2 and result.seat_frames[1] == result.seat_frames[2] == len(seen) > 100
+    states = {s.frame: s for s in reader.recent}
+    checked = 0
+    for number, inputs in seen:
+        state = states.get(number)
+        if state is None:
+            continue  # the last frame's report may still have been on its way
+        for seat in (1, 2):
+            assert inputs[seat] == state.seat(seat).controller, (number, seat)
+        checked += 1
+    assert checked >= len(seen) - 2
+    numbers = [n for n, _ in seen]
+    assert len(set(numbers)) == len(numbers)  # one recorded frame per game frame, never twice
+    with open_session(result.paths[0]) as s1, open_session(result.paths[1]) as s2:
+        assert (s1.meta.game, s1.meta.track, s1.meta.layout, s1.meta.seat, s2.meta.seat) == ("raceway", "101", "seat", 1, 2)
+        assert s1.meta.capture_region == (0, 0, 640, 240) and s2.meta.capture_region == (0, 240, 640, 240)
+        assert len(s1) == len(s2) == len(seen)
+        a1, a2 = s1.actions[:], s2.actions[:]
+        assert a1[:, 2].mean() > 0.5 and np.abs(a1[:, 0]).max() > 0.05  # gas held, and steering
+        for i, (number, inputs) in enumerate(seen):  # the files hold exactly what the game read
+            assert bool(a1[i, 2]) == inputs[1].a and bool(a2[i, 2]) == inputs[2].a
+        top, bottom = s1.frames[len(s1) // 2].astype(int), s2.frames[len(s2) // 2].astype(int)
+    assert np.abs(top - bottom).mean() > 2, "the two seats' frames are the same picture"
+    for view in (top, bottom):
+        grey = (np.abs(view[..., 0] - view[..., 2]) < 14) & (view[..., 0] > 80) & (view[..., 0] < 125)
+        green = (view[..., 1] > view[..., 0] + 40) & (view[..., 1] > view[..., 2] + 40)
+        assert grey.mean() > 0.05 and green.mean() > 0.05, "no road and grass in a seat's frame"
+
+
+@pytest.mark.slow
+@needs_emulator_game
+def test_a_small_model_trained_on_demonstrations_drives_in_the_emulator(xdisplay, tmp_path):
+    from kartstudio.raceway.demos import record_demonstrations
+    from kartstudio.raceway.evaluate import evaluate_model
+    from kartstudio.training.budget import train_with_budget
+    from kartstudio.training.recipe import recipe
+
+    demos = record_demonstrations(tmp_path / "demos", minutes=3, display=xdisplay)
+    assert demos.frames >= 3 * 60 * 60
+    model = tmp_path / "raceway.keras"
+    train_with_budget(demos.paths, model, recipe("default").train_config(0, tensorboard=False), 240)
+    report = evaluate_model(model, tracks=1, track_start=SHORT_TRACK, display=xdisplay)
+    (race,) = report.races
+    assert race.progress > 0.3, race  # it drives on along the road, not just off the grid
