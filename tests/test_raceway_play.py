@@ -135,3 +135,26 @@ def test_a_small_model_trained_on_demonstrations_drives_in_the_emulator(xdisplay
     report = evaluate_model(model, tracks=1, track_start=SHORT_TRACK, display=xdisplay)
     (race,) = report.races
     assert race.progress > 0.3, race  # it drives on along the road, not just off the grid
+
+
+@needs_emulator_game
+def test_the_gymnasium_env_runs_raceway_rewarded_by_progress(xdisplay, tmp_path):
+    import gymnasium
+
+    import kartstudio.envs  # noqa: F401 - registers the environments
+    from kartstudio.emulator.testrom import build_test_rom
+    from kartstudio.errors import KartStudioError
+
+    with pytest.raises(KartStudioError, match="not KartStudio Raceway"):
+        gymnasium.make("KartStudio/Raceway-v0", rom=str(build_test_rom(tmp_path / "test.z64")))
+    env = gymnasium.make("KartStudio/Raceway-v0", track=SHORT_TRACK, display=xdisplay, speed_limit=False)
+    try:
+        obs, info = env.reset()
+        assert obs.shape == (480, 640, 3) and info["race"].speed == 0 and info["race"].race_frames <= 2
+        rewards = [env.step(np.array([0, 0, 1, 0, 0]))[1] for _ in range(90)]  # full gas, straight on
+        assert sum(rewards) > 0.5 and min(rewards) >= 0  # a start straight: progress every step
+        *_, terminated, truncated, info = env.step(np.array([0, 0, 0, 0, 0]))
+        assert not terminated and info["race"].speed > 10 and info["read"] == NEUTRAL
+        assert sum(rewards) == pytest.approx(100 * info["race"].progress, abs=1.0)
+    finally:
+        env.close()

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from kartstudio.controller import NEUTRAL, ControllerState
-from kartstudio.emulator.launcher import MK64_VIDEO, VIDEO_FOR_TEST_ROM
+from kartstudio.emulator.launcher import HOMEBREW_VIDEO, MK64_VIDEO, VIDEO_FOR_TEST_ROM
 from kartstudio.errors import KartStudioError
 from kartstudio.game import SCREEN_HEIGHT, SCREEN_WIDTH
 
@@ -191,3 +191,70 @@ class TestRomEnv(_EmulatorEnv):
         from kartstudio.emulator.testrom import decode_screen
 
         return 1.0 if decode_screen(frame.image)[self.seat] == state else 0.0
+
+
+class RacewayEnv(_EmulatorEnv):
+    """KartStudio Raceway (our own N64 kart game, built from source): the agent drives `seat` in a
+    2-player race on `track`; the other seat stays on the grid.
+
+    Observation: the full screen, as for Mario Kart 64 (the game's state is never in it). Reward:
+    REWARD_PER_LAP x the laps driven this step, read from the game's state channel (backwards is
+    negative), so a whole race is worth REWARD_PER_LAP x laps. Episode end: the seat finished.
+    The countdown is stepped through in reset(), so the first step already drives. info["race"]:
+    the seat's RacewayState (progress, lap, lateral, speed, ...), for logging, not for the policy.
+    """
+
+    video = HOMEBREW_VIDEO
+    REWARD_PER_LAP = 100.0
+
+    def __init__(self, rom: str | Path | None = None, track: int = 0, laps: int = 1, **kwargs) -> None:
+        from kartstudio.emulator import raceway
+        from kartstudio.emulator.rom import RomError, check_rom
+
+        if not 0 <= int(track) <= 999 or not 1 <= int(laps) <= 9:
+            raise KartStudioError(f"track must be 0-999 and laps 1-9 (got track {track}, laps {laps})")
+        rom = rom or raceway.rom_path()
+        info = check_rom(rom)
+        if not info.is_raceway:
+            raise RomError(f"{Path(rom).name} is not KartStudio Raceway ({info.describe()}); leave rom out to build it")
+        super().__init__(rom, **kwargs)
+        self.track, self.laps = int(track), int(laps)
+        self._progress = 0.0
+        self._state = None
+
+    def _after_boot(self) -> None:
+        from kartstudio.emulator import raceway
+
+        self.backend.play_macro(raceway.menu_macro(self.track, 2, self.laps))
+        for seat in self.backend.seats:
+            self.backend.set_controller(seat, NEUTRAL)
+        for _ in range(raceway.COUNTDOWN_FRAMES):  # the karts cannot move before GO
+            frame = self.backend.next_frame()
+            if frame is None or (frame.game_state is not None and frame.game_state.phase == "race"):
+                break
+        self._progress, self._state = 0.0, None
+
+    def _seat_state(self, frame):
+        state = frame.game_state if frame is not None else None
+        if state is not None and len(state.seats) >= self.seat:
+            self._state = state.seat(self.seat)
+        return self._state
+
+    def _reward(self, frame, state) -> float:
+        seat = self._seat_state(frame)
+        if seat is None:
+            return 0.0
+        progress = min(float(self.laps), seat.progress)
+        gained, self._progress = progress - self._progress, progress
+        return self.REWARD_PER_LAP * gained
+
+    def _terminated(self, frame) -> bool:
+        seat = self._seat_state(frame)
+        return bool(seat is not None and seat.finished)
+
+    def _info(self, frame) -> dict:
+        info = super()._info(frame)
+        seat = self._seat_state(frame)
+        if seat is not None:
+            info["race"] = seat
+        return info
