@@ -338,6 +338,24 @@ def encode_frame(frame: np.ndarray, codec: str = "lossless", quality: int = DEFA
     raise ValueError(f"unknown frame codec {codec!r}: choose one of {', '.join(CODECS)}")
 
 
+def inflate_frame(data: bytes, shape: tuple[int, int, int], raw: bool = False) -> np.ndarray:
+    """A lossless frame's stored bytes (a zlib stream, or raw) back to (H, W, 3) pixels. Inflates
+    at most one frame's bytes (plus one, to see a longer stream), so a chunk of the wrong size or a
+    zip bomb is a ValueError, never gigabytes of RAM."""
+    size = int(np.prod(shape))
+    if not raw:
+        from isal.isal_zlib import decompressobj, error
+
+        try:
+            data = decompressobj().decompress(data, size + 1)
+        except error:
+            raise ValueError("does not decompress") from None
+    if len(data) != size:
+        got = f"more than {size}" if len(data) > size else str(len(data))
+        raise ValueError(f"holds {got} bytes; a {shape[1]}x{shape[0]} frame is {size}")
+    return np.frombuffer(data, np.uint8).reshape(shape)
+
+
 def decode_jpeg(data: bytes | np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """A stored JPEG frame back to (H, W, 3) uint8 RGB; ValueError if it is not one of that shape."""
     import io
@@ -728,6 +746,8 @@ class Session:
         self._lost: str | None = None  # why a cut-short file's later frames are not recovered
         try:
             self._file = self._open_file(mode)
+        except SessionFileError:
+            raise
         except Exception as exc:  # noqa: BLE001 - OSError mostly; HDF5 raises others on odd files
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if "truncated file" in text and mode == "r":
@@ -754,6 +774,9 @@ class Session:
 
     def _open_file(self, mode: str) -> h5py.File:
         if mode != "r":
+            # judged read-only first: a file pointing outside itself is refused before HDF5 writes a byte
+            with h5py.File(self.path, "r") as probe:
+                check_self_contained(probe, str(self.path), SessionFileError)
             return h5py.File(self.path, mode)
         # A reader takes no HDF5 file lock: a session being recorded by another program (its writer
         # holds the lock) still opens, up to its last flush, as a killed recorder's file does.
@@ -951,7 +974,12 @@ class Session:
             raise IndexError(f"frame {i} of a session of {self._n} frames")
         i %= self._n
         try:
-            data = self.frames[i]
+            data = self._lossless_chunk(i) if self.meta.codec != "jpeg" else None
+            if data is None:
+                data = self.frames[i]
+        except ValueError as exc:
+            raise SessionFileError(f"{self.path} is damaged: frame {i} {exc}; re-record the session or exclude "
+                                   "that frame") from None
         except Exception as exc:  # noqa: BLE001 - OSError from the gzip filter, a bad heap, ...
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SessionFileError(f"{self.path} is damaged: frame {i} cannot be read ({_shown(text)}); "
@@ -962,6 +990,21 @@ class Session:
             return decode_jpeg(data, self.frame_shape)
         except ValueError as exc:
             raise SessionFileError(f"{self.path} is damaged: frame {i} is {exc}") from None
+
+    def _lossless_chunk(self, i: int) -> np.ndarray | None:
+        """Frame i inflated by us from its one-frame gzip chunk (what every KartStudio writer makes),
+        at most one frame's bytes: HDF5's own gzip filter inflates a zip bomb whole before it sees
+        the size is wrong. None: another layout, read through h5py."""
+        ds = self.frames
+        if ds.chunks != (1, *self.frame_shape) or ds.compression not in ("gzip", None) or ds.shuffle \
+                or ds.fletcher32 or ds.scaleoffset is not None:
+            return None
+        try:
+            mask, data = ds.id.read_direct_chunk((i, 0, 0, 0))
+        except Exception:  # noqa: BLE001 - a chunk never written reads as zeros through h5py
+            return None
+        raw = ds.compression is None or bool(mask & 1)  # bit 0: HDF5 skipped gzip for this chunk
+        return inflate_frame(data, self.frame_shape, raw)
 
     @property
     def actions(self) -> h5py.Dataset:

@@ -294,6 +294,10 @@ def test_a_zip_bomb_frame_is_refused_without_inflating_it(tmp_path):
     lines = run.stdout.strip().splitlines()
     assert lines[-2].startswith("SessionFileError") and "frame 1 holds more than 2304 bytes" in lines[-2], run.stdout + run.stderr
     assert int(lines[-1]) < 100, f"peak RSS grew by {lines[-1]} MB reading a bomb"  # 200 MB if inflated
+    with open_session(path) as s:  # the Datasets tab's way in: one line too, and the other frames still show
+        with pytest.raises(SessionFileError, match="frame 1 holds more than 2304 bytes"):
+            s.frame(1)
+        assert s.frame(2).shape == (24, 32, 3)
 
 
 def test_a_huge_jpeg_frame_is_refused_from_its_header(tmp_path):
@@ -355,3 +359,13 @@ def test_a_model_claiming_a_huge_frame_history_is_refused(tmp_path, saved_model)
             archive.writestr(name, data)
     with pytest.raises(ModelFileError, match="frame history of 1000000"):
         load_model(bad)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_refused_trim_leaves_the_session_file_itself_untouched(tmp_path, outside, kind):
+    path = make_session(tmp_path / "s.h5")
+    _plant(kind, path, outside)
+    before = _fingerprint(path)
+    with pytest.raises(SessionFileError, match="outside itself"):
+        set_excluded(path, [(0, 2)])
+    assert _fingerprint(path) == before

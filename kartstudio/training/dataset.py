@@ -41,17 +41,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-try:  # ISA-L inflates gzip about twice as fast as zlib; the same format, so zlib is the fallback
-    from isal.isal_zlib import decompressobj as _inflater
-    from isal.isal_zlib import error as _InflateError
-except ImportError:  # pragma: no cover - isal is a dependency, but a frame still decodes without it
-    from zlib import decompressobj as _inflater
-    from zlib import error as _InflateError
-
 from kartstudio.errors import KartStudioError, SessionFileError
 from kartstudio.images import resize
 from kartstudio.model import INPUT_SIZE, MAX_HISTORY, resize_images, tf
-from kartstudio.session import Session, find_sessions, open_session
+from kartstudio.session import Session, find_sessions, inflate_frame, open_session
 
 TURN_THRESHOLD = 0.25  # |x| at or above this counts as a turning frame for oversampling
 BRIGHTNESS = 25.0  # brightness jitter: +-25 of 255
@@ -215,19 +208,11 @@ def _chunk_locations(s: Session) -> tuple[bool, np.ndarray | None]:
 
 
 def _frame_pixels(data: bytes, raw: bool, f: _File, frame: int) -> np.ndarray:
-    """One frame's chunk as pixels. Inflates no more than a frame's bytes (plus one, to see a longer
-    stream), so a chunk of the wrong size or a zip bomb is one clear error, never gigabytes of RAM."""
-    size = int(np.prod(f.shape))
-    if not raw:
-        try:
-            data = _inflater().decompress(data, size + 1)
-        except _InflateError:
-            raise SessionFileError(f"{f.path} is damaged: frame {frame} does not decompress") from None
-    if len(data) != size:
-        got = f"more than {size}" if len(data) > size else str(len(data))
-        raise SessionFileError(f"{f.path} is damaged: frame {frame} holds {got} bytes; a {f.shape[1]}x{f.shape[0]} "
-                               f"frame is {size}: re-record or delete it")
-    return np.frombuffer(data, np.uint8).reshape(f.shape)
+    """One frame's chunk as pixels, never inflating more than a frame's bytes (see inflate_frame)."""
+    try:
+        return inflate_frame(data, f.shape, raw)
+    except ValueError as exc:
+        raise SessionFileError(f"{f.path} is damaged: frame {frame} {exc}: re-record or delete it") from None
 
 
 class _Reader:
