@@ -945,6 +945,50 @@ def _benign(f, rng: np.random.Generator) -> str:
     return f"benign {name}={value!r:.60}"
 
 
+OUTSIDE_KINDS = ("external storage", "external link", "virtual dataset", "external link to a group")
+
+
+def _outside_folder(folder: Path) -> Path:
+    """Files outside every case's folder that a hostile session points at."""
+    outside = folder / "outside"
+    outside.mkdir()
+    with h5py.File(outside / "research.h5", "w") as f:
+        f["pairs"] = np.arange(2000, dtype=np.int64).reshape(1000, 2)
+        f["stamps"] = np.linspace(0, 1, 16)
+        f.create_group("group")["timestamps"] = np.zeros(8)
+    (outside / "secret.txt").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 100)
+    return outside
+
+
+def _tree(folder: Path) -> dict:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def _point_outside(f, rng: np.random.Generator, outside: Path) -> str:
+    """Replace one dataset (or the pad_samples group) of `f` by a pointer into `outside`."""
+    kind = str(rng.choice(OUTSIDE_KINDS))
+    if kind == "external link to a group":
+        name = "pad_samples"
+    else:
+        name = str(rng.choice(["frames", "actions", "states", "timestamps", "frame_numbers", "excluded"]))
+    old = f.get(name)
+    shape = old.shape if isinstance(old, h5py.Dataset) else (8, 5)
+    dtype = old.dtype if isinstance(old, h5py.Dataset) and old.dtype.kind in "iuf" else np.dtype("f8")
+    if name in f:
+        del f[name]
+    if kind == "external storage":
+        f.create_dataset(name, shape, dtype, external=[(str(outside / "secret.txt"), 0, h5py.h5f.UNLIMITED)])
+    elif kind == "external link":
+        f[name] = h5py.ExternalLink(str(outside / "research.h5"), "/pairs")
+    elif kind == "virtual dataset":
+        layout = h5py.VirtualLayout(shape=(8,), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(outside / "research.h5"), "stamps", shape=(16,))[:8]
+        f.create_virtual_dataset(name, layout)
+    else:
+        f[name] = h5py.ExternalLink(str(outside / "research.h5"), "/group")
+    return f"outside {kind} as {name}"
+
+
 def run_fuzz(folder: Path, cases: int, seed: int) -> dict:
     """Open `cases` damaged copies of one real session three ways; returns counts by outcome.
     Raises AssertionError naming the case on anything but a clean open or one clear SessionFileError."""
@@ -958,7 +1002,9 @@ def run_fuzz(folder: Path, cases: int, seed: int) -> dict:
     base = make_session(folder / "base.h5", frames=8)
     data = base.read_bytes()
     rng = np.random.default_rng(seed)
-    counts = {"opened": 0, "refused": 0, "benign": 0}
+    counts = {"opened": 0, "refused": 0, "benign": 0, "outside": 0}
+    outside = _outside_folder(folder)
+    untouched = _tree(outside)
     for case in range(cases):
         case_dir = folder / f"case{case}"
         case_dir.mkdir()
@@ -971,7 +1017,7 @@ def run_fuzz(folder: Path, cases: int, seed: int) -> dict:
                 if benign or rng.random() < 0.3:
                     try:
                         what.append(_benign(f, rng))
-                    except (KeyError, TypeError, ValueError, OSError):
+                    except (KeyError, TypeError, ValueError, OSError, AttributeError):
                         if benign:
                             raise
                         what.append("benign change skipped: an earlier one damaged its target")
@@ -986,6 +1032,9 @@ def run_fuzz(folder: Path, cases: int, seed: int) -> dict:
                         continue
                     _random_dataset(f, name, rng)
                     what.append(f"dataset {name}")
+            points_outside = not benign and rng.random() < 0.25  # besides any damage above
+            if points_outside:
+                what.append(_point_outside(f, rng, outside))
         label = f"case {case} (seed {seed}): {'; '.join(what)}"
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -1008,8 +1057,15 @@ def run_fuzz(folder: Path, cases: int, seed: int) -> dict:
         except KartStudioError as exc:
             assert "\n" not in str(exc), f"{label}: {exc}"
             assert not benign, f"{label}: the training dataset refused a file that is not damaged: {exc}"
+        if points_outside:  # refused everywhere, trimming too, and nothing outside read into it or changed
+            assert code == 2 and "outside itself" in lines[0], f"{label}: {lines}"
+            with pytest.raises(SessionFileError, match="outside itself"):
+                set_excluded(path, [(0, 2)])
+            assert _tree(outside) == untouched, f"{label}: a file outside the case changed"
         counts["refused" if code == 2 else "opened"] += 1
         counts["benign"] += benign
+        counts["outside"] += points_outside
+    assert _tree(outside) == untouched
     return counts
 
 
@@ -1026,6 +1082,7 @@ def test_fuzzed_session_attributes_and_datasets(tmp_path):
     counts = json.loads(run.stdout.strip().splitlines()[-1])
     assert counts["opened"] + counts["refused"] == FUZZ_CASES >= 200 or FUZZ_CASES < 200
     assert counts["refused"] > 0 and counts["opened"] > 0, counts  # the mutations reach both outcomes
+    assert counts["outside"] >= FUZZ_CASES // 20, counts  # external storage, links and virtual datasets among them
     # a good share are changes a session may carry (unknown fields, optional metadata, other types):
     # each of those opened everywhere (asserted per case in run_fuzz)
     assert counts["benign"] >= FUZZ_CASES // 4 and counts["opened"] >= counts["benign"], counts
