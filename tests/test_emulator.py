@@ -107,10 +107,14 @@ def test_crash_is_reported_with_the_signal(testrom_path, xdisplay):
         emulator.process.wait(5)
         reason = emulator.exit_reason()
         assert reason.startswith("mupen64plus crashed (SIGSEGV)")
-        with pytest.raises(KartStudioError, match="crashed"):
+        with pytest.raises(KartStudioError, match="crashed") as raised:
             emulator.check_alive()
     finally:
         emulator.stop()
+    # the log named in the message outlives the emulator's private folder (removed on stop)
+    log = emulator.log_path
+    assert str(log) in str(raised.value) and log.is_file() and log.parent.name == "emulator-logs"
+    assert emulator.workdir is None
 
 
 def test_failure_exit_is_reported_with_the_emulators_error(tmp_path, xdisplay, testrom_path):

@@ -89,6 +89,14 @@ def test_choosing_a_file_that_is_not_a_rom_is_refused_with_a_message(window, tmp
     assert window.settings.rom_path == ""
 
 
+def test_the_empty_datasets_plot_reads_plain_frame_numbers_with_its_legend_on_top(window):
+    plot = window.datasets_tab.plot
+    (x0, x1), _ = plot.viewRange()
+    assert -1 <= x0 and x1 <= 101  # frames 0..100 until a session is chosen, not -400..400
+    assert not plot.getAxis("bottom").autoSIPrefix and not plot.getAxis("left").autoSIPrefix  # no "(x0.001)"
+    assert plot.plotItem.legend.zValue() > max(c.zValue() for c in window.datasets_tab.curves.values())
+
+
 def test_screenshot_command_writes_a_png(tmp_path):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

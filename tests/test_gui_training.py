@@ -74,6 +74,18 @@ def test_cancel_stops_training_and_keeps_the_window_usable(window, qtbot):
     kept = tab.model_path is not None and tab.model_path.exists()
     assert ("Kept the best model so far" in text) == kept and ("no model was saved" in text) == (not kept), text
     assert tab.start_button.isEnabled()
+    # no ETA of a run that stopped; the bar says where it stopped
+    assert tab.stats.text().startswith("cancelled after") and "ETA" not in tab.stats.text()
+    assert "cancelled" in tab.progress.format()
+    # a cancelled run's model is listed in Versus but never raced by default: a finished one is
+    models = window.settings.models_folder
+    models.mkdir(parents=True, exist_ok=True)
+    versus = window.versus_tab
+    for name, signal in (("finished.keras", tab.model_saved), ("cancelled.keras", tab.model_kept)):
+        (models / name).write_bytes(b"stand-in: Versus only lists files")
+        signal.emit(str(models / name))
+    assert versus.model_box.findText("cancelled.keras") >= 0
+    assert versus.model_box.currentText() == "finished.keras"
 
 
 def test_training_errors_are_shown_in_the_tab(window, qtbot):

@@ -70,6 +70,11 @@ def test_every_path_in_the_window_refuses_another_game(qtbot, tmp_path):
     assert not window.set_rom(str(other)) and "not Mario Kart 64" in window.notice.text()
     mk = header_rom(tmp_path / "mk.z64")
     assert window.set_rom(str(mk)) and window.settings.rom_path == str(mk)
+    assert window.notice.isHidden()  # the refusal of the other ROM went with it
+    # File -> Build the test ROM: built where the user says, and chosen
+    assert window.build_test_rom(str(tmp_path / "try.z64")) and window.settings.rom_path == str(tmp_path / "try.z64")
+    assert not window.build_test_rom(str(tmp_path / "try.z64")) and "already exists" in window.notice.text()
+    assert window.set_rom(str(mk))
     # the Settings dialog: the same check, and the sources by name
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)

@@ -1,4 +1,4 @@
-"""Emulator commands: `kartstudio doctor`, `kartstudio macro`, `kartstudio bench emulator`, `kartstudio bench plugin`."""
+"""Emulator commands: `kartstudio doctor`, `kartstudio macro`, `kartstudio testrom build`, `kartstudio bench emulator`, `kartstudio bench plugin`."""
 
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def register(commands, bench) -> None:
     mac.add_argument("--exit", action="store_true", help="stop the emulator when the macro is done")
     mac.set_defaults(func=cmd_macro)
 
+    rom = commands.add_parser("testrom", help="KartStudio's own homebrew test ROM (to try the emulator path)")
+    rom_commands = rom.add_subparsers(dest="testrom_command", required=True)
+    build = rom_commands.add_parser(
+        "build", help="build the test ROM into a file",
+        description="Assembles KartStudio's homebrew test ROM (it shows what it reads from both controllers) "
+                    "into FILE; choose it in the app with 'Choose ROM…' to try the emulator path without a "
+                    "Mario Kart 64 cartridge dump. Needs binutils-mips-linux-gnu.")
+    build.add_argument("-o", "--output", required=True, metavar="FILE", help="the ROM file to write (.z64)")
+    build.set_defaults(func=cmd_testrom_build)
+
     emu = bench.add_parser("emulator", help="real mupen64plus + our plugin + the test ROM: startup, capture fps, "
                                             "input-to-screen latency, lock-step steps/s")
     emu.add_argument("--seconds", type=POSITIVE, default=3.0, help="length of each timed phase")
@@ -43,6 +53,15 @@ def register(commands, bench) -> None:
     plug.add_argument("--seconds", type=POSITIVE, default=2.0, help="length of each timed phase")
     plug.add_argument("--json", action="store_true")
     plug.set_defaults(func=cmd_bench_plugin)
+
+
+def cmd_testrom_build(args) -> int:
+    from kartstudio.emulator.rom import check_rom
+    from kartstudio.emulator.testrom import write_test_rom
+
+    path = write_test_rom(args.output)
+    print(f"built {check_rom(path).describe()}")
+    return 0
 
 
 def cmd_doctor(args) -> int:

@@ -375,7 +375,8 @@ class EmulatorBackend(GameBackend):
         says why if it crashed or was killed."""
         reason = self.emulator.exit_reason() if self.emulator else None
         if reason and ("crashed" in reason or "failed" in reason):
-            raise KartStudioError(f"{reason} (log: {self.emulator.log_path})")
+            raise KartStudioError(f"{reason}; press ▶ Start to run it again (if it keeps failing, its log "
+                                  f"says why: {self.emulator.log_path})")
         return None
 
     def _count_polls(self) -> None:

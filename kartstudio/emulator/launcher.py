@@ -50,6 +50,15 @@ def video_for(game: str) -> str:
 # Lines the core logs as errors on every headless run; they say nothing about why it stopped.
 HARMLESS_ERRORS = ("VSync", "Failed to open video device")
 
+KEPT_LOGS = 10  # logs of abnormal exits kept (data folder's emulator-logs/); older ones are removed
+
+
+def kept_logs_folder() -> Path:
+    from kartstudio.paths import data_dir
+
+    return data_dir() / "emulator-logs"
+
+
 INSTALL_HINT = "sudo apt-get install mupen64plus-ui-console mupen64plus-video-all mupen64plus-rsp-hle mupen64plus-data"
 
 
@@ -211,6 +220,8 @@ class EmulatorProcess:
         code = self.process.returncode
         if self._stopped_by_us:
             return "stopped by KartStudio"
+        if code != 0:
+            self._keep_log()
         errors = [ln.strip() for ln in self.log_tail(200) if "Error" in ln and not any(h in ln for h in HARMLESS_ERRORS)]
         why = f": {errors[-1]}" if errors else ""
         if code < 0:
@@ -219,6 +230,22 @@ class EmulatorProcess:
         if code == 0:
             return "mupen64plus exited (the emulator window was closed or the game stopped)"
         return f"mupen64plus failed with exit status {code}{why}"
+
+    def _keep_log(self) -> None:
+        """An abnormal exit: move the log out of the private folder (removed on stop) so the path the
+        user is shown still exists; only the newest KEPT_LOGS are kept."""
+        if self.workdir is None or not str(self.log_path).startswith(str(self.workdir)):
+            return  # kept already, or nothing to keep
+        folder = kept_logs_folder()
+        target = folder / f"mupen64plus-{time.strftime('%Y%m%d-%H%M%S')}-{self.pid}.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.log_path, target)
+        except OSError:
+            return  # the log stays where it is until stop; the message names that path
+        self.log_path = target
+        for old in sorted(folder.glob("mupen64plus-*.log"), key=lambda p: p.stat().st_mtime)[:-KEPT_LOGS]:
+            old.unlink(missing_ok=True)
 
     def check_alive(self) -> None:
         """Raise a KartStudioError naming why, if the emulator is no longer running."""

@@ -110,6 +110,23 @@ def build_test_rom(out_dir: Path | str | None = None, game_code: str = GAME_CODE
     return path
 
 
+def write_test_rom(path: Path | str) -> Path:
+    """Build the test ROM into the file `path` (a user trying the emulator path without a cartridge
+    dump: `kartstudio testrom build -o FILE`, File -> Build the test ROM). Never overwrites a file."""
+    target = Path(path).expanduser()
+    if target.exists():
+        raise KartStudioError(f"{target} already exists; choose another file name (KartStudio never overwrites)")
+    if not target.parent.is_dir():
+        raise KartStudioError(f"the folder {target.parent} does not exist; create it or choose another")
+    data = build_rom(assemble())
+    try:
+        with target.open("xb") as f:  # "x": a file that appeared meanwhile is not overwritten either
+            f.write(data)
+    except OSError as exc:
+        raise KartStudioError(f"cannot write {target}: {exc.strerror or exc}; choose a folder you can write to") from None
+    return target
+
+
 # -- reading the screen back -------------------------------------------------------------
 # Each seat's half: 5 bands (buttons bits 0-7, buttons bits 8-15, x, y, frame counter) of 8
 # cells, high bit on the left. The N64 reply bytes are A B Z Start Dup Ddown Dleft Dright |

@@ -54,10 +54,15 @@ def _close_on_signals(app, window) -> None:
 
     from PyQt6 import QtCore
 
-    def close(signum, _frame) -> None:
+    def close_now() -> None:
         window.force_close = True
         window.close()
         app.quit()
+
+    def close(signum, _frame) -> None:
+        # The handler runs between any two bytecodes, maybe inside a widget's paintEvent with its
+        # QPainter open (Qt then warns about QBackingStore::endPaint): close from the event loop.
+        QtCore.QTimer.singleShot(0, close_now)
 
     signal.signal(signal.SIGTERM, close)
     signal.signal(signal.SIGINT, close)

@@ -111,7 +111,11 @@ class DatasetsTab(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "frame")
         self.plot.setLabel("left", "action")
-        self.plot.addLegend(offset=(5, 5))
+        for side in ("bottom", "left"):  # frame numbers and actions, never "frame (x0.001)"
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
+        self.plot.setXRange(0, 100, padding=0)  # empty: frames 0..100, not -400..400
+        # above the traces, on a pale background, so neither hides the other
+        self.plot.addLegend(offset=(5, 5), brush=pg.mkBrush(255, 255, 255, 200)).setZValue(1000)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.setYRange(-1.1, 1.1)
         self.curves = {k: self.plot.plot([], [], pen=pg.mkPen(c, width=1.5), name=k) for k, c in TRACE_COLOURS.items()}

@@ -201,12 +201,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.versus_tab.session_saved.connect(self.training_tab.refresh_sessions)
         self.datasets_tab.sessions_changed.connect(self.training_tab.refresh_sessions)
         self.training_tab.model_saved.connect(self.versus_tab.refresh_models)
+        self.training_tab.model_kept.connect(lambda path: self.versus_tab.refresh_models(unfinished=path))
 
     def _build_menu(self) -> None:
         menu = self.menuBar().addMenu("&File")
         menu.addAction("Choose ROM…", self.choose_rom)
         menu.addAction("Settings…", self.open_settings)
         menu.addAction("Pair controllers…", self.open_pair_wizard)
+        menu.addAction("Build the test ROM…", self.build_test_rom)
         menu.addSeparator()
         menu.addAction("Quit", QtGui.QKeySequence.StandardKey.Quit, self.close)
         help_menu = self.menuBar().addMenu("&Help")
@@ -253,12 +255,31 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start_button.setEnabled(not problem or self.game.running)
 
     def choose_rom(self) -> None:
+        # The current ROM's folder, else the home folder (never "/", the home folder's parent).
+        start = Path(self.settings.rom_path).expanduser().parent if self.settings.rom_path else Path.home()
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Choose your Mario Kart 64 ROM", str(Path(self.settings.rom_path or Path.home()).parent),
+            self, "Choose your Mario Kart 64 ROM", str(start),
             "N64 ROMs (*.z64 *.n64 *.v64);;All files (*)",
         )
         if path:
             self.set_rom(path)
+
+    def build_test_rom(self, path: str | None = None) -> bool:
+        """Build KartStudio's own test ROM into a file the user picks, and choose it: the emulator path
+        can be tried without a Mario Kart 64 dump."""
+        from kartstudio.emulator.testrom import write_test_rom
+
+        if path is None:
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(
+                self, "Build KartStudio's test ROM", str(Path.home() / "kartstudio-test.z64"), "N64 ROMs (*.z64)")
+            if not path:
+                return False
+        try:
+            built = write_test_rom(path)
+        except KartStudioError as exc:
+            self.notice.show_message(str(exc), "error")
+            return False
+        return self.set_rom(str(built))
 
     def set_rom(self, path: str) -> bool:
         """Check and keep a ROM path; the check's one-line message is shown if it is not usable."""
@@ -270,6 +291,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.notice.show_message(str(exc), "error")
             return False
         self.statusBar().showMessage(f"ROM: {info.describe()}", 8000)
+        if self.notice.level == "error":
+            self.notice.clear_message()  # the refusal of the ROM chosen before no longer holds
         self.settings.rom_path = str(path)
         self.settings.game_source = "mk64"
         self._save_quietly()

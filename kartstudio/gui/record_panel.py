@@ -145,8 +145,10 @@ class SeatPanel(QtWidgets.QGroupBox):
         meta = SessionMeta(
             game=self.game.game_name(),
             track=self.game.track(),
-            pad_name=getattr(pad, "name", ""),
-            pad_guid=getattr(pad, "guid", ""),
+            # a seat no pad drives (the expert, nobody) is named by its driver, not "seat 1 driver"
+            pad_name=choice.pad.name if choice is not None and choice.pad is not None else (
+                choice.label if choice is not None else getattr(pad, "name", "")),
+            pad_guid=getattr(pad, "guid", "") if choice is None or choice.pad is not None else "",
             storage_size=tuple(self.game.settings.storage_size),
             codec=self.codec_box.currentData(),
             jpeg_quality=int(self.game.settings.jpeg_quality),

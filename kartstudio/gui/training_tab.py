@@ -22,7 +22,8 @@ TRAINER_MODULE = "kartstudio.training.trainer"
 
 
 class TrainingTab(QtWidgets.QWidget):
-    model_saved = QtCore.pyqtSignal(str)
+    model_saved = QtCore.pyqtSignal(str)  # a finished run's model (Versus selects it)
+    model_kept = QtCore.pyqtSignal(str)  # a cancelled or failed run's best so far (listed, never preselected)
 
     def __init__(self, settings: Settings, parent=None) -> None:
         super().__init__(parent)
@@ -362,8 +363,11 @@ class TrainingTab(QtWidgets.QWidget):
         self.task = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if kind == "done" else 0)
+        if kind == "done" or self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1 if kind == "done" else 0)
+        # else the bar stays where the run stopped, and says so
+        self.progress.setFormat("%p%" if kind == "done" else f"%p% ({kind if kind != 'error' else 'failed'})")
         self._draw()
         saved = self.model_path if self.model_path is not None and self.model_path.exists() else None
         summary = payload if isinstance(payload, dict) else {}
@@ -379,8 +383,12 @@ class TrainingTab(QtWidgets.QWidget):
             self.notice.show_message(f"Training finished: {kept_text(summary, saved) if saved else payload}", "info")
         if saved:
             self.refresh_models()
-            self.model_saved.emit(str(saved))
-        self.stats.setText(self.stats.text().replace("   (cancelling after this batch…)", ""))
+            (self.model_saved if kind == "done" else self.model_kept).emit(str(saved))
+        if kind == "done":
+            self.stats.setText(self.stats.text().replace("   (cancelling after this batch…)", ""))
+        else:  # no ETA of a run that no longer runs
+            self.stats.setText(f"{'cancelled' if kind == 'cancelled' else 'failed'} after {self.epochs_done} of "
+                               f"{self.epochs_box.value()} epochs")
         self.name_edit.setText(time.strftime("model-%Y%m%d-%H%M%S"))
 
 

@@ -125,9 +125,12 @@ class VersusTab(QtWidgets.QWidget):
         self.refresh_drivers()
 
     # -- choices -----------------------------------------------------------------------------------
-    def refresh_models(self, *_args) -> None:
+    def refresh_models(self, *_args, unfinished: str = "") -> None:
         """List the models folder, newest first. A model that appeared since the last look (a
-        training run just saved it) is selected: racing a stale model by accident helps nobody."""
+        training run just saved it) is selected: racing a stale model by accident helps nobody.
+        unfinished: a cancelled or failed run's model, listed but never selected by itself."""
+        if unfinished:
+            self._known_models.add(unfinished)
         current = self.model_box.currentData()
         self.model_box.clear()
         folder = self.game.settings.models_folder
