@@ -45,6 +45,9 @@ def register(commands, bench) -> None:
 
     bd = bench.add_parser("drive", help="demonstrations -> real recorder -> real trainer (the default recipe) -> "
                                          "score on unseen tracks")
+    bd.add_argument("--game", choices=("practice", "raceway"), default="practice",
+                    help="practice: the practice track (default); raceway: KartStudio Raceway in the real emulator "
+                         "(demos recorded through the window capture and the plugin, both seats; scored on tracks 500 on)")
     bd.add_argument("--quick", action="store_true",
                     help="the guard run: 5 min demos, 5 min training, 10 tracks; prints one JSON line "
                          "(compare with bench/baselines/drive.json)")
@@ -154,7 +157,34 @@ def _recipe_changes(items: list[str]) -> dict:
     return changes
 
 
+def cmd_bench_drive_raceway(args) -> int:
+    from kartstudio.raceway import bench
+
+    if args.dagger_rounds:
+        raise KartStudioError("--dagger-rounds is for the practice track only; leave it out with --game raceway")
+    sizes = {**bench.FULL, **(bench.QUICK if args.quick else {})}
+    for name, arg in (("minutes", "minutes"), ("train_minutes", "train_minutes"), ("tracks", "episodes")):
+        if getattr(args, arg) is not None:
+            sizes[name] = getattr(args, arg)
+    config = bench.RacewayBenchConfig(
+        **sizes, demos=args.demos, sessions=args.sessions, recipe=args.recipe, changes=_recipe_changes(args.set),
+        train_seed=args.train_seed, **({} if args.eval_seed_start is None else {"eval_track_start": args.eval_seed_start}),
+    )
+    result = bench.bench_drive_raceway(config, args.folder, log=None if args.json else _log)
+    if args.quick:
+        line = bench.summary_line(result)
+        print(json.dumps(line))
+        verdict = bench.compare_with_baseline(line) if config.recipe == "default" and not config.changes else None
+        if verdict:
+            print(verdict, file=sys.stderr)
+    else:
+        print(json.dumps(result) if args.json else bench.bench_text(result))
+    return 0
+
+
 def cmd_bench_drive(args) -> int:
+    if args.game == "raceway":
+        return cmd_bench_drive_raceway(args)
     from kartstudio.practice.bench import QUICK, BenchDriveConfig, bench_drive, compare_with_baseline, summary_line
 
     sizes = {"minutes": 15.0, "train_minutes": 20.0, "episodes": 20, **(QUICK if args.quick else {})}

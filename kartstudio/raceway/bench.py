@@ -1,0 +1,209 @@
+"""`kartstudio bench drive --game raceway`: behaviour cloning on KartStudio Raceway in the real
+emulator, end to end, timed.
+
+1. record: demonstrations on the emulator through the window capture, the plugin and the Recorder,
+   both seats at once (kartstudio.raceway.demos; the expert, or its human-like profile);
+2. train: the real Trainer with the default recipe (kartstudio.training.recipe, unchanged) on
+   those seat frames, stopped at a time budget;
+3. score: the model on seat 1 and the demonstrator on the same unseen tracks, in lock-step
+   (kartstudio.raceway.evaluate).
+
+Every stage's time is reported; nothing is asserted. `--quick` is the short form (3 min demos,
+5 min training, 5 tracks), compared with bench/baselines/drive-raceway.json when it exists.
+Targets (issue 19): the model's mean score >= 95% of the expert's with >= 90% of the races finished;
+from human-like demonstrations >= 90% of their demonstrator's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+from kartstudio.errors import KartStudioError
+from kartstudio.raceway.demos import DEMO_LAPS, DEMO_PROFILES, DEMO_TRACK_START, record_demonstrations
+from kartstudio.raceway.evaluate import EVAL_TRACK_START, evaluate_expert, evaluate_model
+from kartstudio.session import find_sessions
+from kartstudio.training.budget import train_with_budget
+from kartstudio.training.recipe import Recipe, recipe
+
+QUICK = {"minutes": 3.0, "train_minutes": 5.0, "tracks": 5}
+FULL = {"minutes": 15.0, "train_minutes": 20.0, "tracks": 20}
+BASELINE = Path(__file__).resolve().parents[2] / "bench" / "baselines" / "drive-raceway.json"
+
+
+@dataclass
+class RacewayBenchConfig:
+    minutes: float = FULL["minutes"]  # demonstrations, game time, both seats together
+    train_minutes: float = FULL["train_minutes"]
+    tracks: int = FULL["tracks"]  # unseen tracks scored
+    eval_track_start: int = EVAL_TRACK_START
+    demo_track_start: int = DEMO_TRACK_START
+    laps: int = DEMO_LAPS  # per race, demonstrations and scoring
+    demos: str = "expert"  # "expert" or "human"
+    sessions: str | None = None  # train on these sessions instead of recording
+    recipe: str = "default"
+    changes: dict | None = None
+    train_seed: int = 0
+
+    def check(self) -> None:
+        if not (self.minutes > 0 and self.train_minutes > 0):
+            raise KartStudioError("--minutes and --train-minutes must be above 0")
+        if self.tracks < 1 or not 1 <= self.laps <= 9:
+            raise KartStudioError("--episodes must be at least 1 and laps 1-9")
+        if not (0 <= self.eval_track_start and self.eval_track_start + self.tracks <= 1000):
+            raise KartStudioError(f"Raceway tracks are 0-999: --eval-seed-start {self.eval_track_start} with "
+                                  f"{self.tracks} tracks goes past 999")
+        if self.demos not in DEMO_PROFILES:
+            raise KartStudioError(f"unknown demonstrations {self.demos!r}: choose one of {', '.join(DEMO_PROFILES)}")
+        self.training_recipe().train_config(self.train_seed, tensorboard=False).check()
+
+    def training_recipe(self) -> Recipe:
+        changes = dict(self.changes or {})
+        known = {f.name for f in fields(Recipe)}
+        if set(changes) - known:
+            raise KartStudioError(f"unknown recipe fields: {', '.join(sorted(set(changes) - known))}")
+        return recipe(self.recipe, **changes)
+
+
+def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
+                        log: Callable[[str], None] | None = None) -> dict:
+    from kartstudio.emulator import raceway
+    from kartstudio.raceway.evaluate import display_for_game
+
+    config.check()
+    raceway.rom_path()  # a missing cross compiler is one line now, not after minutes
+    r = config.training_recipe()
+    tmp = tempfile.TemporaryDirectory(prefix="kartstudio-bench-raceway-") if folder is None else None
+    root = Path(folder or tmp.name)
+    try:
+        with display_for_game() as display:
+            t0 = time.monotonic()
+            if config.sessions:
+                paths = find_sessions([config.sessions])
+                if not paths:
+                    raise KartStudioError(f"no session files in {config.sessions}")
+                demo = {"demo_frames": None, "demo_files": len(paths), "demo_tracks": None, "demo_minutes": None,
+                        "record_fps_per_seat": None}
+            else:
+                demos = record_demonstrations(root / "sessions", config.minutes, config.demo_track_start,
+                                              config.demos, config.laps, display=display, log=log)
+                paths = demos.paths
+                demo = {"demo_frames": demos.frames, "demo_files": len(paths), "demo_tracks": demos.tracks,
+                        "demo_minutes": round(demos.minutes, 2), "record_fps_per_seat": round(demos.fps_per_seat, 1),
+                        "record_game_fps": round(demos.game_frames / demos.seconds, 1) if demos.seconds else None}
+                if log:
+                    log(f"recorded {demos.frames} frames ({demos.minutes:.1f} min) on {demos.tracks} tracks, "
+                        f"{demos.fps_per_seat:.1f} frames/s per seat")
+            record_s = time.monotonic() - t0
+
+            model_path = root / "bc.keras"
+            train, train_s = train_with_budget(paths, model_path, r.train_config(config.train_seed, tensorboard=False),
+                                               config.train_minutes * 60, log)
+            if log:
+                log(f"trained {train.epochs_done} epochs in {train_s / 60:.1f} min; thresholds {train.thresholds}")
+
+            def progress(name):
+                def on_race(track, results):
+                    if log:
+                        log("  " + name + f" track {track}: " + ", ".join(
+                            f"seat {x.seat} {'finished' if x.finished else 'not finished'} {x.race_time_s:.1f} s "
+                            f"score {x.score:.0f}" for x in results))
+                return on_race
+
+            t0 = time.monotonic()
+            model = evaluate_model(model_path, config.tracks, config.eval_track_start, config.laps, display,
+                                   progress("model"))
+            eval_s = time.monotonic() - t0
+            # the demonstrator on seat 1 alone, as the model drives: the comparison the targets use
+            human = None
+            if config.demos == "human":
+                from kartstudio.raceway.expert import raceway_human_profile
+
+                human = raceway_human_profile()
+            expert = evaluate_expert(config.tracks, config.eval_track_start, config.laps, seats=(1,), human=human,
+                                     display=display, on_race=progress("demonstrator"))
+        if log:
+            log(model.summary())
+            log(expert.summary())
+        ratio = model.mean_score / expert.mean_score if expert.mean_score > 0 else None
+        result = {
+            "game": "raceway",
+            "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
+            "config": asdict(config),
+            "recipe": asdict(r),
+            **demo,
+            "record_s": round(record_s, 1),
+            "train_s": round(train_s, 1),
+            "epochs_done": train.epochs_done,
+            "best_epoch": train.best_epoch,
+            "best_loss": None if train.best_loss is None else round(float(train.best_loss), 5),
+            "train_frames": train.train_frames,
+            "val_frames": train.val_frames,
+            "thresholds": train.thresholds,
+            "eval_s": round(eval_s, 1),
+            "tracks": config.tracks,
+            "mean_score": round(model.mean_score, 2),
+            "min_score": round(model.min_score, 2),
+            "finished": model.finished,
+            "demonstrator_mean_score": round(expert.mean_score, 2),
+            "demonstrator_finished": expert.finished,
+            "score_ratio": None if ratio is None else round(ratio, 4),
+            "model": model.as_dict(),
+            "demonstrator": expert.as_dict(),
+            "folder": None if tmp else str(root),
+        }
+        if tmp is None:
+            (root / "bench-drive-raceway.json").write_text(json.dumps(result, indent=1))
+        return result
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def summary_line(result: dict) -> dict:
+    return {k: result[k] for k in ("mean_score", "min_score", "finished", "tracks", "demonstrator_mean_score",
+                                   "score_ratio", "epochs_done", "train_s", "record_fps_per_seat")}
+
+
+def target_line(result: dict) -> str:
+    need = 0.95 if result["config"]["demos"] == "expert" else 0.90
+    ratio = result["score_ratio"]
+    met = ratio is not None and ratio >= need and result["finished"] >= 0.9 * result["tracks"]
+    return (f"target: mean score >= {need:.0%} of the demonstrator's and >= 90% of races finished -> "
+            f"{'met' if met else 'NOT met'} ({'n/a' if ratio is None else f'{ratio:.1%}'}, "
+            f"{result['finished']}/{result['tracks']} finished)")
+
+
+def compare_with_baseline(line: dict, path: Path = BASELINE) -> str | None:
+    """How a --quick run compares with the baseline's quick runs, or None without a baseline."""
+    try:
+        runs = json.loads(Path(path).read_text())["quick"]["runs"]
+        means = [float(r["mean_score"]) for r in runs]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    spread = max(means) - min(means)
+    floor = min(means) - spread
+    verdict = "within the baseline's spread" if line["mean_score"] >= floor else "WORSE than the baseline: do not ship"
+    return (f"baseline ({path.name}, {len(means)} runs): mean {sum(means) / len(means):.1f}, runs {min(means):.1f}-"
+            f"{max(means):.1f}; this run {line['mean_score']:.1f} -> {verdict}")
+
+
+def bench_text(r: dict) -> str:
+    lines = [
+        f"bench drive --game raceway (KartStudio Raceway in mupen64plus, behaviour cloning from the {r['config']['demos']}):",
+        f"  demonstrations: {r['demo_minutes']} min of game time, {r['demo_frames']} frames in {r['demo_files']} session "
+        f"files, recorded in {r['record_s']:.0f} s ({r['record_fps_per_seat']} frames/s per seat)",
+        f"  training: {r['epochs_done']} epochs in {r['train_s'] / 60:.1f} min, best loss {r['best_loss']}, "
+        f"button thresholds {r['thresholds']}",
+        f"  score (seat 1, {r['tracks']} unseen tracks from {r['config']['eval_track_start']}, {r['config']['laps']} lap(s)): "
+        f"mean {r['mean_score']:.1f}, min {r['min_score']:.1f}, {r['finished']} finished; demonstrator "
+        f"{r['demonstrator_mean_score']:.1f} ({r['demonstrator_finished']} finished) in {r['eval_s']:.0f} s",
+        "  " + target_line(r),
+    ]
+    return "\n".join(lines)
