@@ -127,3 +127,17 @@ def test_test_rom_builds_from_source(tmp_path):
     assert rom[testrom.BOOT_START : testrom.BOOT_START + len(code)] == code
     assert 100 < len(code) < testrom.BOOT_END - testrom.BOOT_START
     assert testrom.build_test_rom(tmp_path) == path  # cached: same source, same file
+
+
+@pytest.mark.skipif(bool(testrom.toolchain_missing()), reason="binutils-mips-linux-gnu is not installed")
+def test_testrom_build_command_writes_the_rom_and_never_overwrites(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "try.z64"
+    run = [sys.executable, "-m", "kartstudio", "testrom", "build", "-o", str(out)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and "KartStudio's test ROM" in first.stdout, first.stderr
+    assert check_rom(out).is_test_rom
+    again = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
