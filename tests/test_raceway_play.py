@@ -12,7 +12,7 @@ import pytest
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator import raceway
 from kartstudio.emulator.launcher import VIDEO_FOR_GAME, video_for
-from kartstudio.emulator.rom import check_rom, require_game_rom
+from kartstudio.emulator.rom import require_game_rom
 from kartstudio.session import open_session
 from test_raceway import needs_compiler, needs_emulator_game
 from emulator_support import xdisplay  # noqa: F401 - fixture
@@ -31,7 +31,7 @@ def test_rom_check_accepts_raceway_by_its_header():
 
 @pytest.fixture(scope="module")
 def game(xdisplay):
-    from kartstudio.raceway.evaluate import raceway_backend
+    from kartstudio.raceway.game import raceway_backend
 
     assert "KARTSTUDIO_STATE_CHANNEL" not in os.environ  # the backend passes it to the emulator alone
     backend = raceway_backend(SHORT_TRACK, laps=1, display=xdisplay, lockstep=True)
@@ -48,6 +48,7 @@ def test_the_boot_macro_reaches_a_2p_race_on_the_track_and_frames_carry_its_stat
     state = frame.game_state
     assert state is not None and state.frame == frame.number  # matched by the frame counter
     assert (state.phase, state.players, state.track, state.laps) == ("countdown", 2, SHORT_TRACK, 1)
+    assert game.track == str(SHORT_TRACK)  # what the app's sessions record as the track
     game.set_controller(1, ControllerState(a=True, x=8))
     game.set_controller(2, NEUTRAL)
     for _ in range(raceway.COUNTDOWN_FRAMES + 30):

@@ -182,6 +182,15 @@ class EmulatorBackend(GameBackend):
         return self.emulator is not None and self.emulator.running and self.client is not None
 
     @property
+    def track(self) -> str | None:
+        """The track being raced where the game reports it (Raceway: its number once a race is set
+        up), for sessions' `track`; None otherwise."""
+        latest = self.state_reader.latest if self.state_reader is not None else None
+        if latest is None or latest.phase in ("title", "mode", "track"):
+            return None
+        return str(latest.track)
+
+    @property
     def exit_reason(self) -> str | None:
         return self.emulator.exit_reason() if self.emulator else None
 

@@ -74,7 +74,7 @@ class RacewayBenchConfig:
 def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
                         log: Callable[[str], None] | None = None) -> dict:
     from kartstudio.emulator import raceway
-    from kartstudio.raceway.evaluate import display_for_game
+    from kartstudio.raceway.game import display_for_game
 
     config.check()
     raceway.rom_path()  # a missing cross compiler is one line now, not after minutes

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from kartstudio.drivers import NudgedDriver, Nudges, RacewayExpertDriver
 from kartstudio.emulator.raceway import FPS
 from kartstudio.game import Frame
-from kartstudio.raceway.evaluate import LAP_LIMIT_S, display_for_game, raceway_backend
+from kartstudio.raceway.evaluate import LAP_LIMIT_S
+from kartstudio.raceway.game import display_for_game, race_meta, raceway_backend
 from kartstudio.recorder import Recorder
 from kartstudio.session import DEFAULT_STORAGE_SIZE, SessionMeta
 
@@ -60,14 +61,12 @@ class DemoResult:
             self.seat_frames[seat] = self.seat_frames.get(seat, 0) + n
 
 
-def race_meta(seat: int, track: int, profile: str, storage_size=DEFAULT_STORAGE_SIZE, laps: int = DEMO_LAPS) -> SessionMeta:
-    """What a Raceway demonstration file says about itself (game raceway, the track's number)."""
+def demo_meta(seat: int, track: int, profile: str, storage_size=DEFAULT_STORAGE_SIZE, laps: int = DEMO_LAPS) -> SessionMeta:
     human = profile == "human"
-    return SessionMeta(seat=seat, game="raceway", track=str(track),
-                       pad_name="human-like expert" if human else "expert" if seat == 1 else "expert (nudged)",
-                       pad_guid=f"script:raceway-expert-p{seat}", storage_size=tuple(storage_size), kind="play",
-                       source="kartstudio.raceway.demos", fps=FPS, layout="seat",
-                       extra={"track": track, "laps": laps, "driver": profile, "nudged": seat == 2 and not human})
+    driver = "human-like expert" if human else "expert" if seat == 1 else "expert (nudged)"
+    return replace(race_meta(seat, track, driver, storage_size, laps, "kartstudio.raceway.demos",
+                             {"driver": profile, "nudged": seat == 2 and not human}),
+                   pad_guid=f"script:raceway-expert-p{seat}")
 
 
 def record_race(folder: str | Path, track: int, profile: str = "expert", laps: int = DEMO_LAPS,
@@ -79,7 +78,7 @@ def record_race(folder: str | Path, track: int, profile: str = "expert", laps: i
     frame (and the backend: game.state_reader holds the game's recent states)."""
     human = profile == "human"
     seats = (1, 2)
-    recorder = Recorder(folder, {s: (race_meta(s, track, profile, storage_size, laps), None) for s in seats},
+    recorder = Recorder(folder, {s: (demo_meta(s, track, profile, storage_size, laps), None) for s in seats},
                         queue_size=1000)
     if human:
         from kartstudio.raceway.expert import raceway_human_profile

@@ -28,6 +28,7 @@ from kartstudio.drivers import Driver, PilotDriver, RacewayExpertDriver, load_pi
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import play
+from kartstudio.raceway.game import display_for_game, raceway_backend
 
 # Evaluation tracks: demonstrations use DEMO_TRACK_START on, so "unseen" holds.
 EVAL_TRACK_START = 500
@@ -106,31 +107,6 @@ class RacewayReport:
     def summary(self) -> str:
         return (f"{self.driver}: mean score {self.mean_score:.1f}, min {self.min_score:.1f} over {len(self.races)} races; "
                 f"{self.finished} finished (mean time {self.mean_time_s:.1f} s); {self.seconds:.0f} s wall")
-
-
-@contextlib.contextmanager
-def display_for_game(display: str | None = None):
-    """The X display to run the emulator on: `display`, $DISPLAY, or a private Xvfb for the duration."""
-    if display or os.environ.get("DISPLAY"):
-        yield display or os.environ["DISPLAY"]
-        return
-    from kartstudio.emulator.xvfb import VirtualDisplay
-
-    xvfb = VirtualDisplay()
-    try:
-        yield xvfb.start()
-    finally:
-        xvfb.stop()
-
-
-def raceway_backend(track: int, laps: int = 3, players: int = 2, display: str | None = None, lockstep: bool = True,
-                    speed_limit: bool = False, rom=None, **kwargs):
-    """An EmulatorBackend on KartStudio Raceway that boots straight into a race on `track` (not started)."""
-    from kartstudio.emulator import raceway
-    from kartstudio.emulator.backend import EmulatorBackend
-
-    return EmulatorBackend(rom or raceway.rom_path(), display=display, macro=raceway.menu_macro(track, players, laps),
-                           lockstep=lockstep, speed_limit=speed_limit, seats=(1, 2) if players == 2 else (1,), **kwargs)
 
 
 def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str | None = None,
