@@ -159,3 +159,11 @@ def test_the_gymnasium_env_runs_raceway_rewarded_by_progress(xdisplay, tmp_path)
         assert sum(rewards) == pytest.approx(100 * info["race"].progress, abs=1.0)
     finally:
         env.close()
+
+
+def test_the_menu_macro_file_is_mario_kart_64s_format(tmp_path):
+    from kartstudio.emulator.macro import Macro
+    from kartstudio.raceway.game import write_menu_macro
+
+    path = write_menu_macro(tmp_path / "raceway-427.json", 427, laps=2)
+    assert Macro.load(path).steps == raceway.menu_macro(427, laps=2).steps

@@ -52,3 +52,12 @@ def race_meta(seat: int, track: int, driver: str = "", storage_size=DEFAULT_STOR
     of the split screen (the Recorder fills in the capture region), 60 frames a second."""
     return SessionMeta(seat=seat, game=GAME, track=str(track), pad_name=driver, storage_size=tuple(storage_size),
                        kind="play", source=source, fps=FPS, layout="seat", extra={"track": track, "laps": laps, **(extra or {})})
+
+
+def write_menu_macro(path, track: int, players: int = 2, laps: int = 3):
+    """The menu macro to a race on `track` as a file in Mario Kart 64's macro format (the Settings'
+    macro path, or EmulatorBackend(macro=path)); returns the path."""
+    from kartstudio.emulator.raceway import menu_macro_steps
+    from kartstudio.paths import write_json
+
+    return write_json(path, menu_macro_steps(track, players, laps))
