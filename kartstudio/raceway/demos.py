@@ -84,7 +84,10 @@ def record_race(folder: str | Path, track: int, profile: str = "expert", laps: i
         from kartstudio.raceway.expert import raceway_human_profile
 
         drivers = {s: RacewayExpertDriver(human=raceway_human_profile(), seed=track) for s in seats}
-    else:  # seat 2 nudged now and then: the recordings show how to come back to the line
+    else:
+        # Seat 2 nudged now and then: its recording shows how to come back to the lane. The nudges
+        # are in its labels (a label is what the game read); they go either way at random, so they
+        # add noise, not a bias, and the recoveries after them are what the model needs.
         drivers = {1: RacewayExpertDriver(), 2: NudgedDriver(RacewayExpertDriver(), Nudges(rng=random.Random(track)))}
     result = DemoResult(tracks=1)
     with display_for_game(display) as shown, \

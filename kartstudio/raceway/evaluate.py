@@ -161,7 +161,7 @@ def evaluate(name: str, make_drivers: Callable[[], dict[int, Driver]], tracks: i
     """make_drivers: new drivers per race ({seat: Driver}); every driven seat is scored."""
     if tracks < 1:
         raise KartStudioError(f"tracks must be at least 1, got {tracks}")
-    if not 0 <= track_start and track_start + tracks - 1 <= 999:
+    if not (0 <= track_start and track_start + tracks - 1 <= 999):
         raise KartStudioError(f"tracks {track_start}-{track_start + tracks - 1} are not all in 0-999")
     t0 = time.perf_counter()
     races: list[RaceResult] = []
