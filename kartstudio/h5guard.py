@@ -81,3 +81,66 @@ def _dataset_problem(name: str, ds: h5py.Dataset) -> str | None:
         if filter_id not in BUILTIN_FILTERS:
             return f"{name!r} needs the HDF5 filter plugin {filter_id}, which KartStudio never loads"
     return None
+
+
+# -- global heap collections ---------------------------------------------------------------------
+# Variable-length data (text attributes, JPEG frames) lives in "global heap collections". HDF5
+# parses a whole collection when it reads any object in it, and loops forever on one whose free
+# space says it is 0 bytes long (a zeroed block inside a damaged file). So a collection is walked
+# here first, the way HDF5 walks it, and refused unless every step moves forward inside it.
+
+MAX_COLLECTION = 256 << 20  # bytes; HDF5 makes them 4 KB and up, one JPEG frame or so each
+
+
+def heap_collection_ok(raw, address: int, end: int) -> bool:
+    """Whether the global heap collection at `address` of the open file `raw` (read up to `end`)
+    is one HDF5 can parse without looping: signature, size inside the file, each object's header
+    inside the collection and every object moving the walk forward. Assumes 8-byte lengths (see
+    standard_sizes)."""
+    if address < 0 or address + 16 > end:
+        return False
+    raw.seek(address)
+    header = raw.read(16)  # "GCOL", version 1, 3 reserved bytes, the collection's size (8)
+    size = int.from_bytes(header[8:16], "little")
+    if header[:5] != b"GCOL\x01" or not 16 < size <= MAX_COLLECTION or address + size > end:
+        return False
+    raw.seek(address)
+    data = raw.read(size)
+    p = 16
+    while p < size:
+        if p + 16 > size:  # too small for an object header: HDF5 counts it as free space
+            break
+        index = int.from_bytes(data[p:p + 2], "little")
+        length = int.from_bytes(data[p + 8:p + 16], "little")
+        step = 16 + ((length + 7) & ~7) if index else length  # index 0: free space, its size counts its header
+        if step <= 0 or p + step > size:
+            return False
+        p += step
+    return True
+
+
+def standard_sizes(head: bytes) -> bool:
+    """Whether an HDF5 superblock (the file's first bytes) uses 8-byte addresses and lengths, the
+    only layout heap_collection_ok reads (every h5py and HDF5 default)."""
+    if len(head) < 16 or head[:8] != b"\x89HDF\r\n\x1a\n":
+        return False
+    version = head[8]
+    offsets, lengths = (head[13], head[14]) if version in (0, 1) else (head[9], head[10])
+    return offsets == 8 and lengths == 8
+
+
+def check_heaps_near_start(raw, end: int, what: str, error: type[KartStudioError] = KartStudioError,
+                           span: int = 16 << 10) -> None:
+    """Walk every global heap collection that starts in the file's first `span` bytes (where a
+    KartStudio file keeps its text attributes, written when it was created) before any attribute
+    is read; refuse the file in one line if one would make HDF5 loop."""
+    raw.seek(0)
+    head = raw.read(min(span, end))
+    if not standard_sizes(head):
+        raise error(f"{what} is not an HDF5 file with the standard 8-byte sizes; KartStudio reads only those")
+    at = head.find(b"GCOL")
+    while at >= 0:
+        if head[at + 4:at + 5] == b"\x01" and not heap_collection_ok(raw, at, end):
+            raise error(f"{what} is damaged: a block of its text attributes (at byte {at}) is broken; "
+                        "re-record or delete it")
+        at = head.find(b"GCOL", at + 4)

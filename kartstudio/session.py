@@ -31,7 +31,7 @@ from kartstudio import __version__
 from kartstudio.controller import STATE_COLUMNS, ControllerState
 from kartstudio.errors import SessionFileError
 from kartstudio.formatting import MAX_DURATION_S
-from kartstudio.h5guard import check_self_contained
+from kartstudio.h5guard import check_heaps_near_start, check_self_contained, heap_collection_ok
 
 FORMAT_NAME = "kartstudio-session"
 FORMAT_VERSION = 2  # v2: the `codec`, `jpeg_quality` and `layout` attributes
@@ -654,10 +654,7 @@ def _jpeg_in_file(frames: h5py.Dataset, i: int, raw, size: int) -> bool:
         length, address = int.from_bytes(descriptor[:4], "little"), int.from_bytes(descriptor[4:12], "little")
         if len(descriptor) < 16 or length == 0 or address + 16 > size:
             return False
-        raw.seek(address)
-        header = raw.read(16)  # "GCOL", version, 3 reserved bytes, the collection's size (8)
-        collection = int.from_bytes(header[8:16], "little")
-        return header[:4] == b"GCOL" and 16 < collection and address + collection <= size
+        return heap_collection_ok(raw, address, size)  # walked as HDF5 walks it: no endless loop
     except Exception:  # noqa: BLE001 - its index lies past the end
         return False
 
@@ -828,8 +825,11 @@ class Session:
 
     def _check(self) -> None:
         f = self._file
-        # Before any attribute or dataset is read: nothing in the file may lead outside it.
+        # Before any attribute or dataset is read: nothing in the file may lead outside it, and no
+        # block of its text attributes may send HDF5 into an endless loop.
         check_self_contained(f, str(self.path), SessionFileError)
+        with open(self.path, "rb") as raw:
+            check_heaps_near_start(raw, self._readable_size(raw), str(self.path), SessionFileError)
         try:
             fmt = _attr_text(f.attrs, "format", "")
         except SessionFileError:
@@ -974,6 +974,8 @@ class Session:
             raise IndexError(f"frame {i} of a session of {self._n} frames")
         i %= self._n
         try:
+            if self.meta.codec == "jpeg":
+                self._check_jpeg_heap(i)
             data = self._lossless_chunk(i) if self.meta.codec != "jpeg" else None
             if data is None:
                 data = self.frames[i]
@@ -990,6 +992,20 @@ class Session:
             return decode_jpeg(data, self.frame_shape)
         except ValueError as exc:
             raise SessionFileError(f"{self.path} is damaged: frame {i} is {exc}") from None
+
+    def _readable_size(self, raw) -> int:
+        """Bytes HDF5 may read of the file: its size, or less when its header claims less."""
+        size = os.fstat(raw.fileno()).st_size
+        raw.seek(0)
+        claimed = _claimed_size(raw.read(96))
+        return min(size, claimed) if claimed else size
+
+    def _check_jpeg_heap(self, i: int) -> None:
+        """JPEG frame i's bytes are read by HDF5 from a global heap collection, which HDF5 parses
+        whole and may loop on forever when damaged: walk it first (h5guard.heap_collection_ok)."""
+        with open(self.path, "rb") as raw:
+            if not _jpeg_in_file(self.frames, i, raw, self._readable_size(raw)):
+                raise ValueError("has its JPEG bytes in a damaged block of the file")
 
     def _lossless_chunk(self, i: int) -> np.ndarray | None:
         """Frame i inflated by us from its one-frame gzip chunk (what every KartStudio writer makes),

@@ -369,3 +369,69 @@ def test_a_refused_trim_leaves_the_session_file_itself_untouched(tmp_path, outsi
     with pytest.raises(SessionFileError, match="outside itself"):
         set_excluded(path, [(0, 2)])
     assert _fingerprint(path) == before
+
+
+# -- blocks HDF5 would loop on ------------------------------------------------------------------------
+
+
+def _jpeg_session(path: Path, frames: int = 12) -> Path:
+    """Noisy 120x160 frames: about 20 KB of JPEG each, so each sits in a heap block of its own."""
+    from kartstudio.controller import ControllerState
+    from kartstudio.session import SessionMeta, SessionWriter
+
+    rng = np.random.default_rng(3)
+    with SessionWriter(path, SessionMeta(storage_size=(120, 160), codec="jpeg")) as w:
+        for i in range(frames):
+            w.append(rng.integers(0, 255, (120, 160, 3), np.uint8), ControllerState(), 1.0 + i / 30, i)
+    return path
+
+
+def _zero_first_object(path: Path, collection: int) -> None:
+    """Zero the first object header of the global heap collection at byte `collection`: HDF5 then
+    reads free space of 0 bytes there and loops forever parsing it."""
+    data = bytearray(path.read_bytes())
+    assert data[collection:collection + 4] == b"GCOL"
+    data[collection + 16:collection + 32] = bytes(16)
+    path.write_bytes(bytes(data))
+
+
+def _opens_and_reads_every_frame(path: Path) -> subprocess.CompletedProcess:
+    code = textwrap.dedent(f"""
+        from kartstudio.cli import main
+        from kartstudio.session import open_session
+        from kartstudio.errors import SessionFileError
+        print("info", main(["info", {str(path)!r}]))
+        try:
+            with open_session({str(path)!r}) as s:
+                for i in range(len(s)):
+                    try:
+                        s.frame(i)
+                    except SessionFileError as exc:
+                        print("frame", i, exc)
+        except SessionFileError as exc:
+            print("open", exc)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def test_a_broken_block_of_text_attributes_is_refused_not_looped_on(tmp_path):
+    path = make_session(tmp_path / "s.h5")
+    _zero_first_object(path, path.read_bytes().find(b"GCOL"))
+    run = _opens_and_reads_every_frame(path)  # before: HDF5 looped forever reading the format attribute
+    assert "info 2" in run.stdout and "text attributes" in run.stdout and "Traceback" not in run.stderr, run
+
+
+def test_a_broken_block_of_jpeg_bytes_is_one_frame_refused_not_looped_on(tmp_path):
+    path = _jpeg_session(tmp_path / "j.h5")
+    with h5py.File(path, "r") as f:
+        ds = f["frames"]
+        info = ds.id.get_chunk_info_by_coord((0,))
+    data = path.read_bytes()
+    address = int.from_bytes(data[info.byte_offset + 5 * 16 + 4:info.byte_offset + 5 * 16 + 12], "little")
+    _zero_first_object(path, address)  # the collection holding frame 5
+    run = _opens_and_reads_every_frame(path)
+    lines = run.stdout.strip().splitlines()
+    assert "info 0" in lines and "Traceback" not in run.stderr, run  # the file opens: one frame is damaged
+    refused = [line for line in lines if line.startswith("frame ")]
+    assert refused and all("damaged block" in line for line in refused), lines
+    assert any(line.startswith("frame 5 ") for line in refused) and len(refused) < 12, lines  # the rest still show
