@@ -167,3 +167,22 @@ def test_the_menu_macro_file_is_mario_kart_64s_format(tmp_path):
 
     path = write_menu_macro(tmp_path / "raceway-427.json", 427, laps=2)
     assert Macro.load(path).steps == raceway.menu_macro(427, laps=2).steps
+
+
+def _seat(**kw):
+    base = dict(seat=1, lap=0, lap_fraction=0.1, lateral=-0.3, heading_error=0.0, speed=56.0, off_road=False,
+                finished=False, leading=False, airborne=False, drifting=False, race_frames=600, curve_ahead=0, buttons=0)
+    return raceway.RacewayState(**{**base, **kw})
+
+
+def test_the_expert_brakes_for_a_hairpin_it_was_told_about_and_steers_to_its_lane():
+    from kartstudio.raceway.expert import RacewayExpert
+
+    expert = RacewayExpert(seat=1)
+    first = expert.act(_seat(curve_ahead=0, speed=50.0))  # on a straight in its lane: full gas
+    assert first.a and not first.b and first.x == 0
+    pads = [expert.act(_seat(curve_ahead=127)) for _ in range(20)]  # a hairpin 3000 units ahead
+    assert pads[-1].b and not pads[-1].a  # too fast to slow down for it in time: brakes now
+    # right of its lane (seat 1 keeps left of the centre line): steers left
+    assert RacewayExpert(seat=1).act(_seat(lateral=0.3)).x < 0 < RacewayExpert(seat=2).act(_seat(seat=2, lateral=-0.3)).x
+    assert RacewayExpert(seat=1).act(_seat(finished=True)) == NEUTRAL
