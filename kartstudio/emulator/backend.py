@@ -102,6 +102,7 @@ class EmulatorBackend(GameBackend):
         self._handed: int | None = None  # the number of the last frame handed on
         self.stale_grabs = 0  # grabs not handed on because the game had not advanced (free-run)
         self.state_reader = None  # raceway.StateReader when the game reports its state (Raceway)
+        self._seats_together = True  # every seat was at the same poll count at the last frame (_catch_up_seats)
 
     # -- life cycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -337,6 +338,8 @@ class EmulatorBackend(GameBackend):
         self._watch_picture(image, timestamp)
         # Reports that arrived by now are polls the game made before this picture was taken.
         self._remember(self.client.polls(sync=True))  # every poll made before the capture
+        if not self.lockstep:
+            self._catch_up_seats()
         self._count_polls()
         inputs = {seat: self._last_read[seat].state for seat in self.seats if seat in self._last_read}
         first = self._last_read.get(self.seats[0])
@@ -354,6 +357,25 @@ class EmulatorBackend(GameBackend):
             return None
         self._handed = number
         return Frame(number=number, timestamp=timestamp, image=image, inputs=inputs or None, game_state=game_state)
+
+    def _catch_up_seats(self) -> None:
+        """The game reads all pads in one go, but the plugin reports them one by one: a grab between two
+        reports finds a seat one poll behind the others (about 1 frame in 1000 here), and its label would
+        be the poll before. The missing report is microseconds away: wait for it (5 ms at most), where
+        every seat was polled as often as the others until now (a game that polls a seat less often
+        is not waited for)."""
+        reads = [self._last_read.get(seat) for seat in self.seats]
+        if not self._seats_together or any(r is None for r in reads):
+            return
+        deadline = time.monotonic() + 0.005
+        while time.monotonic() < deadline:
+            polls = [self._last_read[seat].poll for seat in self.seats]
+            if min(polls) != max(polls) - 1:
+                break
+            time.sleep(0.0002)
+            self._remember(self.client.polls(sync=True))
+        polls = [self._last_read[seat].poll for seat in self.seats]
+        self._seats_together = min(polls) == max(polls)
 
     def _watch_picture(self, image, now: float) -> None:
         """Say when the picture stays one colour (a black window with a green 'running' helps nobody)."""
