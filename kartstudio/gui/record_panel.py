@@ -100,7 +100,8 @@ class SeatPanel(QtWidgets.QGroupBox):
             # default: seat 1 the keyboard (last pad), seat 2 the first gamepad if any, else nobody
             pads = [i for i, c in enumerate(self._choices) if c.pad is not None]
             keyboard = next((i for i, c in enumerate(self._choices) if c.pad is self.game.keyboard), 0)
-            gamepads = [i for i in pads if i != keyboard]
+            # only pads plugged in now: one seen earlier and unplugged would pause the recording
+            gamepads = [i for i in pads if i != keyboard and getattr(self._choices[i].pad, "connected", True)]
             if self.seat == 1:
                 index = gamepads[0] if gamepads else keyboard
             else:

@@ -180,8 +180,10 @@ class VersusTab(QtWidgets.QWidget):
             elif paired is not None and paired in pads:
                 index = pads.index(paired)
             else:
-                # no pairing: you (seat 2) take the first gamepad, the keyboard if none; takeover: the other one
-                index = 0 if not default_last else (len(pads) - 1 if len(pads) > 1 else 0)
+                # no pairing: you (seat 2) take the first gamepad plugged in, the keyboard if none; the takeover
+                # the keyboard (the last pad)
+                plugged = [i for i, pad in enumerate(pads) if getattr(pad, "connected", True)]
+                index = (plugged[0] if plugged else 0) if not default_last else len(pads) - 1
             box.setCurrentIndex(index)
             self._defaults[seat] = pads[index] if pads else None
             box.blockSignals(False)
