@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("KARTSTUDIO_CONFIG_DIR", tempfile.mkdtemp(prefix="ks-layout-config-"))
 os.environ.setdefault("KARTSTUDIO_DATA_DIR", tempfile.mkdtemp(prefix="ks-layout-data-"))
