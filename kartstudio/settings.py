@@ -17,7 +17,7 @@ from kartstudio.configfile import need, read_json_config
 from kartstudio.errors import KartStudioError
 
 SETTINGS_FILE = "settings.json"
-GAME_SOURCES = ("practice", "mk64")
+GAME_SOURCES = ("practice", "mk64", "raceway")  # raceway: KartStudio Raceway, built from source
 FRAME_CODECS = ("lossless", "jpeg")  # kartstudio.session.CODECS (not imported: it pulls in h5py)  # the practice track (CarRacing) or Mario Kart 64 in mupen64plus
 # mupen64plus video plugins that render under Mesa software GL here (docs: reference facts).
 # "auto": the plugin that draws the ROM's game (kartstudio.emulator.launcher.video_for).
@@ -48,6 +48,7 @@ class Settings:
     storage_size: tuple[int, int] = (120, 320)  # (height, width) of each stored seat frame
     data_folder: str = field(default_factory=lambda: str(paths.data_dir()))
     practice_seed: int = 7
+    raceway_track: int = 0  # the KartStudio Raceway track (0-999) the menu macro races on
     # how recorded frames are stored: "lossless" (gzip) or "jpeg" (about 3x smaller; kartstudio.session.CODECS)
     frames_codec: str = "lossless"
     jpeg_quality: int = 90
@@ -83,6 +84,8 @@ class Settings:
         for name in USER_PATHS:  # '~nosuchuser/x' would stop every later start
             if getattr(self, name):
                 paths.user_path(getattr(self, name), USER_PATHS[name], SettingsError)
+        if type(self.raceway_track) is not int or not 0 <= self.raceway_track <= 999:
+            raise SettingsError(f"Raceway track {self.raceway_track!r} is out of range; choose a number 0..999")
         if self.frames_codec not in FRAME_CODECS:
             raise SettingsError(f"frames codec {self.frames_codec!r} is unknown; choose one of {', '.join(FRAME_CODECS)}")
         if not 1 <= int(self.jpeg_quality) <= 100:
@@ -139,6 +142,8 @@ def _checked_values(data) -> dict:
             value = tuple(value)
         elif name == "practice_seed":
             need(type(value) is int, f"practice_seed is {value!r}; expected a whole number")
+        elif name == "raceway_track":
+            need(type(value) is int and 0 <= value <= 999, f"raceway_track is {value!r}; expected a whole number 0..999")
         elif name == "jpeg_quality":
             need(type(value) is int and 1 <= value <= 100, f"jpeg_quality is {value!r}; expected a whole number 1..100")
         else:

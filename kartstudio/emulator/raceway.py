@@ -136,6 +136,16 @@ def rom_path() -> Path:
     return build_rom()
 
 
+def built_rom() -> Path | None:
+    """The ROM of this source if it is built already (rom_path() returns it at once), else None:
+    the app builds it off its UI thread when it is not."""
+    try:
+        out = Path(tempfile.gettempdir()) / "kartstudio-raceway" / f"kartstudio-raceway-{source_digest()}.z64"
+    except KartStudioError:
+        return None
+    return out if out.is_file() and out.stat().st_size == ROM_SIZE else None
+
+
 def build_rom(out_path: str | Path | None = None) -> Path:
     """Builds the ROM from source and returns its path. out_path: a file, or a folder (the file is
     then named by the source's hash and only rebuilt when the source changes); default: a folder in

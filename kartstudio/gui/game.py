@@ -12,12 +12,13 @@ from typing import Callable
 from PyQt6 import QtCore
 
 from kartstudio.errors import KartStudioError
-from kartstudio.drivers import ExpertDriver, NeutralDriver, PadDriver
+from kartstudio.drivers import ExpertDriver, NeutralDriver, PadDriver, RacewayExpertDriver
 from kartstudio.gui.keyboard import QtKeyboardPad
 from kartstudio.play import GameLoop
 from kartstudio.settings import Settings
 
-SOURCE_LABELS = {"practice": "Practice track (CarRacing)", "mk64": "Mario Kart 64 (mupen64plus)"}
+SOURCE_LABELS = {"practice": "Practice track (CarRacing)", "mk64": "Mario Kart 64 (mupen64plus)",
+                 "raceway": "KartStudio Raceway (N64)"}  # raceway: our own game, built from source
 
 
 @dataclass
@@ -52,6 +53,7 @@ class GameController(QtCore.QObject):
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._watch)
         self._pad_changes = 0
+        self._build = None  # the Raceway ROM being built off the UI thread (a Future), then the game starts
         self._pads_timer = QtCore.QTimer(self)
         self._pads_timer.setInterval(200)
         self._pads_timer.timeout.connect(self._watch_pads)
@@ -71,6 +73,13 @@ class GameController(QtCore.QObject):
         """Why `source` cannot start now ("" if it can)."""
         if source == "practice":
             return ""
+        if source == "raceway":  # built from source on first use: only the cross compiler can be missing
+            from kartstudio.emulator import raceway
+
+            missing = raceway.toolchain_missing() if raceway.built_rom() is None else []
+            return (f"KartStudio Raceway is built from source on first use and needs the MIPS cross compiler "
+                    f"({', '.join(missing)} not found): sudo apt-get install gcc-mips-linux-gnu "
+                    "binutils-mips-linux-gnu") if missing else ""
         if not settings.rom_path:
             return ("No Mario Kart 64 ROM is set. Choose your own cartridge dump (.z64, .v64 or .n64) with "
                     "'Choose ROM…'; the practice track works without it.")
@@ -92,11 +101,21 @@ class GameController(QtCore.QObject):
 
         from kartstudio.emulator.rom import require_game_rom
 
+        video = "" if s.video_plugin == "auto" else s.video_plugin  # "": the plugin that draws this game
+        if source == "raceway":
+            from kartstudio.emulator import raceway
+            from kartstudio.raceway.game import raceway_backend
+
+            self.rom = require_game_rom(raceway.rom_path())  # built already by start(), off the UI thread
+            self._game = self.rom.game
+            # Free-run at full speed, as a person plays; the macro takes the game to a 2P race on the track.
+            return raceway_backend(s.raceway_track, rom=self.rom.path, lockstep=False, speed_limit=True,
+                                   fps=float(raceway.FPS), video=video, emulator=s.emulator)
+
         if not s.rom_path:
             raise KartStudioError("no Mario Kart 64 ROM is set; choose it with 'Choose ROM…' or use the practice track")
         self.rom = require_game_rom(s.rom_path)
         self._game = self.rom.game
-        video = "" if s.video_plugin == "auto" else s.video_plugin  # "": the plugin that draws this game
         return EmulatorBackend(rom=s.rom_path, video=video, emulator=s.emulator)
 
     # -- control -----------------------------------------------------------------------------------
@@ -104,11 +123,30 @@ class GameController(QtCore.QObject):
     def running(self) -> bool:
         return self.loop is not None and self.loop.alive
 
+    @property
+    def building(self) -> bool:
+        """The Raceway ROM is being built; the game starts when it is (or says why it cannot)."""
+        return self._build is not None
+
     def start(self, source: str | None = None) -> bool:
         """Start the game on a background thread; False (and failed emitted) if it cannot."""
-        if self.running:
+        if self.running or self.building:
             return True
         self.source = source or self.settings.game_source
+        if self.source == "raceway":
+            from kartstudio.emulator import raceway
+
+            if raceway.built_rom() is None:  # a first build takes seconds: never on the UI thread
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = ThreadPoolExecutor(1, thread_name_prefix="raceway-build")
+                self._build = pool.submit(raceway.rom_path)
+                pool.shutdown(wait=False)
+                self._timer.start()  # _watch starts the game once the ROM is there
+                return True
+        return self._launch()
+
+    def _launch(self) -> bool:
         try:
             self.backend = self.make_backend(self.source)
         except Exception as exc:  # noqa: BLE001 - shown in the window
@@ -124,6 +162,7 @@ class GameController(QtCore.QObject):
         return True
 
     def stop(self, wait: float = 5.0) -> None:
+        self._build = None  # a build under way finishes, but the game is not started
         if self.loop is not None:
             self.loop.stop()
             self.loop.wait(wait)
@@ -131,6 +170,18 @@ class GameController(QtCore.QObject):
         self._watch()
 
     def _watch(self) -> None:
+        build = self._build
+        if build is not None and build.done():
+            self._build = None
+            error = build.exception()
+            if error is not None:
+                from kartstudio.gui.common import describe_error
+
+                self._timer.stop()
+                self.failed.emit(describe_error(error))
+                self.stopped.emit()
+                return
+            self._launch()
         loop = self.loop
         if loop is None:
             return
@@ -195,6 +246,8 @@ class GameController(QtCore.QObject):
             value = getattr(b, attr, None)
             if value:
                 return str(value)
+        if self.source == "raceway":
+            return str(self.settings.raceway_track)  # sessions record the track's number (game raceway)
         # The ROM's game until the backend knows the track (kartstudio-test, not mk64, for the test ROM).
         return f"seed-{self.settings.practice_seed}" if self.source == "practice" else self._game
 
@@ -202,6 +255,8 @@ class GameController(QtCore.QObject):
         """The running game for people: Practice track, MK64, or the ROM's own name."""
         if self.source == "practice":
             return "Practice track"
+        if self.source == "raceway":
+            return f"Raceway track {self.settings.raceway_track}"
         if self._game == "mk64":
             return "MK64"
         return self.rom.name.title() if self.rom is not None and self.rom.name else self._game
@@ -239,5 +294,7 @@ class GameController(QtCore.QObject):
         choices = [DriverChoice(f"pad:{p.guid or id(p)}", p.name, (lambda p=p: PadDriver(p)), p) for p in self.pads()]
         if self.source == "practice":
             choices.append(DriverChoice("expert", "Expert driver (practice track)", ExpertDriver))
+        elif self.source == "raceway":  # reads the game's state channel, never the picture
+            choices.append(DriverChoice("expert", "Expert driver (Raceway)", RacewayExpertDriver))
         choices.append(DriverChoice("nobody", "Nobody (neutral controller)", NeutralDriver))
         return choices

@@ -17,7 +17,8 @@ from kartstudio.settings import Settings, SettingsError, load_settings, save_set
 
 # Settings the running game was started with: a change applies from the next start (said so).
 RESTART_SETTINGS = {"video_plugin": "video plugin", "emulator": "emulator program", "rom_path": "ROM",
-                    "game_source": "game source", "practice_seed": "practice track seed"}
+                    "game_source": "game source", "practice_seed": "practice track seed",
+                    "raceway_track": "Raceway track"}
 SLOW_GAME_POLLS = 55  # below this the game runs visibly slower than full speed (60)
 NO_ROM_TEXT = (
     "No Mario Kart 64 ROM is set, so the practice track is selected: press Start and drive now. "
@@ -153,6 +154,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.source_box.setMinimumContentsLength(16)
         row.addWidget(self.source_box)
+        # KartStudio Raceway's track number: the menu macro races on it (shown for Raceway only).
+        self.track_box = QtWidgets.QSpinBox()
+        self.track_box.setRange(0, 999)
+        self.track_box.setPrefix("track ")
+        self.track_box.setValue(self.settings.raceway_track)
+        self.track_box.setToolTip("KartStudio Raceway track 0-999 (0 the oval, 1-5 named, every other one generated "
+                                  "from its number); the game starts in a 2-player race on it")
+        self.track_box.valueChanged.connect(self._on_track_chosen)
+        row.addWidget(self.track_box)
         self.rom_label = NameLabel()
         row.addWidget(self.rom_label, 1)
         self.rom_button = QtWidgets.QPushButton("Choose ROM…")
@@ -237,9 +247,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self._save_quietly()
         self._refresh_source()
 
+    def _on_track_chosen(self, track: int) -> None:
+        if track != self.settings.raceway_track:
+            self.settings.raceway_track = track
+            self._save_quietly()
+
     def _refresh_source(self) -> None:
         s = self.settings
-        if s.rom_path:
+        raceway = s.game_source == "raceway"
+        self.track_box.setVisible(raceway)
+        if self.track_box.value() != s.raceway_track:  # the Settings dialog sets it too
+            self.track_box.setValue(s.raceway_track)
+        self.rom_button.setVisible(not raceway)  # Raceway needs no file of the user's
+        if raceway:
+            self.rom_label.setText("built from KartStudio's own source: no ROM needed")
+            self.rom_label.setToolTip("")
+        elif s.rom_path:
             name = Path(s.rom_path).name
             self.rom_label.setText(f"ROM: {name}" if s.has_rom else f"ROM: {name} (missing!)")
             self.rom_label.setToolTip(s.rom_path)
@@ -308,7 +331,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- start / stop ------------------------------------------------------------------------------
     def toggle_game(self) -> None:
-        if self.game.running:
+        if self.game.running or self.game.building:  # Stop while Raceway builds: it does not start
             self.stop_game()
         else:
             self.start_game()
@@ -324,6 +347,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if ok:
             self.start_button.setText("■ Stop")
             self.source_box.setEnabled(False)
+            self.track_box.setEnabled(False)
         return ok
 
     def stop_game(self) -> None:
@@ -352,6 +376,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tabs.currentWidget().setFocus()  # the keyboard drives from here on
         self.start_button.setText("■ Stop")
         self.source_box.setEnabled(False)
+        self.track_box.setEnabled(False)
         if self.notice.text() == NO_ROM_TEXT:
             self.notice.clear_message()  # racing now: the no-ROM hint only takes room
         self.record_tab.on_game_started()
@@ -381,6 +406,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_game_stopped(self) -> None:
         self.start_button.setText("▶ Start")
         self.source_box.setEnabled(True)
+        self.track_box.setEnabled(True)
         self.record_tab.on_game_stopped()
         self.versus_tab.on_game_stopped()
 
@@ -395,6 +421,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _refresh_status(self) -> None:
         self._show_config_problems()
         loop = self.game.loop
+        if loop is None and self.game.building:
+            self.status_label.set_status("● building the game…", "KartStudio Raceway is compiled from source "
+                                         "on first use (a few seconds); it starts when it is built")
+            self.status_label.setStyleSheet("color:#b80;font-weight:bold;")
+            return
         if loop is None:
             self.menus_button.setVisible(False)
             self.status_label.set_status("● stopped")
@@ -402,6 +433,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if not self.game.running:
                 self.start_button.setText("▶ Start")
                 self.source_box.setEnabled(True)
+                self.track_box.setEnabled(True)
             return
         st = loop.status
         # The macro knows Mario Kart 64's menus only: not offered for the test ROM.
@@ -420,7 +452,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 if st.polls_per_s < SLOW_GAME_POLLS:
                     colour_warn = True
                     text += " (slow: the video plugin or the CPU holds it back)"
-            if self.game.source == "mk64":
+            if self.game.source in ("mk64", "raceway"):  # the emulator's window
                 place = self.game.window_place()
                 text += f" · pinned at {place[0]},{place[1]}" if place else " · not pinned yet"
                 held = self.game.capture_problem()
@@ -454,7 +486,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._settings_saved(before)
 
     def _settings_saved(self, before: dict) -> None:
-        changed = [what for name, what in RESTART_SETTINGS.items() if getattr(self.settings, name) != before[name]]
+        changed = [what for name, what in RESTART_SETTINGS.items()
+                   if getattr(self.settings, name) != before.get(name, getattr(self.settings, name))]
         self._refresh_source()
         if changed and self.game.running:  # the running game keeps what it was started with
             verb = "takes" if len(changed) == 1 else "take"

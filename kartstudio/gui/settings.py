@@ -68,6 +68,10 @@ class SettingsDialog(QtWidgets.QDialog):
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(settings.practice_seed)
         form.addRow("Practice track seed", self.seed)
+        self.raceway_track = QtWidgets.QSpinBox()
+        self.raceway_track.setRange(0, 999)
+        self.raceway_track.setValue(settings.raceway_track)
+        form.addRow("Raceway track", self.raceway_track)
         v = QtWidgets.QVBoxLayout(self)
         v.addLayout(form)
         v.addWidget(QtWidgets.QLabel(f"Saved in {settings_path()}"))
@@ -113,6 +117,7 @@ class SettingsDialog(QtWidgets.QDialog):
             storage_size=(self.height_box.value(), self.width_box.value()),
             data_folder=self.data[1].text().strip(),
             practice_seed=self.seed.value(),
+            raceway_track=self.raceway_track.value(),
             frames_codec=self.codec.currentText(),
             jpeg_quality=self.quality.value(),
         )
@@ -128,7 +133,7 @@ class SettingsDialog(QtWidgets.QDialog):
             self.notice.show_message(str(exc), "error")
             return
         for name in ("game_source", "rom_path", "emulator", "video_plugin", "storage_size", "data_folder", "practice_seed",
-                     "frames_codec", "jpeg_quality"):
+                     "raceway_track", "frames_codec", "jpeg_quality"):
             setattr(self.settings, name, getattr(new, name))
         self.settings.problem = ""
         self.accept()

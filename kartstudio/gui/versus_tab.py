@@ -240,6 +240,9 @@ class VersusTab(QtWidgets.QWidget):
 
     def _pilot_loaded(self, pilot) -> None:
         loop = self.game.loop
+        if loop is None and self.game.building:  # Raceway's first start builds the ROM: race once it runs
+            QtCore.QTimer.singleShot(200, lambda: self._pilot_loaded(pilot))
+            return
         if loop is None:
             self.notice.show_message("The game stopped while the model was loading; press Race the AI again.", "warning")
             self.start_button.setText("▶ Race the AI")
