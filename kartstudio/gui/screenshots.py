@@ -5,6 +5,12 @@
 It uses a throw-away config and data folder, starts the game, records both seats, trims a range
 in the dataset browser, trains a small model for a few epochs, and races it; each tab is
 captured while it shows live data. With --source mk64, --rom names the ROM (and --video its plugin).
+
+    .venv/bin/python -m kartstudio.gui.screenshots docs/screenshots --scene raceway-versus [--race-model M.keras]
+
+Versus on KartStudio Raceway in the real emulator, the whole 1920x1080 screen (a private Xvfb with
+openbox): the emulator pinned at the top-left, the app beside it, the model on seat 1 (the human-like
+Raceway expert stands in for the person on seat 2).
 """
 
 from __future__ import annotations
@@ -134,6 +140,71 @@ def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0
     return shots
 
 
+RACEWAY_SHOT = "versus-raceway-1920x1080.png"
+
+
+def make_raceway_versus_shot(out: Path, race_model: str = "", track: int = 3, race_s: float = 10.0,
+                             size: tuple[int, int] = (1920, 1080)) -> Path:
+    """The whole screen while a model races on Raceway in mupen64plus; returns the PNG's path.
+    race_model: a .keras file trained on Raceway (bench drive --game raceway); else an untrained network."""
+    import subprocess
+
+    from kartstudio.emulator.xvfb import VirtualDisplay
+
+    home = Path(tempfile.mkdtemp(prefix="kartstudio-shots-"))
+    os.environ["KARTSTUDIO_CONFIG_DIR"] = str(home / "config")
+    os.environ["KARTSTUDIO_DATA_DIR"] = str(home / "data")
+    xvfb = VirtualDisplay(*size)
+    os.environ["DISPLAY"] = xvfb.start()  # the app and the emulator share this screen, as on a desktop
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    wm = subprocess.Popen(["openbox"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # frames and stacking
+    window = None
+    try:
+        from kartstudio.drivers import RacewayExpertDriver
+        from kartstudio.gui.app import make_app
+        from kartstudio.gui.main_window import MainWindow
+        from kartstudio.raceway.expert import raceway_human_profile
+        from kartstudio.settings import Settings
+
+        app = make_app()
+        _spin(app, 1.0)
+        window = MainWindow(Settings(game_source="raceway", raceway_track=track))
+        window.show()
+        vs = window.versus_tab
+        window.tabs.setCurrentWidget(vs)
+        model = window.settings.models_folder / (Path(race_model).name if race_model else "untrained.keras")
+        model.parent.mkdir(parents=True, exist_ok=True)
+        if race_model:
+            shutil.copyfile(race_model, model)
+        else:
+            from kartstudio.model import build_model, save_model
+
+            save_model(build_model("kartstudio"), model)
+        vs.refresh_models()
+        vs.choose_model(model)
+        if not vs.start_versus() or not _spin(app, 180, lambda: vs.racing and vs.activation_frames > 5):
+            raise SystemExit(f"Versus did not start: {window.notice.text() or vs.notice.text()}")
+        window.game.loop.set_driver(2, RacewayExpertDriver(human=raceway_human_profile(), seed=2))
+        reader = window.game.backend.state_reader
+        _spin(app, 60, lambda: reader.latest is not None and reader.latest.phase == "race")
+        _spin(app, race_s)  # into the race: both karts moving, the maps live
+        path = out / RACEWAY_SHOT
+        out.mkdir(parents=True, exist_ok=True)
+        if not app.primaryScreen().grabWindow(0).save(str(path), "PNG"):  # 0: the root window, the whole screen
+            raise SystemExit(f"cannot write {path}")
+        print(f"saved {path}")
+        vs.stop_versus()
+        return path
+    finally:
+        if window is not None:
+            window.game.stop()
+            window.close()
+        wm.terminate()
+        wm.wait(5)
+        xvfb.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="docs/screenshots")
@@ -144,7 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", default="", help="with --source mk64: the video plugin")
     parser.add_argument("--race-model", default="", metavar="FILE.keras",
                         help="race this model in the Versus shot (e.g. the one `bench drive --folder` trained)")
+    parser.add_argument("--scene", choices=("tabs", "raceway-versus"), default="tabs",
+                        help="tabs: every tab (default); raceway-versus: Versus on KartStudio Raceway in the "
+                             "emulator, the whole 1920x1080 screen")
+    parser.add_argument("--track", type=int, default=3, help="with --scene raceway-versus: the Raceway track")
     args = parser.parse_args(argv)
+    if args.scene == "raceway-versus":
+        make_raceway_versus_shot(Path(args.out), args.race_model, args.track)
+        return 0
     make_screenshots(Path(args.out), args.source, args.record_seconds, args.epochs, args.rom, args.video,
                      args.race_model)
     return 0
