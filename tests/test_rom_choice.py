@@ -79,7 +79,7 @@ def test_every_path_in_the_window_refuses_another_game(qtbot, tmp_path):
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)
     shown = [dialog.source.itemText(i) for i in range(dialog.source.count())]
-    assert shown == [SOURCE_LABELS["practice"], SOURCE_LABELS["mk64"]]
+    assert shown == [SOURCE_LABELS["practice"], SOURCE_LABELS["mk64"], SOURCE_LABELS["raceway"]]
     assert dialog.source.currentData() == "mk64"
     dialog.rom[1].setText(str(other))
     dialog.save()
