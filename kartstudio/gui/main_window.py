@@ -21,7 +21,8 @@ RESTART_SETTINGS = {"video_plugin": "video plugin", "emulator": "emulator progra
                     "raceway_track": "Raceway track"}
 SLOW_GAME_POLLS = 55  # below this the game runs visibly slower than full speed (60)
 NO_ROM_TEXT = (
-    "No Mario Kart 64 ROM is set, so the practice track is selected: press Start and drive now. "
+    "No Mario Kart 64 ROM is set, so the practice track is selected: press Start and drive now "
+    "(or choose KartStudio Raceway (N64), our own kart game in the emulator, which needs no ROM either). "
     "To race in Mario Kart 64, click 'Choose ROM…' and pick your own cartridge dump (.z64, .v64 or .n64); "
     "KartStudio never ships one."
 )
