@@ -10,6 +10,7 @@ pytest.importorskip("pytestqt")
 
 from emulator_support import needs_emulator, xdisplay  # noqa: E402,F401 - fixtures
 from kartstudio.controller import ControllerState  # noqa: E402
+from kartstudio.emulator.raceway import toolchain_missing as raceway_toolchain_missing  # noqa: E402
 from kartstudio.pads.base import ScriptedPadSource  # noqa: E402
 from kartstudio.session import open_session  # noqa: E402
 from kartstudio.settings import Settings, SettingsError, load_settings, save_settings  # noqa: E402
@@ -68,6 +69,8 @@ def _recent_states(backend) -> list:
 
 @pytest.mark.emulator
 @needs_emulator
+@pytest.mark.skipif(bool(raceway_toolchain_missing()), reason="the MIPS C compiler is not installed "
+                    "(apt-get install gcc-mips-linux-gnu)")
 def test_raceway_from_the_game_box_records_both_seats_and_races_the_ai(qtbot, xdisplay, monkeypatch, tmp_path):
     from kartstudio.gui.main_window import MainWindow
 
