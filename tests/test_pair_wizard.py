@@ -41,6 +41,7 @@ def test_wizard_pairs_two_seats_refuses_one_pad_twice_and_remembers(qtbot, manag
         qtbot.waitUntil(lambda: wizard.model.seats.get(1) is not None, timeout=2000)
         assert wizard.model.seats[1].name == "Pad A"
         assert "Seat 2: press any button" in wizard.prompt.text()
+        assert wizard.seat_labels[2].text() == "Seat 2: waiting for a button on its pad"
 
         _tap(qtbot, pad_a, START, src["Pad A"])  # the same pad cannot take seat 2 too
         qtbot.waitUntil(lambda: "already drives seat 1" in wizard.notice.text(), timeout=2000)
@@ -101,7 +102,8 @@ def test_wizard_swaps_the_seats_and_clears_one(qtbot, manager):
 
         qtbot.mouseClick(wizard.clear_buttons[1], left)
         assert 1 not in wizard.model.seats and wizard.model.seats[2].name == "Pad A"
-        assert wizard.seat_labels[1].text() == "Seat 1: no pad (keyboard)"
+        # the freed pad is plugged in but drives nothing: the seat's line says so
+        assert wizard.seat_labels[1].text() == "Seat 1: keyboard (1 pad(s) plugged in, not paired)"
         assert not wizard.clear_buttons[1].isEnabled() and wizard.clear_buttons[2].isEnabled()
         assert PairingModel(manager).pad_for(1) is None
 

@@ -105,8 +105,11 @@ class PairWizard(QtWidgets.QDialog):
         missing = self.model.missing()
         for s, label in self.seat_labels.items():
             pairing = self.model.seats.get(s)
-            if pairing is None:
-                label.setText(f"Seat {s}: no pad (keyboard)")
+            if pairing is None and self.model.listening == s:
+                label.setText(f"Seat {s}: waiting for a button on its pad")
+            elif pairing is None:  # a pad plugged in but not paired drives nothing yet: say so
+                free = sum(1 for pad in pads if not any(p.key == pad.key for p in self.model.seats.values()))
+                label.setText(f"Seat {s}: keyboard" + (f" ({free} pad(s) plugged in, not paired)" if free else ""))
             elif s in missing:
                 label.setText(f"Seat {s}: {pairing.name} - not plugged in")
             else:
