@@ -10,7 +10,7 @@ bench/baselines/drive.json (see DEVELOPERS.md). Measurements behind each choice:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from kartstudio.errors import KartStudioError
 
@@ -36,13 +36,13 @@ class Recipe:
         """A kartstudio.training.TrainConfig that trains this recipe (overrides: other TrainConfig fields)."""
         from kartstudio.training.trainer import TrainConfig
 
-        fields = dict(
+        values = dict(
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
             augment=self.augment, val_fraction=self.val_fraction, turn_oversample=self.turn_oversample,
             model=self.model, history=self.history, reaction_s=self.reaction_s, stick_weight=self.stick_weight,
             pace_gas=self.pace_gas, seed=seed,
         )
-        return TrainConfig(**{**fields, **overrides})
+        return TrainConfig(**{**values, **overrides})
 
 
 RECIPES: dict[str, Recipe] = {
@@ -56,9 +56,12 @@ DEFAULT_RECIPE = RECIPES["default"]
 
 
 def recipe(name: str, **changes) -> Recipe:
-    """The named recipe, with some fields changed (an ablation)."""
+    """The named recipe, with some fields changed (an ablation); an unknown field is one line."""
     if name not in RECIPES:
         raise KartStudioError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
+    unknown = set(changes) - {f.name for f in fields(Recipe)}
+    if unknown:
+        raise KartStudioError(f"unknown recipe fields: {', '.join(sorted(unknown))}")
     return replace(RECIPES[name], **changes)
 
 

@@ -193,6 +193,17 @@ class TrainResult:
     stopped_because: str | None = None  # why the run stopped before its end, other than cancel/patience (a NaN loss)
     devices: str = ""  # what it trained on (Placement.describe)
 
+    def figures(self) -> dict:
+        """What a benchmark records of the run (JSON-ready)."""
+        return {
+            "epochs_done": self.epochs_done,
+            "best_epoch": self.best_epoch,
+            "best_loss": None if self.best_loss is None else round(float(self.best_loss), 5),
+            "train_frames": self.train_frames,
+            "val_frames": self.val_frames,
+            "thresholds": self.thresholds,
+        }
+
 
 class Trainer:
     """Trains a driving model on session files; see the module docstring."""
