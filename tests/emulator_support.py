@@ -31,6 +31,20 @@ def missing_for_emulator() -> str | None:
 needs_emulator = pytest.mark.skipif(missing_for_emulator() is not None, reason=str(missing_for_emulator()))
 
 
+def plugin_missing() -> str | None:
+    """Why our input plugin cannot be loaded here (not built: `make -C plugin`), or None."""
+    from kartstudio.emulator.launcher import find_input_plugin
+
+    try:
+        find_input_plugin()
+    except KartStudioError as exc:
+        return str(exc)
+    return None
+
+
+needs_plugin = pytest.mark.skipif(plugin_missing() is not None, reason=str(plugin_missing()))
+
+
 @pytest.fixture(scope="module")
 def xdisplay():
     from kartstudio.emulator.xvfb import VirtualDisplay

@@ -11,24 +11,12 @@ import pytest
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator import testrom
 from kartstudio.emulator.backend import EmulatorBackend
-from kartstudio.emulator.launcher import VIDEO_FOR_TEST_ROM, find_input_plugin
+from kartstudio.emulator.launcher import VIDEO_FOR_TEST_ROM
 from kartstudio.errors import KartStudioError
-from emulator_support import needs_emulator, testrom_path, xdisplay  # noqa: F401 - fixtures
+from emulator_support import needs_emulator, needs_plugin, testrom_path, xdisplay  # noqa: F401 - fixtures
 
 
-def _plugin_missing() -> str | None:
-    try:
-        find_input_plugin()
-    except KartStudioError as exc:
-        return str(exc)
-    return None
-
-
-pytestmark = [
-    pytest.mark.emulator,
-    needs_emulator,
-    pytest.mark.skipif(_plugin_missing() is not None, reason=str(_plugin_missing())),
-]
+pytestmark = [pytest.mark.emulator, needs_emulator, needs_plugin]
 
 P1 = ControllerState(x=40, y=-20, a=True, z=True, c_left=True)
 P2 = ControllerState(x=-80, y=80, b=True, r=True, start=True, dpad_up=True)
@@ -261,7 +249,8 @@ def test_one_frame_per_game_frame_when_the_game_runs_slower_than_the_capture(bac
             t.join()
     numbers = [n for n, *_ in frames]
     assert numbers == sorted(set(numbers)), numbers  # never the same game frame twice
-    assert len(frames) < 0.8 * 3.0 * backend.fps  # the game really ran slower than the capture
+    # the game really ran slower than the capture (choked 5/8 of the time; sleeps overshoot under load)
+    assert len(frames) < 0.9 * 3.0 * backend.fps
     assert backend.stale_grabs > stale  # grabs in which the game had not advanced were left out
     label = {n & 0xFF: state for n, state, _, _ in frames}
     checked = [(label[counter], shown) for _, _, shown, counter in frames if counter in label]

@@ -3,7 +3,6 @@ the real mupen64plus under Xvfb with our input plugin, driven through the plugin
 through its state channel (a joybus command to port 4 that the plugin forwards; never on screen)."""
 
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator import raceway, testrom
 from kartstudio.emulator.rom import check_rom
-from emulator_support import missing_for_emulator, xdisplay  # noqa: F401 - fixture
+from emulator_support import missing_for_emulator, needs_plugin, xdisplay  # noqa: F401 - fixture
 
 needs_compiler = pytest.mark.skipif(
     bool(raceway.toolchain_missing()),
@@ -19,22 +18,11 @@ needs_compiler = pytest.mark.skipif(
 )
 
 
-def _plugin_missing() -> str | None:
-    from kartstudio.emulator.launcher import find_input_plugin
-    from kartstudio.errors import KartStudioError
-
-    try:
-        find_input_plugin()
-    except KartStudioError as exc:
-        return str(exc)
-    return None
-
-
 needs_game = [
     pytest.mark.emulator,
     needs_compiler,
     pytest.mark.skipif(missing_for_emulator() is not None, reason=str(missing_for_emulator())),
-    pytest.mark.skipif(_plugin_missing() is not None, reason=str(_plugin_missing())),
+    needs_plugin,
 ]
 
 

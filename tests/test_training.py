@@ -298,18 +298,18 @@ def test_train_cli(sessions, tmp_path, capsys):
     assert "epoch 1/1" in text.err and f"-> {out}" in text.out
     assert out.is_file()
 
-    assert main(["train", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
+    assert main(["train", str(tmp_path / "nowhere"), "-o", str(tmp_path / "other.keras")]) == 2
     assert "nowhere: no such file or folder" in capsys.readouterr().err
 
     bad = tmp_path / "corrupt.h5"
     bad.write_bytes(b"garbage")
-    assert main(["train", str(sessions[0]), str(bad), "-o", str(out)]) == 2
+    assert main(["train", str(sessions[0]), str(bad), "-o", str(tmp_path / "other.keras")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corrupt.h5" in err[0]
 
     inp = keras.Input((66, 200, 1))
     keras.Model(inp, keras.layers.Dense(5)(keras.layers.Flatten()(inp))).save(tmp_path / "gray.keras")
-    assert main(["train", str(sessions[0]), "-o", str(out), "--init", str(tmp_path / "gray.keras")]) == 2
+    assert main(["train", str(sessions[0]), "-o", str(tmp_path / "other.keras"), "--init", str(tmp_path / "gray.keras")]) == 2
     assert "gray.keras: its input" in capsys.readouterr().err
 
 

@@ -101,7 +101,7 @@ def test_a_frame_that_does_not_decompress_mid_training_is_named(tmp_path, capsys
         f.write(b"\0" * size)
     assert main(["train", str(path), "-o", str(tmp_path / "m.keras"), "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"{path} is damaged: frame 30 does not decompress") and len(err.splitlines()) == 1, err
+    assert err.endswith(f"{path} is damaged: frame 30 does not decompress: re-record or delete it") and len(err.splitlines()) == 1, err
     assert not (tmp_path / "m.checkpoints").exists()
 
 
