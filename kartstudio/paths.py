@@ -109,3 +109,22 @@ def write_json(path: str | os.PathLike, data, indent: int = 2) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def checkpoint_dir(model: str | os.PathLike) -> Path:
+    """Where a training run keeps its checkpoints and state.json, by default: next to its model."""
+    return Path(model).with_suffix(".checkpoints")
+
+
+def run_finished(model: str | os.PathLike) -> bool | None:
+    """Whether the training run that wrote `model` went to its end (False: cancelled or stopped by a
+    fault), from its checkpoint folder's state.json; None when that is not known (an imported model,
+    a run of an older KartStudio, a folder moved away). Read without TensorFlow: the app asks."""
+    import json
+
+    state = checkpoint_dir(model) / "state.json"
+    try:
+        value = json.loads(state.read_text()).get("finished") if state.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None

@@ -1,5 +1,7 @@
 """The Training tab with the real Trainer (TensorFlow) on a tiny set: live points, cancel, errors."""
 
+import os
+
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -86,6 +88,15 @@ def test_cancel_stops_training_and_keeps_the_window_usable(window, qtbot):
         signal.emit(str(models / name))
     assert versus.model_box.findText("cancelled.keras") >= 0
     assert versus.model_box.currentText() == "finished.keras"
+    if kept:  # the next start of the app knows it too, from the run's state.json
+        from kartstudio.paths import run_finished
+
+        assert run_finished(tab.model_path) is False
+        os.utime(tab.model_path)  # the newest model of all
+        versus._known_models.clear()  # as at a new start
+        versus.refresh_models()
+        assert versus.model_box.findText(tab.model_path.name) >= 0
+        assert versus.model_box.currentText() != tab.model_path.name
 
 
 def test_training_errors_are_shown_in_the_tab(window, qtbot):

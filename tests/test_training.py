@@ -270,11 +270,15 @@ def test_cancel_stops_within_a_batch_and_resume_continues(sessions, tmp_path):
     state = json.loads((ckpt / "state.json").read_text())
     assert state["epochs_done"] == 1  # the last checkpoint is the last whole epoch
     assert result.model_path.is_file()
+    from kartstudio.paths import run_finished
+
+    assert run_finished(result.model_path) is False  # the app never preselects it
     weights_epoch1 = [np.asarray(v) for v in load_model(ckpt / "last.keras").weights]
 
     resumed = Trainer(TrainConfig(epochs=3, batch_size=32, seed=1, resume=True))
     result2 = resumed.fit(sessions, tmp_path / "m.keras")
     assert result2.epochs_done == 3 and not result2.cancelled
+    assert run_finished(result2.model_path) is True
     assert [h["epoch"] for h in result2.history] == [1, 2, 3]
     weights_after = [np.asarray(v) for v in load_model(ckpt / "last.keras").weights]
     assert any(not np.array_equal(a, b) for a, b in zip(weights_epoch1, weights_after))

@@ -17,6 +17,7 @@ from kartstudio.gui.common import TIP, ImageView, Notice, describe_error, missin
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
 from kartstudio.gui.workers import BackgroundTask
+from kartstudio.paths import run_finished
 from kartstudio.session import SessionMeta
 from kartstudio.versus import AI_SEAT, HUMAN_SEAT, Versus  # noqa: F401 - seats re-exported
 REFRESH_MS = 33
@@ -141,6 +142,7 @@ class VersusTab(QtWidgets.QWidget):
             self.model_box.setItemData(self.model_box.count() - 1, str(path), TIP)
         fresh = [str(p) for p in models if str(p) not in self._known_models]
         self._known_models.update(str(p) for p in models)
+        fresh = [p for p in fresh if run_finished(p) is not False]  # a cancelled run's model is listed, not chosen
         if fresh:
             current = fresh[0]  # the newest new model
         if current and self.model_box.findData(current) < 0 and Path(current).exists():

@@ -51,6 +51,7 @@ from kartstudio.model import (
     set_input_spec,
     tf,
 )
+from kartstudio.paths import checkpoint_dir
 from kartstudio.session import find_sessions, open_session
 from kartstudio.training.dataset import (
     CACHE_MB,
@@ -250,7 +251,7 @@ class Trainer:
             raise KartStudioError(f"{output}: the model file must end in .keras")
         if output.exists() and not output.is_file():
             raise KartStudioError(f"{output} exists and is not a model file; choose another output name")
-        ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else output.with_suffix(".checkpoints")
+        ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else checkpoint_dir(output)
         task = cluster_task()  # checked before anything waits or trains
         with ExitStack() as locks:
             if task is None or task.chief:
@@ -547,6 +548,9 @@ class Trainer:
                     f"cannot write {output} ({exc.strerror or exc}); the best model is kept in {ckpt / 'best.keras'}"
                 ) from None
             model_path = output
+            # whether the run went to its end: the app never preselects a cancelled run's model
+            state["finished"] = not self._cancel.is_set() and stopped_because is None
+            _write_json(ckpt / "state.json", state)
         return TrainResult(
             model_path=model_path,
             checkpoint_dir=ckpt,
