@@ -68,13 +68,9 @@ class PadDriver(_Driver):
         return sample() if callable(sample) else self.pad.last
 
 
-class ExpertDriver(_Driver):
-    """The practice track's scripted expert (reads the track geometry, so it needs a PracticeBackend).
-
-    human: drive through a HumanProfile (reaction time, thumb lag, noise) like a person would,
-    seeded per seat."""
-
-    name = "Expert driver"
+class _ScriptedExperts(_Driver):
+    """A scripted expert per seat, made on first use, driving through a human-like profile (reaction
+    time, thumb lag, noise; seeded per seat) when `human` is given."""
 
     def __init__(self, params=None, human=None, fps: float = 25.0, seed: int = 0) -> None:
         super().__init__()
@@ -83,6 +79,28 @@ class ExpertDriver(_Driver):
         self.fps = fps
         self.seed = seed
         self._experts: dict[int, object] = {}
+
+    def _expert(self, seat: int, make, humanize):
+        """Seat's expert: make(seat) the first time, wrapped by humanize(expert, profile, fps, seed)."""
+        expert = self._experts.get(seat)
+        if expert is None:
+            expert = make(seat)
+            if self.human is not None:
+                expert = humanize(expert, self.human, self.fps, self.seed * 10 + seat)
+            self._experts[seat] = expert
+        return expert
+
+
+class ExpertDriver(_ScriptedExperts):
+    """The practice track's scripted expert (reads the track geometry, so it needs a PracticeBackend).
+
+    human: drive through a HumanProfile (reaction time, thumb lag, noise) like a person would,
+    seeded per seat."""
+
+    name = "Expert driver"
+
+    def __init__(self, params=None, human=None, fps: float = 25.0, seed: int = 0) -> None:
+        super().__init__(params, human, fps, seed)
         self._game = None
 
     def _act(self, game, seat, frame) -> ControllerState:
@@ -92,16 +110,10 @@ class ExpertDriver(_Driver):
 
         if game is not self._game:  # a new game (a new track): new experts
             self._game, self._experts = game, {}
-        expert = self._experts.get(seat)
-        if expert is None:
-            expert = Expert(game, seat, self.params)
-            if self.human is not None:
-                expert = HumanDriver(expert, self.human, self.fps, self.seed * 10 + seat)
-            self._experts[seat] = expert
-        return expert.act()
+        return self._expert(seat, lambda s: Expert(game, s, self.params), HumanDriver).act()
 
 
-class RacewayExpertDriver(_Driver):
+class RacewayExpertDriver(_ScriptedExperts):
     """KartStudio Raceway's scripted expert (kartstudio.raceway.expert): reads the game's state
     channel (Frame.game_state), never the picture; neutral where a frame carries no Raceway state.
 
@@ -111,12 +123,7 @@ class RacewayExpertDriver(_Driver):
     name = "Raceway expert"
 
     def __init__(self, params=None, human=None, fps: float = 60.0, seed: int = 0) -> None:
-        super().__init__()
-        self.params = params
-        self.human = human
-        self.fps = fps
-        self.seed = seed
-        self._experts: dict[int, object] = {}
+        super().__init__(params, human, fps, seed)
 
     def _act(self, game, seat, frame) -> ControllerState:
         from kartstudio.raceway.expert import RacewayExpert, RacewayHuman
@@ -124,13 +131,7 @@ class RacewayExpertDriver(_Driver):
         state = frame.game_state if frame is not None else None
         if state is None or not hasattr(state, "seats"):
             return NEUTRAL
-        expert = self._experts.get(seat)
-        if expert is None:
-            expert = RacewayExpert(seat, self.params)
-            if self.human is not None:
-                expert = RacewayHuman(expert, self.human, self.fps, self.seed * 10 + seat)
-            self._experts[seat] = expert
-        return expert.act(state)
+        return self._expert(seat, lambda s: RacewayExpert(s, self.params), RacewayHuman).act(state)
 
 
 @dataclass
