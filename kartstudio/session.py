@@ -659,15 +659,21 @@ def _jpeg_in_file(frames: h5py.Dataset, i: int, raw, size: int) -> bool:
         return False
 
 
+def _readable_size(raw) -> int:
+    """Bytes HDF5 may read of the open file `raw`: its size, or less when its header claims less
+    (HDF5 reads nothing past the end its header states)."""
+    size = os.fstat(raw.fileno()).st_size
+    raw.seek(0)
+    claimed = _claimed_size(raw.read(96))
+    return min(size, claimed) if claimed else size
+
+
 def _whole_jpegs(frames: h5py.Dataset, n: int, path: Path) -> int:
     """How many of the first n JPEG frames of a cut-short file are whole. Their bytes are written in
     order, so the whole ones are a prefix: found by bisection, then checked frame by frame back
     from there (a few frames, in case the order was not quite kept)."""
     with open(path, "rb") as raw:
-        size = os.fstat(raw.fileno()).st_size
-        claimed = _claimed_size(raw.read(96))  # HDF5 reads nothing past the end its header states
-        if claimed:
-            size = min(size, claimed)
+        size = _readable_size(raw)
 
         def whole(i: int) -> bool:
             return _jpeg_in_file(frames, i, raw, size) and _whole_jpeg(frames, i)
@@ -829,7 +835,7 @@ class Session:
         # block of its text attributes may send HDF5 into an endless loop.
         check_self_contained(f, str(self.path), SessionFileError)
         with open(self.path, "rb") as raw:
-            check_heaps_near_start(raw, self._readable_size(raw), str(self.path), SessionFileError)
+            check_heaps_near_start(raw, _readable_size(raw), str(self.path), SessionFileError)
         try:
             fmt = _attr_text(f.attrs, "format", "")
         except SessionFileError:
@@ -993,18 +999,11 @@ class Session:
         except ValueError as exc:
             raise SessionFileError(f"{self.path} is damaged: frame {i} is {exc}") from None
 
-    def _readable_size(self, raw) -> int:
-        """Bytes HDF5 may read of the file: its size, or less when its header claims less."""
-        size = os.fstat(raw.fileno()).st_size
-        raw.seek(0)
-        claimed = _claimed_size(raw.read(96))
-        return min(size, claimed) if claimed else size
-
     def _check_jpeg_heap(self, i: int) -> None:
         """JPEG frame i's bytes are read by HDF5 from a global heap collection, which HDF5 parses
         whole and may loop on forever when damaged: walk it first (h5guard.heap_collection_ok)."""
         with open(self.path, "rb") as raw:
-            if not _jpeg_in_file(self.frames, i, raw, self._readable_size(raw)):
+            if not _jpeg_in_file(self.frames, i, raw, _readable_size(raw)):
                 raise ValueError("has its JPEG bytes in a damaged block of the file")
 
     def _lossless_chunk(self, i: int) -> np.ndarray | None:
