@@ -1,4 +1,4 @@
-"""Core commands: import TensorKart data, inspect session files, benchmark the recorder."""
+"""Core commands: import TensorKart data, inspect and check session files, benchmark the recorder."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ def register(commands, bench) -> None:
     info.add_argument("files", nargs="+", metavar="FILE")
     info.add_argument("--json", action="store_true", help="one JSON object per file, in a list")
     info.set_defaults(func=cmd_info)
+
+    check = commands.add_parser(
+        "check", help="say what a model trained on these sessions will lack (steering, buttons, idle, repeats)",
+        description="Check session files (and folders of them) for what a model trained on them will lack: "
+                    "one-sided or dead steering, buttons never or always pressed, long stretches without gas, "
+                    "repeated frames, too little data for the recipe, mixed whole-screen and seat sessions, "
+                    "and files that do not open. One line per finding, with its figure and what to do.",
+        epilog="exit status: 0 nothing found; 1 findings (warnings: training still runs, but the model will "
+               "lack what they say); 2 a file or folder could not be read (the rest are still checked)")
+    check.add_argument("paths", nargs="+", metavar="SESSION_OR_FOLDER")
+    check.add_argument("--recipe", default="default", metavar="NAME",
+                       help="the training recipe to judge the amount of data by (default: default)")
+    check.add_argument("--json", action="store_true", help="the report as one JSON object")
+    check.set_defaults(func=cmd_check)
 
     rec = bench.add_parser("record", help="two seats from a synthetic 30 fps source through the real recorder")
     rec.add_argument("--seconds", type=POSITIVE, default=60.0)
@@ -179,6 +193,21 @@ def cmd_info(args) -> int:
     for line in failed:
         print(f"kartstudio: error: {line}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def cmd_check(args) -> int:
+    """The data check: 0 nothing found, 1 findings, 2 something could not be read."""
+    from kartstudio.datacheck import check_sessions
+    from kartstudio.training.recipe import recipe
+
+    report = check_sessions(args.paths, recipe=recipe(args.recipe))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, allow_nan=False))
+    else:
+        for finding in report.findings:
+            print(finding.message)
+        print(report.summary())
+    return 2 if report.unreadable else 1 if report.findings else 0
 
 
 def _repeated_frames(session) -> int:
