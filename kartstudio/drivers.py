@@ -182,6 +182,57 @@ def load_pilot(path: str | os.PathLike):
     return pilot
 
 
+def model_layout(pilot) -> str:
+    """What part of the screen `pilot`'s model was trained on: "seat" or "whole" (its Preprocess layer)."""
+    spec = getattr(pilot, "spec", None)
+    return getattr(spec, "layout", "seat") or "seat"
+
+
+def view_problem(pilot, layout) -> str:
+    """Why `pilot` cannot be fed the view it was trained on in a game shown as `layout` (a
+    SeatLayout), "" where it can. The one rule for the Versus tab, eval and the env:
+
+    - a whole-screen model in a 1-player game: the whole screen (what it learnt on);
+    - a seat model in a 2-player game: its seat's half;
+    - a seat model in a 1-player game: its one seat is the whole screen, resized to its size
+      (allowed: "any model" can be watched; see view_note());
+    - a whole-screen model in a 2-player game: refused, never fed both players' halves."""
+    if model_layout(pilot) == "whole" and layout.players > 1:
+        name = os.path.basename(str(getattr(pilot, "name", "") or "this model"))
+        return (f"{name} was trained on the whole screen; race it in 1-player mode (Watch the AI drive), "
+                f"not on a {layout.players}-player split screen")
+    return ""
+
+
+def view_note(pilot, layout) -> str:
+    """What a person should know about the view `pilot` gets in a game shown as `layout` ("" if nothing)."""
+    if model_layout(pilot) == "seat" and layout.players == 1:
+        return ("this model was trained on one seat of the split screen; in 1-player mode it sees the "
+                "whole screen squeezed to a seat's shape, so it may drive worse")
+    return ""
+
+
+def check_view(pilot, layout) -> None:
+    """Raise KartStudioError (view_problem's line) where `pilot` cannot race in a game shown as `layout`."""
+    problem = view_problem(pilot, layout)
+    if problem:
+        raise KartStudioError(problem)
+
+
+def players_for(pilot, players: int | None = None) -> int:
+    """The players of the game a model is scored or raced in (eval, the env): `players` if given
+    (checked: a whole-screen model in a 2-player game is refused), else the model's own layout:
+    1 for a whole-screen model, 2 (its seat of the split screen) for a seat model."""
+    from kartstudio.game import SeatLayout
+
+    if players is None:
+        return 1 if model_layout(pilot) == "whole" else 2
+    if players not in (1, 2):
+        raise KartStudioError(f"players must be 1 or 2, not {players}")
+    check_view(pilot, SeatLayout.whole_screen() if players == 1 else SeatLayout.split_screen())
+    return players
+
+
 class PilotDriver:
     """The trained model driving a seat: one inference per frame on the picture the model file
     says it was trained on (pilot.view: the seat or the whole screen, at its size).
@@ -204,6 +255,8 @@ class PilotDriver:
         self.inference_ms = 0.0
 
     def act(self, game, seat, frame) -> ControllerState:
+        if self.steps == 0:
+            check_view(self.pilot, game.layout)  # never a whole-screen model on both players' halves
         if frame is None:
             screen = getattr(game, "screen", None)  # the practice track can show its first picture
             if not callable(screen):
@@ -244,11 +297,15 @@ class CorrectedDriver:
 
 class TakeoverDriver:
     """A human has taken a seat from the AI: the pad drives, and the AI keeps running on every
-    frame, so its maps and would-be outputs stay live while the human shows it what to do."""
+    frame, so its maps and would-be outputs stay live while the human shows it what to do.
 
-    def __init__(self, pad, pilot_driver: PilotDriver) -> None:
+    release: buttons never handed to the game nor recorded (the override button held down for a
+    hold-to-drive takeover is the person's signal to KartStudio, not a move in the race)."""
+
+    def __init__(self, pad, pilot_driver: PilotDriver, release: tuple[str, ...] = ()) -> None:
         self.pad_driver = PadDriver(pad)
         self.pilot_driver = pilot_driver
+        self.release = {name: False for name in release}
         self.name = f"{pad.name} (takeover)"
         self.label = NEUTRAL
         self.in_effect = False  # the game has read the pad's state (see took_effect())
@@ -257,6 +314,8 @@ class TakeoverDriver:
     def act(self, game, seat, frame) -> ControllerState:
         self.pilot_driver.act(game, seat, frame)
         self.label = self.pad_driver.act(game, seat, frame)
+        if self.release:
+            self.label = replace(self.label, **self.release)
         if not self.in_effect:
             self._handed.append(self.label)
             del self._handed[:-64]  # a game that stopped polling reads the latest state when it resumes

@@ -52,6 +52,16 @@ class SeatLayout:
         half = height // 2
         return cls({1: (0, 0, width, half), 2: (0, half, width, height - half)})
 
+    @classmethod
+    def whole_screen(cls, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> "SeatLayout":
+        """A 1-player game: seat 1 has the whole screen (TensorKart's recordings, a time trial)."""
+        return cls({1: (0, 0, width, height)})
+
+    @property
+    def players(self) -> int:
+        """Players sharing the screen: 1 (seat 1 on the whole screen) or 2 (the split screen)."""
+        return len(self.regions)
+
     def crop(self, image: np.ndarray, seat: int) -> np.ndarray:
         left, top, width, height = self.regions[seat]
         return image[top : top + height, left : left + width]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kartstudio.controller import NEUTRAL, ControllerState
-from kartstudio.emulator.macro import Macro, load_mk64_vs_macro, play
+from kartstudio.emulator.macro import Macro, load_mk64_macro, load_mk64_tt_macro, load_mk64_vs_macro, play
 from kartstudio.errors import KartStudioError
 
 
@@ -16,6 +16,29 @@ def test_the_shipped_mk64_macro_loads_and_ends_at_character_select():
     presses = [s for s in macro.steps if not s.state.is_neutral]
     assert presses and all(s.seat == 1 for s in presses)
     assert "character select" in macro.steps[-1].note
+
+
+def test_the_shipped_time_trial_macro_follows_gym_mupen64plus_and_is_marked_unverified(tmp_path, monkeypatch):
+    """The 1-player macro (a time trial on Luigi Raceway, one kart on the whole screen): each press on
+    the poll gym-mupen64plus's Mario Kart env makes it, one poll long, so presses two polls apart
+    stay two presses; control is handed over at poll 284."""
+    macro = load_mk64_tt_macro()
+    assert macro.verified is False and macro.length == 284
+    pressed, poll = [], 0
+    for states in macro.frames((1,)):
+        state = states[1]
+        if not state.is_neutral:
+            pressed.append((poll, "down" if state.y < 0 else "+".join(state.pressed())))
+        poll += 1
+    assert pressed == [(10, "a"), (80, "a"), (120, "a"), (125, "down"), (130, "a"), (132, "a"), (134, "a"),
+                       (160, "a"), (162, "a"), (202, "a"), (230, "a"), (232, "a")]
+    assert load_mk64_macro(1) == macro and load_mk64_macro(2) == load_mk64_vs_macro()
+    with pytest.raises(KartStudioError, match="1 or 2 players"):
+        load_mk64_macro(4)
+    mine = tmp_path / "tt.json"
+    mine.write_text(json.dumps({"name": "mine", "verified": True, "steps": [{"wait": 3}]}))
+    monkeypatch.setenv("KARTSTUDIO_MK64_TT_MACRO", str(mine))
+    assert load_mk64_tt_macro().verified is True and load_mk64_tt_macro().length == 3
 
 
 def test_steps_expand_to_one_state_per_poll():

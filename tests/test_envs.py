@@ -87,3 +87,35 @@ def test_mario_kart_env_runs_its_boot_macro_then_hands_over(xdisplay, tmp_path):
             assert testrom.decode_screen(obs)[1] == action_to_state(action) == info["read"]
     finally:
         env.close()
+
+
+@pytest.mark.emulator
+@needs_emulator
+def test_a_1_player_mario_kart_env_plays_the_time_trial_macro_and_feeds_a_model_its_own_view(xdisplay, tmp_path):
+    """players=1: reset plays the time-trial macro (a 1-player game: one controller, one kart on the
+    whole screen), and view_for feeds a whole-screen model the whole screen; a 2-player env refuses it."""
+    from kartstudio.drivers import load_pilot
+    from kartstudio.emulator.macro import load_mk64_tt_macro
+    from kartstudio.images import resize
+    from kartstudio.model import build_model, save_model, set_input_spec
+
+    model = build_model("kartstudio")
+    set_input_spec(model, "whole", None)
+    whole = load_pilot(save_model(model, tmp_path / "whole.keras"))
+    rom = testrom.build_test_rom(tmp_path, game_code="NKTE")
+    two = gymnasium.make("KartStudio/MarioKart64-v0", rom=str(rom), display=xdisplay, video=VIDEO_FOR_TEST_ROM)
+    with pytest.raises(KartStudioError, match="trained on the whole screen; race it in 1-player mode"):
+        two.unwrapped.view_for(whole, np.zeros((480, 640, 3), np.uint8))  # refused before anything runs
+    env = gymnasium.make("KartStudio/MarioKart64-v0", rom=str(rom), display=xdisplay, video=VIDEO_FOR_TEST_ROM,
+                         speed_limit=False, players=1)
+    try:
+        obs, info = env.reset()
+        assert info["frame"] == load_mk64_tt_macro().length + 1  # the time trial's polls, then the agent's
+        assert env.unwrapped.backend.seats == (1,)
+        obs, reward, terminated, truncated, info = env.step([30, 0, 1, 0, 0])
+        assert testrom.decode_screen(obs)[1] == ControllerState(x=30, a=True) == info["read"]
+        assert np.array_equal(env.unwrapped.view_for(whole, obs), resize(obs, (240, 320)))
+    finally:
+        env.close()
+    with pytest.raises(KartStudioError, match="seat 2 is not a seat of a 1-player game"):
+        gymnasium.make("KartStudio/MarioKart64-v0", rom=str(rom), players=1, seat=2)

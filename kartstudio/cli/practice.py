@@ -22,6 +22,10 @@ def register(commands, bench) -> None:
     ev.add_argument("--gas", choices=("model", "paced", "threshold"), default="model",
                     help="how the model presses the gas: as its file says (default), paced (on the share of frames "
                          "its probability gives) or at its threshold: compares the two on the same weights")
+    ev.add_argument("--players", type=int, choices=(1, 2), default=None,
+                    help="the game the model drives in: 2 (its seat of the split screen) or 1 (one car on the whole "
+                         "screen); default: 1 for a whole-screen model, 2 for a seat model. A whole-screen model is "
+                         "never fed a 2-player screen")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_eval)
 
@@ -99,7 +103,7 @@ def cmd_eval(args) -> int:
                 raise KartStudioError(f"{args.model} has no button probabilities (a TensorKart-style model): --gas does not apply")
             model.paced = (args.gas == "paced", *model.paced[1:])
             model.name = f"{os.path.basename(args.model)} (gas {args.gas})"
-        report = evaluate_model(model, args.episodes, seed_start, on_episode=on_episode)
+        report = evaluate_model(model, args.episodes, seed_start, on_episode=on_episode, players=args.players)
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 0
 

@@ -25,7 +25,8 @@ from typing import Callable, Iterator, Mapping
 from kartstudio.controller import BUTTON_NAMES, NEUTRAL, ControllerState
 from kartstudio.errors import KartStudioError
 
-MK64_VS_MACRO = "mk64_vs_macro.json"
+MK64_VS_MACRO = "mk64_vs_macro.json"  # 2 players: to the VS character select
+MK64_TT_MACRO = "mk64_tt_macro.json"  # 1 player: a time trial on Luigi Raceway (gym-mupen64plus's timings)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,25 @@ def load_mk64_vs_macro(path: str | Path | None = None) -> Macro:
         return Macro.load(override)
     text = resources.files("kartstudio.resources").joinpath(MK64_VS_MACRO).read_text()
     return Macro.from_dict(json.loads(text), MK64_VS_MACRO)
+
+
+def load_mk64_tt_macro(path: str | Path | None = None) -> Macro:
+    """The boot-to-time-trial macro (a 1-player race, one kart on the whole screen): `path`, else
+    $KARTSTUDIO_MK64_TT_MACRO, else the one in kartstudio/resources (unverified: see its `about`)."""
+    import os
+
+    override = path or os.environ.get("KARTSTUDIO_MK64_TT_MACRO")
+    if override:
+        return Macro.load(override)
+    text = resources.files("kartstudio.resources").joinpath(MK64_TT_MACRO).read_text()
+    return Macro.from_dict(json.loads(text), MK64_TT_MACRO)
+
+
+def load_mk64_macro(players: int = 2, path: str | Path | None = None) -> Macro:
+    """Mario Kart 64's boot macro for a game of `players`: 2 the VS macro, 1 the time-trial macro."""
+    if players not in (1, 2):
+        raise KartStudioError(f"Mario Kart 64's menu macros are for 1 or 2 players, not {players}")
+    return load_mk64_tt_macro(path) if players == 1 else load_mk64_vs_macro(path)
 
 
 def play(macro: Macro, step: Callable[[dict[int, ControllerState]], object], seats: tuple[int, ...] = (1, 2),

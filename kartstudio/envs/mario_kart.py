@@ -2,7 +2,12 @@
 
 Action space as gym-mupen64plus's Mario Kart env: [x, y, A, B, RB] with x, y in -80..80 and the
 buttons 0/1 (a MultiDiscrete starting at -80, -80, 0, 0, 0). Observations: the full 640x480 RGB
-screen (2-player split screen: seat 1 on top).
+screen: the 2-player split screen (seat 1 on top), or with players=1 a 1-player game, one kart on
+the whole screen (Mario Kart 64: a time trial; KartStudio Raceway: its 1-player race).
+
+A trained model is fed its own view of an observation with env.view_for(pilot, observation): its
+seat's half, or the whole screen in a 1-player game; a whole-screen model in a 2-player env is
+refused in one line (kartstudio.drivers.check_view), as in the Versus tab and eval.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from gymnasium import spaces
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator.launcher import HOMEBREW_VIDEO, MK64_VIDEO, VIDEO_FOR_TEST_ROM
 from kartstudio.errors import KartStudioError
-from kartstudio.game import SCREEN_HEIGHT, SCREEN_WIDTH
+from kartstudio.game import SCREEN_HEIGHT, SCREEN_WIDTH, SeatLayout
 
 ACTION_SPACE = spaces.MultiDiscrete(np.array([161, 161, 2, 2, 2]), start=np.array([-80, -80, 0, 0, 0]))
 OBSERVATION_SPACE = spaces.Box(0, 255, (SCREEN_HEIGHT, SCREEN_WIDTH, 3), dtype=np.uint8)
@@ -37,14 +42,19 @@ class _EmulatorEnv(gym.Env):
 
     def __init__(self, rom: str | Path, seat: int = 1, render_mode: str | None = None,
                  display: str | None = None, headless: bool | None = None, step_timeout: float = 5.0,
-                 speed_limit: bool = True, video: str | None = None) -> None:
+                 speed_limit: bool = True, video: str | None = None, players: int = 2) -> None:
         """display: X display (default $DISPLAY; none: a private Xvfb). speed_limit=False runs the
         emulator as fast as it can (each step still waits for exactly one input poll). video: another
-        mupen64plus video plugin than the game's default."""
+        mupen64plus video plugin than the game's default. players: 2 (the split screen) or 1 (one
+        kart, seat 1, on the whole screen)."""
         if render_mode not in (None, "rgb_array"):
             raise KartStudioError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
-        if seat not in (1, 2):
-            raise KartStudioError(f"seat {seat} is not 1 or 2")
+        if players not in (1, 2):
+            raise KartStudioError(f"players must be 1 or 2, not {players}")
+        if seat not in (1, 2) or seat > players:
+            raise KartStudioError(f"seat {seat} is not a seat of a {players}-player game")
+        self.players = players
+        self.layout = SeatLayout.whole_screen() if players == 1 else SeatLayout.split_screen()
         self.action_space = ACTION_SPACE
         self.observation_space = OBSERVATION_SPACE
         self.render_mode = render_mode
@@ -86,7 +96,8 @@ class _EmulatorEnv(gym.Env):
             self.display = self._xvfb.start()
         self.backend = EmulatorBackend(self.rom, video=self.video, display=self.display, lockstep=True,
                                        step_timeout=self.step_timeout, macro=False,
-                                       speed_limit=self.speed_limit)
+                                       speed_limit=self.speed_limit, seats=tuple(range(1, self.players + 1)))
+        self.backend.layout = self.layout
         self.backend.start()
         self._after_boot()
         frame = self._advance(NEUTRAL)
@@ -117,6 +128,15 @@ class _EmulatorEnv(gym.Env):
         read = (frame.inputs or {}).get(self.seat)
         return {"frame": frame.number, "read": read}
 
+    def view_for(self, pilot, observation: np.ndarray) -> np.ndarray:
+        """What a trained model (a kartstudio.pilot.Pilot) is fed from an observation: the view it
+        was trained on, for the agent's seat. KartStudioError for a whole-screen model in a
+        2-player env: make the env with players=1."""
+        from kartstudio.drivers import check_view
+
+        check_view(pilot, self.layout)
+        return pilot.view(np.asarray(observation), self.seat, self.layout)
+
     def render(self):
         if self.render_mode == "rgb_array":
             return self._observation.copy()
@@ -132,7 +152,9 @@ class _EmulatorEnv(gym.Env):
 
 
 class MarioKart64Env(_EmulatorEnv):
-    """Mario Kart 64 through the real emulator; the agent drives `seat` in a 2-player VS race.
+    """Mario Kart 64 through the real emulator; the agent drives `seat` in a 2-player VS race, or
+    with players=1 a 1-player time trial on Luigi Raceway (gym-mupen64plus's menu timings, in
+    kartstudio/resources/mk64_tt_macro.json: not yet checked against the game, see its `about`).
 
     Reward: -1 per step (gym-mupen64plus's time cost). Episode end: the four corner pixels black for
     more than 30 steps (gym-mupen64plus's end-of-race test). Its lap and checkpoint rewards read
@@ -158,10 +180,10 @@ class MarioKart64Env(_EmulatorEnv):
         self._black_steps = 0
 
     def _after_boot(self) -> None:
-        from kartstudio.emulator.macro import load_mk64_vs_macro
+        from kartstudio.emulator.macro import load_mk64_macro
 
         self._black_steps = 0
-        self.backend.play_macro(load_mk64_vs_macro(self.macro_path))
+        self.backend.play_macro(load_mk64_macro(self.players, self.macro_path))
 
     def _reward(self, frame, state) -> float:
         return self.STEP_REWARD
@@ -195,7 +217,8 @@ class TestRomEnv(_EmulatorEnv):
 
 class RacewayEnv(_EmulatorEnv):
     """KartStudio Raceway (our own N64 kart game, built from source): the agent drives `seat` in a
-    2-player race on `track`; the other seat stays on the grid.
+    2-player race on `track`; the other seat stays on the grid. players=1: the game's 1-player race,
+    one kart on the whole screen.
 
     Observation: the full screen, as for Mario Kart 64 (the game's state is never in it). Reward:
     REWARD_PER_LAP x the laps driven this step, read from the game's state channel (backwards is
@@ -225,7 +248,7 @@ class RacewayEnv(_EmulatorEnv):
     def _after_boot(self) -> None:
         from kartstudio.emulator import raceway
 
-        self.backend.play_macro(raceway.menu_macro(self.track, 2, self.laps))
+        self.backend.play_macro(raceway.menu_macro(self.track, self.players, self.laps))
         for seat in self.backend.seats:
             self.backend.set_controller(seat, NEUTRAL)
         for _ in range(raceway.COUNTDOWN_FRAMES):  # the karts cannot move before GO

@@ -42,6 +42,10 @@ BRAKE = 0.8  # below CarRacing's 0.9 wheel-lock threshold
 VIEW_SIZE = (120, 320)  # (height, width) a seat view is drawn at; shown 2x on the 640x240 half
 VIEW_SCALE = 1.6  # pixels per world unit in the drawn view (track: 13.3 units wide -> 21 px)
 CAR_ROW = 108  # the car's row in the drawn view: 108 rows (67 units) of track ahead are visible
+# players=1: one car on the whole screen (a 1-player game, TensorKart's layout): drawn at 240x320,
+# shown 2x on 640x480, same scale, the car as far from the bottom edge (220 rows = 137 units ahead)
+WHOLE_VIEW_SIZE = (240, 320)
+WHOLE_CAR_ROW = WHOLE_VIEW_SIZE[0] - (VIEW_SIZE[0] - CAR_ROW)
 GRASS = (102, 204, 102)
 CAR_COLORS = {1: (204, 0, 0), 2: (0, 60, 220)}  # seat 1 red, seat 2 blue
 WHEEL_COLOR = (0, 0, 0)
@@ -256,7 +260,9 @@ class PracticeBackend(GameBackend):
     """Two CarRacing cars on the same track, shown as Mario Kart's 2-player split screen.
 
     seed: the track (both seats get the same one). seats: (1, 2), or (1,) for one car (the
-    bottom half then stays black). realtime: pace frames at 25 fps on the wall clock (the app);
+    bottom half then stays black). players=1: a 1-player game: one car (seat 1) on the whole
+    screen (layout SeatLayout.whole_screen(), a 240x320 view shown 2x), as a whole-screen model
+    (TensorKart's layout) was trained to see it. realtime: pace frames at 25 fps on the wall clock (the app);
     False runs as fast as the CPU allows (evaluation, benchmarks). restart: when a seat's
     episode ends (lap done, 1000 physics steps, or off the map) it starts a new run on the same
     track; with restart=False the seat's car stops there and next_frame() returns None once every
@@ -275,10 +281,15 @@ class PracticeBackend(GameBackend):
         realtime: bool = True,
         restart: bool = True,
         draw: bool = True,
+        players: int = 2,
     ) -> None:
-        seats = tuple(seats)
+        if players not in (1, 2):
+            raise KartStudioError(f"the practice track has 1 or 2 players, not {players}")
+        seats = (1,) if players == 1 else tuple(seats)
         if not seats or any(s not in (1, 2) for s in seats) or len(set(seats)) != len(seats):
             raise KartStudioError(f"the practice track has seats 1 and 2; got seats {seats}")
+        self.players = players
+        self.layout = SeatLayout.whole_screen() if players == 1 else SeatLayout.split_screen()
         self.seed = int(seed)
         self.seats = seats
         self.realtime = realtime
@@ -298,7 +309,7 @@ class PracticeBackend(GameBackend):
             return
         self._seats = {seat: _Seat(seat, self.seed) for seat in self.seats}
         if self.draw:
-            self._view = SeatView()
+            self._view = self._new_view()
         self._frame_number = 0
         self._next_due = time.monotonic()
         self._running = True
@@ -347,7 +358,8 @@ class PracticeBackend(GameBackend):
 
     # -- what else the practice track offers ----------------------------------------------------
     def screen(self) -> np.ndarray:
-        """The 640x480 split screen as it is now (seat 1 top, seat 2 bottom)."""
+        """The 640x480 screen as it is now: the split screen (seat 1 top, seat 2 bottom), or seat 1
+        on all of it (players=1)."""
         if not self.draw or self._view is None:
             return self._blank
         image = np.zeros((SCREEN_HEIGHT, SCREEN_WIDTH, 3), dtype=np.uint8)
@@ -359,10 +371,13 @@ class PracticeBackend(GameBackend):
         return image
 
     def seat_view(self, seat: int) -> np.ndarray:
-        """One seat's view as drawn (120x320), without the 2x upscale of the split screen."""
+        """One seat's view as drawn (120x320; 240x320 with players=1), without the 2x upscale."""
         if self._view is None:
-            self._view = SeatView()
+            self._view = self._new_view()
         return self._view.draw(self._seat(seat))
+
+    def _new_view(self) -> SeatView:
+        return SeatView(WHOLE_VIEW_SIZE, car_row=WHOLE_CAR_ROW) if self.players == 1 else SeatView()
 
     def _seat(self, seat: int) -> _Seat:
         if seat not in self._seats:

@@ -1,7 +1,10 @@
 """Driving score on the practice track: a driver (the expert or a model) on unseen tracks.
 
 Each episode is one CarRacing run on one seed (one track), seat 1 alone, at the game's frame
-rate but not paced on the wall clock. The score is CarRacing's return (900 is its "solved" mark),
+rate but not paced on the wall clock. The car is shown as the model was trained to see it: a seat
+model on the top half of the split screen (players=2, the default for seat models), a whole-screen
+model in a 1-player game on the whole screen (players=1); a whole-screen model is never scored on
+a split screen (drivers.check_view). The score is CarRacing's return (900 is its "solved" mark),
 with the share of track tiles covered and the time spent with no wheel on the road.
 
     report = evaluate_expert(episodes=20)
@@ -18,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from kartstudio.drivers import Driver, ExpertDriver, PilotDriver, load_pilot
+from kartstudio.drivers import Driver, ExpertDriver, PilotDriver, load_pilot, players_for
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import play
@@ -83,9 +86,11 @@ class EvalReport:
         )
 
 
-def run_episode(seed: int, driver: Driver, draw: bool, on_frame: Callable[[Frame], None] | None = None) -> EpisodeResult:
-    """One run of `driver` on track `seed` (seat 1 alone) until the lap, the time limit or the map edge."""
-    with PracticeBackend(seed=seed, seats=(1,), realtime=False, restart=False, draw=draw) as game:
+def run_episode(seed: int, driver: Driver, draw: bool, on_frame: Callable[[Frame], None] | None = None,
+                players: int = 2) -> EpisodeResult:
+    """One run of `driver` on track `seed` (seat 1 alone) until the lap, the time limit or the map edge.
+    players=2: seat 1's half of the split screen; 1: a 1-player game, the car on the whole screen."""
+    with PracticeBackend(seed=seed, seats=(1,), realtime=False, restart=False, draw=draw, players=players) as game:
         play(game, {1: driver}, None if on_frame is None else (lambda frame, labels: on_frame(frame)))
         return game.results(1)[0]
 
@@ -97,6 +102,7 @@ def evaluate(
     seed_start: int = EVAL_SEED_START,
     draw: bool = True,
     on_episode: Callable[[int, EpisodeResult], None] | None = None,
+    players: int = 2,
 ) -> EvalReport:
     """make_driver: a new kartstudio.drivers Driver per episode (so no state carries over)."""
     if episodes < 1:
@@ -104,11 +110,11 @@ def evaluate(
     t0 = time.perf_counter()
     results = []
     for k in range(episodes):
-        result = run_episode(seed_start + k, make_driver(), draw)
+        result = run_episode(seed_start + k, make_driver(), draw, players=players)
         results.append(result)
         if on_episode is not None:
             on_episode(k, result)
-    return EvalReport(name, results, time.perf_counter() - t0, {"seed_start": seed_start})
+    return EvalReport(name, results, time.perf_counter() - t0, {"seed_start": seed_start, "players": players})
 
 
 def evaluate_expert(episodes: int = 20, seed_start: int = EVAL_SEED_START, params=None, on_episode=None) -> EvalReport:
@@ -116,9 +122,13 @@ def evaluate_expert(episodes: int = 20, seed_start: int = EVAL_SEED_START, param
     return evaluate("expert", lambda: ExpertDriver(params), episodes, seed_start, draw=False, on_episode=on_episode)
 
 
-def evaluate_model(model, episodes: int = 20, seed_start: int = EVAL_SEED_START, on_episode=None) -> EvalReport:
+def evaluate_model(model, episodes: int = 20, seed_start: int = EVAL_SEED_START, on_episode=None,
+                   players: int | None = None) -> EvalReport:
     """model: a .keras path or a loaded kartstudio.pilot.Pilot. A new PilotDriver per episode
-    resets the pilot's frame history on every track."""
+    resets the pilot's frame history on every track. players: see drivers.players_for() (None: the
+    model's own layout decides)."""
     pilot = load_pilot(model) if isinstance(model, (str, os.PathLike)) else model
     name = os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else getattr(pilot, "name", "model")
-    return evaluate(name, lambda: PilotDriver(pilot), episodes, seed_start, draw=True, on_episode=on_episode)
+    players = players_for(pilot, players)
+    return evaluate(name, lambda: PilotDriver(pilot), episodes, seed_start, draw=True, on_episode=on_episode,
+                    players=players)

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from kartstudio.drivers import Driver, PilotDriver, RacewayExpertDriver, load_pilot
+from kartstudio.drivers import Driver, PilotDriver, RacewayExpertDriver, load_pilot, players_for
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import play
@@ -111,8 +111,9 @@ class RacewayReport:
 
 def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str | None = None,
              on_frame: Callable[[Frame, dict], bool | None] | None = None, lockstep: bool = True,
-             limit_s: float | None = None, game=None) -> list[RaceResult]:
-    """One 2-player race on `track`; returns a RaceResult for each seat in `drivers`.
+             limit_s: float | None = None, game=None, players: int = 2) -> list[RaceResult]:
+    """One race on `track` (2-player split screen, or players=1: one kart on the whole screen);
+    returns a RaceResult for each seat in `drivers`.
 
     Ends when every driven seat has finished or at the time limit (game time). on_frame(frame,
     labels) is play()'s hook (a recorder); False from it ends the race there. game: a started
@@ -143,7 +144,7 @@ def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str
     with contextlib.ExitStack() as stack:
         if game is None:
             shown = stack.enter_context(display_for_game(display))
-            game = stack.enter_context(raceway_backend(track, laps, display=shown, lockstep=lockstep))
+            game = stack.enter_context(raceway_backend(track, laps, players, display=shown, lockstep=lockstep))
         play(game, drivers, watch)
     if not last:
         raise KartStudioError(f"the Raceway race on track {track} never started (no race state from the game)")
@@ -157,7 +158,7 @@ def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str
 
 def evaluate(name: str, make_drivers: Callable[[], dict[int, Driver]], tracks: int = 20,
              track_start: int = EVAL_TRACK_START, laps: int = 1, display: str | None = None,
-             on_race: Callable[[int, list[RaceResult]], None] | None = None) -> RacewayReport:
+             on_race: Callable[[int, list[RaceResult]], None] | None = None, players: int = 2) -> RacewayReport:
     """make_drivers: new drivers per race ({seat: Driver}); every driven seat is scored."""
     if tracks < 1:
         raise KartStudioError(f"tracks must be at least 1, got {tracks}")
@@ -167,11 +168,12 @@ def evaluate(name: str, make_drivers: Callable[[], dict[int, Driver]], tracks: i
     races: list[RaceResult] = []
     with display_for_game(display) as shown:
         for k in range(tracks):
-            result = run_race(track_start + k, make_drivers(), laps, shown)
+            result = run_race(track_start + k, make_drivers(), laps, shown, players=players)
             races.extend(result)
             if on_race is not None:
                 on_race(track_start + k, result)
-    return RacewayReport(name, races, time.perf_counter() - t0, {"track_start": track_start, "laps": laps})
+    return RacewayReport(name, races, time.perf_counter() - t0,
+                         {"track_start": track_start, "laps": laps, "players": players})
 
 
 def evaluate_expert(tracks: int = 20, track_start: int = EVAL_TRACK_START, laps: int = 1, seats=(1, 2),
@@ -183,9 +185,13 @@ def evaluate_expert(tracks: int = 20, track_start: int = EVAL_TRACK_START, laps:
 
 
 def evaluate_model(model, tracks: int = 20, track_start: int = EVAL_TRACK_START, laps: int = 1, display=None,
-                   on_race=None) -> RacewayReport:
-    """model: a .keras path or a loaded Pilot, driving seat 1 (the top half: the seat frames it was
-    trained on); seat 2 stays on the grid. A new PilotDriver per race resets its frame history."""
+                   on_race=None, players: int | None = None) -> RacewayReport:
+    """model: a .keras path or a loaded Pilot, driving seat 1: a seat model in a 2-player race (the
+    top half: the seat frames it was trained on; seat 2 stays on the grid), a whole-screen model in
+    the 1-player race (the whole screen); players overrides it (drivers.players_for: a
+    whole-screen model is never raced on a split screen). A new PilotDriver per race resets its
+    frame history."""
     pilot = load_pilot(model) if isinstance(model, (str, os.PathLike)) else model
     name = os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else getattr(pilot, "name", "model")
-    return evaluate(name, lambda: {1: PilotDriver(pilot)}, tracks, track_start, laps, display, on_race)
+    players = players_for(pilot, players)
+    return evaluate(name, lambda: {1: PilotDriver(pilot)}, tracks, track_start, laps, display, on_race, players)

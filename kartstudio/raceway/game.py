@@ -38,12 +38,17 @@ def display_for_game(display: str | None = None):
 
 def raceway_backend(track: int, laps: int = 3, players: int = 2, display: str | None = None, lockstep: bool = True,
                     speed_limit: bool = False, rom=None, **kwargs):
-    """An EmulatorBackend on KartStudio Raceway that boots straight into a race on `track` (not started)."""
+    """An EmulatorBackend on KartStudio Raceway that boots straight into a race on `track` (not started).
+    players=1: the game's 1-player race, one kart on the whole screen (layout SeatLayout.whole_screen())."""
     from kartstudio.emulator import raceway
     from kartstudio.emulator.backend import EmulatorBackend
+    from kartstudio.game import SeatLayout
 
-    return EmulatorBackend(rom or raceway.rom_path(), display=display, macro=raceway.menu_macro(track, players, laps),
-                           lockstep=lockstep, speed_limit=speed_limit, seats=(1, 2) if players == 2 else (1,), **kwargs)
+    backend = EmulatorBackend(rom or raceway.rom_path(), display=display, macro=raceway.menu_macro(track, players, laps),
+                              lockstep=lockstep, speed_limit=speed_limit, seats=(1, 2) if players == 2 else (1,), **kwargs)
+    if players == 1:
+        backend.layout = SeatLayout.whole_screen()
+    return backend
 
 
 def race_meta(seat: int, track: int, driver: str = "", storage_size=DEFAULT_STORAGE_SIZE, laps: int = 3,
