@@ -92,6 +92,13 @@ class DatasetsTab(QtWidgets.QWidget):
         delete.clicked.connect(lambda: self.delete_selected())
         buttons.addWidget(delete)
         lv.addLayout(buttons)
+        from kartstudio.gui.datacheck_panel import DataCheckPanel  # the data check of listed/selected sessions
+
+        self.check_panel = DataCheckPanel(
+            lambda: [row["path"] for row in self.rows],
+            lambda: list(dict.fromkeys(i.data(QtCore.Qt.ItemDataRole.UserRole) for i in self.table.selectedItems())))
+        self.check_panel.session_activated.connect(self.select_path)
+        lv.addWidget(self.check_panel)
         split.addWidget(left)
 
         right = QtWidgets.QWidget()
