@@ -85,8 +85,7 @@ class Recorder:
         self.on_error = on_error
         self.seats: dict[int, SeatRecording] = {}
         for seat, (meta, pad) in seats.items():
-            meta = replace(meta, seat=seat, capture_region=tuple(self.layout.regions[seat]))
-            self.seats[seat] = SeatRecording(seat, meta, pad)
+            self.seats[seat] = SeatRecording(seat, self._seat_meta(seat, meta), pad)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         # _lock: the seats' active flags and labelling, so seats started or stopped in one call
         # start or stop on the same frame. _control: the writer thread's start and end.
@@ -100,8 +99,20 @@ class Recorder:
             rec = self.seats.get(seat)
             if rec is not None and (rec.active or rec.writer is not None):
                 raise RecordingError(f"seat {seat} is still recording; stop it before changing what it records")
-            meta = replace(meta, seat=seat, capture_region=tuple(self.layout.regions[seat]))
-            self.seats[seat] = SeatRecording(seat, meta, pad)
+            self.seats[seat] = SeatRecording(seat, self._seat_meta(seat, meta), pad)
+
+    def _seat_meta(self, seat: int, meta: SessionMeta) -> SessionMeta:
+        """meta with the seat and its capture region. In a 1-player game (one seat on the whole
+        screen) a seat-layout meta becomes a whole-screen session stored at twice a seat's height,
+        so the whole screen is never squeezed into a seat's shape nor mistaken for a seat."""
+        if seat not in self.layout.regions:
+            raise RecordingError(f"seat {seat} is not in this {self.layout.players}-player game; record seat 1, "
+                                 "or start the game with 2 players")
+        meta = replace(meta, seat=seat, capture_region=tuple(self.layout.regions[seat]))
+        if self.layout.players == 1 and meta.layout != "whole":
+            h, w = meta.storage_size
+            meta = replace(meta, layout="whole", storage_size=(2 * h, w))
+        return meta
 
     # -- control ---------------------------------------------------------------------------------
     def start(self, seats: Iterable[int] | None = None, paths: dict[int, Path] | None = None) -> dict[int, Path]:

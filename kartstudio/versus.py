@@ -23,7 +23,6 @@ Qt-free: the Versus tab only shows what this holds and calls take_over() / hand_
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -89,24 +88,16 @@ class Versus:
             return False
         return None
 
-    def _meta(self, pad) -> SessionMeta:
-        """The correction session's meta: in a 1-player game the whole screen (layout "whole", stored
-        at twice a seat's height), so fine-tuning a whole-screen model on it keeps its layout."""
-        meta = self.meta_for(pad)
-        if self.players == 1 and meta.layout != "whole":
-            h, w = meta.storage_size
-            meta = replace(meta, layout="whole", storage_size=(2 * h, w))
-        return meta
-
     def take_over(self, pad, hold: bool = False) -> Path:
         """The human drives the AI's seat with `pad` from the next frame. The correction session
         (returned: its file) starts with the first frame the game read the pad's state for
-        (TakeoverDriver.took_effect): every frame in it is labelled with the human's input.
-        hold: started by holding HOLD_BUTTON (hold_wants): the button is not handed to the game."""
+        (TakeoverDriver.took_effect): every frame in it is labelled with the human's input. In a
+        1-player game it is a whole-screen session (the Recorder makes it one), so fine-tuning a
+        whole-screen model on it keeps its layout. hold: started by holding HOLD_BUTTON (hold_wants): the button is not handed to the game."""
         if self.takeover is not None:
             return self.path
         path = new_session_path(self.folder, f"{self.track}-correction", AI_SEAT)
-        recorder = Recorder(self.folder, {AI_SEAT: (self._meta(pad), pad)}, layout=self.loop.backend.layout)
+        recorder = Recorder(self.folder, {AI_SEAT: (self.meta_for(pad), pad)}, layout=self.loop.backend.layout)
         try:
             recorder.start(paths={AI_SEAT: path})
         except BaseException:
