@@ -1,14 +1,15 @@
-"""Numbers as people read them, shared by the CLI and the GUI."""
+"""Numbers as people read them, shared by the CLI and the GUI. Sizes are binary and say so (KiB, MiB, GiB)."""
 
 MAX_DURATION_S = 366 * 24 * 3600.0  # longer than any recording: a duration beyond it is damage, shown as unknown
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB"):
+    """Bytes in binary units, labelled as such (1 KiB = 1024 bytes): every size KartStudio shows people."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"
+    return f"{n:.1f} TiB"
 
 
 def human_duration(seconds: float | None) -> str:

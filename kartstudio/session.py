@@ -515,6 +515,18 @@ class SessionWriter:
         self.pad_timestamps[m:] = [s.timestamp for s in samples]
         self.pad_states[m:] = np.stack([s.state.to_row() for s in samples])
 
+    def update_meta(self, clock_offset: float | None = None, **fields) -> None:
+        """Change meta fields after frames were written (an import knows its frame rate and its skipped
+        rows only at the end); the attributes are rewritten at once. clock_offset: Unix time minus the
+        timestamps' clock (an import timed by its files' times sets the real one)."""
+        for name, value in fields.items():
+            if not hasattr(self.meta, name):
+                raise AttributeError(f"SessionMeta has no field {name!r}")
+            setattr(self.meta, name, value)
+        self._file.attrs.update(self.meta.to_attrs())
+        if clock_offset is not None:
+            self._file.attrs["clock_offset"] = float(clock_offset)
+
     def flush(self) -> None:
         self._file.flush()
 
@@ -1154,6 +1166,25 @@ def set_excluded(path: str | os.PathLike, ranges: Iterable[tuple[int, int]]) -> 
         ds.resize(len(rows), axis=0)
         if rows:
             ds[:] = np.asarray(rows, dtype=np.int64)
+
+
+GAP_FACTOR = 1.5  # a step in frame numbers over 1.5x the session's usual step is a gap (frames not recorded)
+
+
+def frame_gaps(numbers) -> np.ndarray:
+    """True for each frame that follows a gap: its frame number is more than GAP_FACTOR times the
+    session's usual step (the median of its forward steps) past the previous frame's, or behind it
+    (numbering restarts: another recording). Rows removed from a TensorKart CSV, a cut between two
+    recordings, frames a recorder did not keep. Training never stacks frame history across a gap."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    gaps = np.zeros(len(numbers), dtype=bool)
+    if len(numbers) < 2:
+        return gaps
+    steps = np.diff(numbers)
+    forward = steps[steps > 0]
+    usual = float(np.median(forward)) if len(forward) else 1.0
+    gaps[1:] = (steps > GAP_FACTOR * usual) | (steps < 0)
+    return gaps
 
 
 def find_sessions(paths: Iterable[str | os.PathLike]) -> list[Path]:

@@ -19,14 +19,15 @@ from test_training import _read_all  # the same reader as the single-frame tests
 SMALL = (60, 160)  # stored seat size: the dataset resizes it to 66x200 like any other
 
 
-def _numbered_session(path, frames: int):
-    """Frame i: left half i, right half 200 - i (so a mirror shows), steering i / frames."""
+def _numbered_session(path, frames: int, numbers=None):
+    """Frame i: left half i, right half 200 - i (so a mirror shows), steering i / frames; frame
+    number i (or numbers[i])."""
     meta = SessionMeta(game="synthetic", track="numbered", storage_size=SMALL, source="test", fps=30.0)
     with SessionWriter(path, meta) as w:
         for i in range(frames):
             image = np.empty((*SMALL, 3), np.uint8)
             image[:, : SMALL[1] // 2], image[:, SMALL[1] // 2 :] = i, 200 - i
-            w.append(image, ControllerState(x=80 * i / frames, a=True), i / 30.0, i)
+            w.append(image, ControllerState(x=80 * i / frames, a=True), i / 30.0, i if numbers is None else numbers[i])
     return path
 
 
@@ -63,6 +64,17 @@ def test_a_sample_is_its_frame_and_the_two_before_oldest_first(tmp_path):
         assert _frame_numbers(_read_all(one)[0]).ravel().tolist() == one.index.frame_ids.tolist()
     with pytest.raises(KartStudioError, match="frame history"):
         SessionDataset([path], history=0)
+
+
+def test_history_never_stacks_across_a_gap_in_the_frame_numbers(tmp_path):
+    """Rows img_30..img_35 removed from a TensorKart CSV: frame 29 -> 36 is a gap, so the frame after
+    it starts its stretch as a session does (its own picture for the frames it lacks)."""
+    numbers = [n for n in range(26, 46) if not 30 <= n <= 35]  # 26..29, 36..45: 14 frames
+    path = _numbered_session(tmp_path / "gap.h5", len(numbers), numbers)
+    with SessionDataset([path], batch_size=8, shuffle=False, history=3) as ds:
+        shown = _frame_numbers(_read_all(ds)[0])  # pictures are indices: 3 is number 29, 4 is number 36
+    assert shown[:6].tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [4, 4, 4], [4, 4, 5]]
+    assert shown[13].tolist() == [11, 12, 13]
 
 
 def test_mirror_flips_every_frame_of_a_sample_and_jitter_is_drawn_once(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kartstudio.bench import machine
+from kartstudio.errors import KartStudioError
 
 
 def make_recording(folder: Path, frames: int, size: tuple[int, int] = (600, 800)) -> float:
@@ -37,10 +38,15 @@ def make_recording(folder: Path, frames: int, size: tuple[int, int] = (600, 800)
 
 def bench_import(frames: int = 400, images: Path | None = None, codec: str = "lossless", folder: Path | None = None) -> dict:
     from kartstudio.images import image_size
-    from kartstudio.importers import _workers, import_tensorkart_folders
+    from kartstudio.importers import _workers, import_tensorkart_folder
 
     own = folder is None
     work = Path(tempfile.mkdtemp(prefix="kartstudio-bench-import-")) if own else folder
+    if not own:
+        try:
+            work.mkdir(parents=True, exist_ok=True)  # --folder NEW: made, as `bench record` does
+        except OSError as exc:
+            raise KartStudioError(f"--folder {work}: cannot create it ({exc.strerror or exc}); choose another") from None
     try:
         if images is None:
             recording = work / "recording"
@@ -57,7 +63,7 @@ def bench_import(frames: int = 400, images: Path | None = None, codec: str = "lo
         out.unlink(missing_ok=True)
         start = time.perf_counter()
         cpu0 = time.process_time()
-        report = import_tensorkart_folders([recording], out, skip_bad=True, codec=codec)
+        report = import_tensorkart_folder(recording, out, skip_bad=True, codec=codec)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu0
         return {

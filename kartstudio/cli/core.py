@@ -11,14 +11,19 @@ from kartstudio.cli.args import POSITIVE, number
 def register(commands, bench) -> None:
     imp = commands.add_parser("import", help="import TensorKart recordings into session files")
     kinds = imp.add_subparsers(dest="kind", metavar="KIND", required=True)
-    tk = kinds.add_parser("tensorkart", help="TensorKart record.py folders (PNG screenshots + data.csv)")
+    tk = kinds.add_parser("tensorkart", help="TensorKart recording folders (PNG screenshots + data.csv or joystick.csv), "
+                                             "one session each")
     tk.add_argument("folders", nargs="+", metavar="DIR")
-    tk.add_argument("-o", "--output", required=True, metavar="OUT.h5")
+    tk.add_argument("-o", "--output", required=True, metavar="OUT.h5|FOLDER",
+                    help="the session file for one recording folder; for several, a folder (made if missing) "
+                         "that gets one <folder name>.h5 per recording")
     tk.add_argument("--seat", type=int, choices=(1, 2), default=None,
                     help="keep this half of a two-player split screen (default: the whole screen; "
                          "half-height frames are one seat as they are)")
     tk.add_argument("--skip-bad", action="store_true", help="skip bad rows and missing images (counted)")
-    tk.add_argument("--fps", type=float, default=5.0, help="frames per second recorded (default 5: record.py's 200 ms)")
+    tk.add_argument("--fps", type=float, default=None,
+                    help="samples per second recorded (default: the 2013 layout's 2; record.py folders: their image "
+                         "files' times when plausible, else about 4, record.py's usual rate)")
     _codec_arguments(tk)
     tk.set_defaults(func=cmd_import_tensorkart)
     npy = kinds.add_parser("npy", help="TensorKart's prepared X.npy and y.npy")
@@ -26,7 +31,8 @@ def register(commands, bench) -> None:
     npy.add_argument("y", metavar="Y.npy")
     npy.add_argument("-o", "--output", required=True, metavar="OUT.h5")
     npy.add_argument("--skip-bad", action="store_true", help="skip bad labels (counted)")
-    npy.add_argument("--fps", type=float, default=5.0, help="frames per second recorded (default 5: TensorKart's 200 ms)")
+    npy.add_argument("--fps", type=float, default=None,
+                     help="samples per second recorded (default 4: record.py's usual rate; X.npy keeps no times)")
     _codec_arguments(npy)
     npy.set_defaults(func=cmd_import_npy)
 
@@ -80,24 +86,35 @@ def _check_codec(args) -> None:
         raise KartStudioError(f"--quality {args.quality} is out of range; use 1..100 (90 is the default)")
 
 
-def _print_import(report) -> int:
-    with_header = f", {report.header_lines} header line skipped" if report.header_lines else ""
-    print(f"wrote {report.path}: {report.frames} frames", end="")
-    print(f", skipped {report.skipped_rows} bad rows" if report.skipped_rows else "", end="")
-    print(f", {report.unused_rows} rows outside info.txt's usable range" if report.unused_rows else "", end="")
-    print(with_header)
+def _print_import(reports) -> int:
+    from kartstudio.formatting import human_duration
     from kartstudio.session import open_session
 
-    with open_session(report.path) as s:
-        h, w = s.meta.storage_size
-        where = "whole screen" if s.layout == "whole" else f"seat {s.meta.seat}"
-        print(f"  {where}, stored at {w}x{h}, {s.codec}, {s.meta.fps:g} fps")
-    if report.note:
-        print(f"  {report.note}")
-    for line in report.skipped[:20]:
-        print(f"  skipped {line}")
-    if report.skipped_rows > 20:
-        print(f"  ... and {report.skipped_rows - 20} more")
+    for report in reports if isinstance(reports, list) else [reports]:
+        numbers = ""
+        if report.first_number is not None and report.source is not None and report.source.is_dir():
+            numbers = f" (frames {report.first_number}..{report.last_number})"
+        print(f"wrote {report.path}: {report.frames} frames{numbers}", end="")
+        print(f", skipped {report.skipped_rows} bad rows" if report.skipped_rows else "", end="")
+        print(f", {report.unused_rows} rows outside info.txt's usable range" if report.unused_rows else "", end="")
+        print(f", {report.header_lines} header line skipped" if report.header_lines else "")
+        with open_session(report.path) as s:
+            h, w = s.meta.storage_size
+            where = "whole screen" if s.layout == "whole" else f"seat {s.meta.seat}"
+            print(f"  {where}, stored at {w}x{h}, {s.codec}")
+        hint = "; give --fps if you know the rate" if report.timing_source == "default" else ""
+        print(f"  timing: {report.timing}{hint}; {report.duration:.1f} s ({human_duration(report.duration)})")
+        if report.gap_count:
+            shown = ", ".join(f"{a} -> {b}" for a, b in report.gaps[:5])
+            more = f" and {report.gap_count - 5} more" if report.gap_count > 5 else ""
+            print(f"  {report.gap_count} gap{'s' if report.gap_count > 1 else ''} in the frame numbers ({shown}{more}): "
+                  "training's frame history never stacks across one")
+        if report.note:
+            print(f"  {report.note}")
+        for line in report.skipped[:20]:
+            print(f"  skipped {line}")
+        if report.skipped_rows > 20:
+            print(f"  ... and {report.skipped_rows - 20} more (the session keeps the reasons: kartstudio info --json)")
     return 0
 
 
@@ -145,6 +162,7 @@ def cmd_info(args) -> int:
 
     from kartstudio.errors import KartStudioError
     from kartstudio.formatting import human_size
+    from kartstudio.importers import import_notes
     from kartstudio.session import find_sessions, open_session
 
     infos, failed = [], []
@@ -159,6 +177,7 @@ def cmd_info(args) -> int:
                 with open_session(path) as s:
                     infos.append(s.info())
                     infos[-1]["repeated_frames"] = _repeated_frames(s)
+                    infos[-1]["import"] = import_notes(s.meta.extra)
                 if infos[-1].get("cut_short_note"):  # shown, and named on stderr: the exit status says it
                     failed.append(infos[-1]["cut_short_note"])
             except KartStudioError as exc:
@@ -177,14 +196,29 @@ def cmd_info(args) -> int:
                 state = "" if i["complete"] else "  [not closed cleanly: holds frames up to its last flush]"
             duration = "unknown duration" if i["duration_s"] is None else f"{i['duration_s']:.1f} s"
             fps = "? fps" if i["fps"] is None else f"{i['fps']:.1f} fps"
+            view = "whole screen" if i["layout"] == "whole" else f"seat {i['seat']}"
             print(
-                f"{i['path']}\n  seat {i['seat']}  game {_short(i['game'])}  track {_short(i['track'])}"
+                f"{i['path']}\n  {view}  game {_short(i['game'])}  track {_short(i['track'])}"
                 f"  kind {i['kind']}  format v{i['format_version']}{state}\n"
                 f"  {i['frames']} frames{excluded}  {duration}  {fps}"
-                f"  {'whole screen' if i['layout'] == 'whole' else 'seat view'} {i['storage_size'][1]}x{i['storage_size'][0]}"
+                f"  stored at {i['storage_size'][1]}x{i['storage_size'][0]}"
                 f"  {i['codec']}"
                 f"  {human_size(i['bytes_on_disk'])} on disk  {human_size(i['bytes_per_frame'] or 0)}/frame"
             )
+            notes = i["import"]
+            if notes:
+                if notes["timing"]:
+                    print(f"  imported; timing: {notes['timing']}")
+                if notes["gaps"]:
+                    print(f"  {notes['gaps']} gap{'s' if notes['gaps'] > 1 else ''} in the frame numbers "
+                          "(rows left out of the recording): training's frame history never stacks across one")
+                if notes["skipped_rows"]:
+                    print(f"  {notes['skipped_rows']} bad row{'s' if notes['skipped_rows'] > 1 else ''} skipped on import:")
+                    for line in notes["skipped"][:10]:
+                        print(f"    {_short(line, 200)}")
+                    if notes["skipped_rows"] > min(10, len(notes["skipped"])):
+                        print(f"    ... {notes['skipped_rows'] - min(10, len(notes['skipped']))} more "
+                              f"({len(notes['skipped'])} reasons kept: kartstudio info --json)")
             if i["repeated_frames"]:
                 print(f"  {i['repeated_frames']} frames repeat an earlier frame number: the same game frame "
                       "recorded again (emulator sessions from before one frame per game frame); training counts "
@@ -238,12 +272,12 @@ def cmd_bench_record(args) -> int:
     for seat, r in result["seats"].items():
         print(f"seat {seat}: {r['fps']:.2f} fps achieved, {r['written']} written, {r['dropped']} dropped")
     print(f"CPU: {result['cpu_seconds_per_second']:.2f} CPU seconds per recorded second (cores busy)")
-    print(f"stored frame ({result['codec']}): {result['kb_per_frame']:.1f} KB; TensorKart layout for the same frames:"
-          f" {result['tensorkart_kb_per_frame']:.1f} KB -> {result['disk_ratio_vs_tensorkart']:.1f}x smaller")
+    print(f"stored frame ({result['codec']}): {result['kb_per_frame']:.1f} KiB; TensorKart layout for the same frames:"
+          f" {result['tensorkart_kb_per_frame']:.1f} KiB -> {result['disk_ratio_vs_tensorkart']:.1f}x smaller")
     for codec, c in result["codecs"].items():
         quality = f" q{c['quality']}" if "quality" in c else ""
         psnr = "exact" if c["psnr_db"] is None else f"PSNR {c['psnr_db']:.1f} dB"
-        print(f"  {codec}{quality}: {c['kb_per_frame']:.1f} KB per seat frame, {c['ratio_vs_tensorkart']:.1f}x smaller than"
+        print(f"  {codec}{quality}: {c['kb_per_frame']:.1f} KiB per seat frame, {c['ratio_vs_tensorkart']:.1f}x smaller than"
               f" TensorKart's layout, {psnr}, encode {c['encode_ms']:.2f} ms, decode {c['decode_ms']:.2f} ms")
     print(f"source: {result['source']}; machine: {result['machine']}")
     return 0
@@ -262,9 +296,9 @@ def cmd_bench_import(args) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"source: {r['source']}, {r['screenshot'][0]}x{r['screenshot'][1]}, {r['kb_per_png']:.0f} KB per PNG")
+    print(f"source: {r['source']}, {r['screenshot'][0]}x{r['screenshot'][1]}, {r['kb_per_png']:.0f} KiB per PNG")
     print(f"imported {r['frames']} frames in {r['seconds']:.2f} s: {r['frames_per_s']:.1f} frames/s"
           f" (target >= {r['target_frames_per_s']}) with {r['workers']} worker threads;"
           f" {r['cpu_seconds_per_frame_ms']:.1f} ms CPU per frame")
-    print(f"stored: {r['layout']} screen, {r['codec']}, {r['kb_per_frame']:.1f} KB per frame; machine: {r['machine']}")
+    print(f"stored: {r['layout']} screen, {r['codec']}, {r['kb_per_frame']:.1f} KiB per frame; machine: {r['machine']}")
     return 0

@@ -429,7 +429,7 @@ class DatasetsTab(QtWidgets.QWidget):
         return self._run_import(work, Path(x_path).name)
 
     def start_import(self, folders: list[str | Path], seat: int | None = None) -> BackgroundTask | None:
-        """Import TensorKart recording folders into a new session, with a progress dialog.
+        """Import TensorKart recording folders, one new session each, with a progress dialog.
         seat None: the whole screen (TensorKart's single player); 1 or 2: that half of a split screen."""
         from kartstudio.session import new_session_path
 
@@ -438,9 +438,10 @@ class DatasetsTab(QtWidgets.QWidget):
         if missing:
             self.notice.show_message(f"{missing[0]} is not a TensorKart recording: no data.csv in it", "error")
             return None
-        # A free name; the importer creates the file itself and refuses an existing one.
-        out = new_session_path(self.folder, f"tensorkart-{folders[0].name}", seat or 1)
-        out.unlink()
+        # Free names; the importer creates the files itself and refuses existing ones.
+        outs = [new_session_path(self.folder, f"tensorkart-{f.name}", seat or 1) for f in folders]
+        for out in outs:
+            out.unlink()
 
         def work(report, cancelled):
             from kartstudio.importers import import_tensorkart_folders
@@ -450,7 +451,7 @@ class DatasetsTab(QtWidgets.QWidget):
                     raise Cancelled()  # the importer removes its half-written output
                 report("progress", (done, total))
 
-            return import_tensorkart_folders(folders, out, skip_bad=True, seat=seat, progress=progress)
+            return import_tensorkart_folders(folders, outs, skip_bad=True, seat=seat, progress=progress)
 
         return self._run_import(work, folders[0].name)
 
@@ -482,10 +483,13 @@ class DatasetsTab(QtWidgets.QWidget):
                 self.progress.hide()
                 self.import_task = None
                 if kind == "done":
-                    skipped = f", skipped {payload.skipped_rows} bad rows" if payload.skipped_rows else ""
+                    reports = payload if isinstance(payload, list) else [payload]
                     self.refresh()
-                    self.select_path(payload.path)
-                    self.notice.show_message(f"Imported {payload.frames} frames into {payload.path.name}{skipped}.", "info")
+                    self.select_path(reports[-1].path)
+                    self.notice.show_message(" ".join(
+                        f"Imported {r.frames} frames into {r.path.name}"
+                        + (f", skipped {r.skipped_rows} bad rows" if r.skipped_rows else "")
+                        + f"; {r.duration:.1f} s, timing: {r.timing}." for r in reports), "info")
                     self.sessions_changed.emit()
                 elif kind == "error":
                     self.notice.show_message(f"Import failed: {payload}", "error")

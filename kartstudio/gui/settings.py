@@ -47,8 +47,8 @@ class SettingsDialog(QtWidgets.QDialog):
         self.codec = QtWidgets.QComboBox()
         self.codec.addItems(FRAME_CODECS)
         self.codec.setCurrentText(settings.frames_codec)
-        self.codec.setToolTip("lossless: exact pixels (gzip, ~34 KB per seat frame); "
-                              "jpeg: about 3x smaller (~10.5 KB at quality 90), for long-term recording")
+        self.codec.setToolTip("lossless: exact pixels (gzip, ~34 KiB per seat frame); "
+                              "jpeg: about 3x smaller (~10.5 KiB at quality 90), for long-term recording")
         codec.addWidget(self.codec)
         codec.addWidget(QtWidgets.QLabel("JPEG quality"))
         self.quality = QtWidgets.QSpinBox()

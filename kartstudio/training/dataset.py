@@ -44,7 +44,7 @@ import numpy as np
 from kartstudio.errors import KartStudioError, SessionFileError
 from kartstudio.images import resize
 from kartstudio.model import INPUT_SIZE, MAX_HISTORY, resize_images, tf
-from kartstudio.session import Session, find_sessions, inflate_frame, open_session
+from kartstudio.session import Session, find_sessions, frame_gaps, inflate_frame, open_session
 
 TURN_THRESHOLD = 0.25  # |x| at or above this counts as a turning frame for oversampling
 BRIGHTNESS = 25.0  # brightness jitter: +-25 of 255
@@ -92,7 +92,10 @@ class _Index:
                 file_ids.append(np.full(len(keep), len(self.files), np.int32))
                 frame_ids.append(keep.astype(np.int32))
                 actions.append(labels)
-                starts.append(np.diff(keep, prepend=-2) != 1)  # a stretch of consecutive frames begins
+                # a stretch of consecutive frames begins: after an excluded range, or after a gap in the
+                # frame numbers (rows removed from a TensorKart CSV, a cut between recordings)
+                gaps = frame_gaps(np.asarray(s.frame_numbers[: len(s)]))[keep]
+                starts.append((np.diff(keep, prepend=-2) != 1) | gaps)
                 self.files.append(_File(Path(path), s.frame_shape, fast))
         cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
         self.file_ids = cat(file_ids, np.int32)
@@ -546,7 +549,7 @@ class SessionDataset(_BatchSource):
         if batch_size < 1:
             raise KartStudioError(f"batch size must be at least 1, got {batch_size}")
         if not (np.isfinite(cache_mb) and cache_mb >= 0):
-            raise KartStudioError(f"cache size must be 0 MB or more, got {cache_mb}")
+            raise KartStudioError(f"cache size must be 0 MiB or more, got {cache_mb}")
         if not (np.isfinite(reaction_s) and 0 <= reaction_s <= 2):
             raise KartStudioError(f"reaction time must be 0 to 2 seconds, got {reaction_s}")
         self.index = _Index(self.paths, reaction_s)
