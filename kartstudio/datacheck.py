@@ -231,7 +231,7 @@ def _repeated_frames(s: Session, keep: np.ndarray) -> Finding | None:
         return None
     share = count / len(keep)
     why = ("the same game frame number" if same_number >= same_pixels
-           else "the same picture (a frozen capture or a paused game)")
+           else "the same picture: a frozen capture or a paused game")
     about = "about " if how == "estimated" else ""
     return Finding(
         "repeated-frames",
