@@ -8,6 +8,7 @@ pytest.importorskip("kartstudio.practice.backend", reason="the practice track (k
 from kartstudio.controller import ControllerState  # noqa: E402
 from kartstudio.pads.base import ScriptedPadSource  # noqa: E402
 from kartstudio.session import open_session  # noqa: E402
+from kartstudio.versus import AI_SEAT  # noqa: E402
 from test_gui import window  # noqa: E402,F401 - fixture
 
 
@@ -152,3 +153,50 @@ def test_record_session_starts_the_game_when_needed(window, qtbot):
     for panel in tab.panels.values():
         with open_session(panel.path) as s:
             assert s.complete and len(s) >= 5
+
+
+def test_watch_the_ai_drive_one_car_on_the_whole_screen_with_a_held_override(window, qtbot, tmp_path):
+    """The Versus tab's 1-player mode: the practice track restarts with one car on the whole screen,
+    a whole-screen model drives it, holding L on the override pad hands the car to the person (a
+    correction session with their labels), letting go hands it back; in 2-player mode the same
+    model is refused in one line."""
+    from test_solo import GAS, HeldPad, _gas_model
+
+    model = _gas_model(tmp_path / "whole.keras", "whole")
+    tab = window.versus_tab
+    window.tabs.setCurrentWidget(tab)
+    person = HeldPad("person")
+    window.game.add_pad(person)
+    tab.refresh_drivers()
+    tab.takeover_box.setCurrentIndex(tab.takeover_box.findText("person"))
+    tab.set_mode(1)
+    assert tab.start_button.text() == "▶ Watch the AI drive" and tab.takeover_pad_label.text() == "Override pad"
+    assert tab.human_box.isHidden() and tab.human_view.isHidden() and "Hold L" in tab.takeover_label.text()
+    tab.choose_model(model)
+    assert tab.start_versus()
+    qtbot.waitUntil(lambda: tab.racing, timeout=90_000)
+    game = window.game.backend
+    assert window.game.running_players == 1 and game.layout.players == 1 and tab.race.players == 1
+    qtbot.waitUntil(lambda: tab.pilot_driver.steps > 30 and tab.activation_frames > 3, timeout=30_000)
+    assert window.game.loop.status.applied[AI_SEAT] == GAS and game.tiles(1)[0] > 3  # the AI drives the car
+    assert tab.ai_view.has_image() and "(1 player)" in window.game.title()
+    person.push(ControllerState(x=-45, b=True, l=True))  # hold L
+    qtbot.waitUntil(lambda: tab.taken_over, timeout=5_000)
+    assert "while you hold L" in tab.takeover_label.text()
+    qtbot.waitUntil(lambda: window.game.loop.status.applied[AI_SEAT] == ControllerState(x=-45, b=True), timeout=5_000)
+    qtbot.wait(800)
+    assert tab.taken_over  # held: still the person's
+    person.push(ControllerState(x=-45, b=True))  # let go of L
+    qtbot.waitUntil(lambda: not tab.taken_over, timeout=5_000)
+    qtbot.waitUntil(lambda: len(tab.corrections_saved) == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: window.game.loop.status.applied[AI_SEAT] == GAS, timeout=5_000)  # the AI again
+    with open_session(tab.corrections_saved[0]) as s:
+        assert s.meta.kind == "correction" and s.meta.layout == "whole" and len(s) > 5
+        assert all(s.state(i) == ControllerState(x=-45, b=True) for i in range(len(s)))
+    # 2 players with the same whole-screen model: the game restarts split, the model is refused in one line
+    tab.set_mode(2)
+    assert not tab.racing and tab.start_button.text() == "▶ Race the AI" and not tab.human_box.isHidden()
+    assert tab.start_versus()
+    qtbot.waitUntil(lambda: "race it in 1-player mode" in tab.notice.text(), timeout=90_000)
+    assert not tab.racing and window.game.running_players == 2 and tab.start_button.text() == "▶ Race the AI"
+    window.stop_game()

@@ -48,6 +48,7 @@ class GameController(QtCore.QObject):
         self.rom = None  # its RomInfo
         self._announced = False
         self.versus_active = False  # the Versus tab drives the seats; the Record tab leaves them alone
+        self.players = 2  # the game the next start makes: 2 (split screen) or 1 (one car on the whole screen)
         self._extra_pads: list = []
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(100)
@@ -91,12 +92,34 @@ class GameController(QtCore.QObject):
             return str(exc)
         return ""
 
+    @property
+    def running_players(self) -> int | None:
+        """Players of the running game's screen (1 or 2); None when no game runs."""
+        if not self.running or self.backend is None:
+            return None
+        return self.backend.layout.players
+
+    def macro_note(self, players: int | None = None) -> str:
+        """What to know about the menu macro that takes a game of `players` (default: the next
+        start's) to its race ("" if nothing): Mario Kart 64's time-trial macro is unverified."""
+        if self.settings.game_source != "mk64" or (players or self.players) != 1:
+            return ""
+        from kartstudio.emulator.macro import load_mk64_tt_macro
+
+        try:
+            if load_mk64_tt_macro().verified:
+                return ""
+        except KartStudioError as exc:
+            return str(exc)
+        return ("the 1-player time-trial menu macro is unverified (no ROM was there to check it): if the race "
+                "does not start by itself, drive the menus with your pad")
+
     def make_backend(self, source: str):
         s = self.settings
         if source == "practice":
             from kartstudio.practice.backend import PracticeBackend
 
-            return PracticeBackend(seed=s.practice_seed)
+            return PracticeBackend(seed=s.practice_seed, players=self.players)
         from kartstudio.emulator.backend import EmulatorBackend
 
         from kartstudio.emulator.rom import require_game_rom
@@ -109,13 +132,21 @@ class GameController(QtCore.QObject):
             self.rom = require_game_rom(raceway.rom_path())  # built already by start(), off the UI thread
             self._game = self.rom.game
             # Free-run at full speed, as a person plays; the macro takes the game to a 2P race on the track.
-            return raceway_backend(s.raceway_track, rom=self.rom.path, lockstep=False, speed_limit=True,
-                                   fps=float(raceway.FPS), video=video, emulator=s.emulator)
+            return raceway_backend(s.raceway_track, players=self.players, rom=self.rom.path, lockstep=False,
+                                   speed_limit=True, fps=float(raceway.FPS), video=video, emulator=s.emulator)
 
         if not s.rom_path:
             raise KartStudioError("no Mario Kart 64 ROM is set; choose it with 'Choose ROM…' or use the practice track")
         self.rom = require_game_rom(s.rom_path)
         self._game = self.rom.game
+        if self.players == 1:  # a time trial: one kart on the whole screen (the macro is Mario Kart 64's)
+            from kartstudio.emulator.macro import load_mk64_tt_macro
+            from kartstudio.game import SeatLayout
+
+            macro = load_mk64_tt_macro() if self.rom.is_mario_kart_64 else None
+            backend = EmulatorBackend(rom=s.rom_path, video=video, emulator=s.emulator, seats=(1,), macro=macro)
+            backend.layout = SeatLayout.whole_screen()
+            return backend
         return EmulatorBackend(rom=s.rom_path, video=video, emulator=s.emulator)
 
     # -- control -----------------------------------------------------------------------------------
@@ -253,10 +284,11 @@ class GameController(QtCore.QObject):
 
     def title(self) -> str:
         """The running game for people: Practice track, MK64, or the ROM's own name."""
+        one = " (1 player)" if self.running_players == 1 else ""
         if self.source == "practice":
-            return "Practice track"
+            return f"Practice track{one}"
         if self.source == "raceway":
-            return f"Raceway track {self.settings.raceway_track}"
+            return f"Raceway track {self.settings.raceway_track}{one}"
         if self._game == "mk64":
             return "MK64"
         return self.rom.name.title() if self.rom is not None and self.rom.name else self._game

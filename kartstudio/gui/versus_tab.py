@@ -1,9 +1,12 @@
-"""The Versus tab: a trained model drives seat 1 (top), a human seat 2 (bottom).
+"""The Versus tab: a trained model drives seat 1 (top), a human seat 2 (bottom); or, in 1-player
+mode ("Watch the AI drive"), the AI drives the one car on the whole screen.
 
 Shows the AI's live activation maps (conv layers 2 and 4, every feature map in a grid) and its
 stick and button outputs, at the game's frame rate. 'Take over' (or the L button / Q key on the
-takeover pad) hands seat 1 to a human; everything the human does then is recorded as a
-correction session (kind="correction") for DAgger, and handing back resumes the AI.
+takeover pad) hands seat 1 to a human; in 1-player mode the person drives while holding L (Q)
+and the AI again once it is let go (TensorKart's override). Everything the human does then is
+recorded as a correction session (kind="correction") for DAgger, and handing back resumes the AI.
+The mode is the game's: switching it restarts the game with 1 or 2 players (kartstudio.versus).
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ from kartstudio.gui.common import TIP, ImageView, Notice, describe_error, missin
 from kartstudio.gui.game import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
 from kartstudio.gui.workers import BackgroundTask
+from kartstudio.errors import KartStudioError
 from kartstudio.paths import run_finished
 from kartstudio.session import SessionMeta
 from kartstudio.versus import AI_SEAT, HUMAN_SEAT, Versus  # noqa: F401 - seats re-exported
+
 REFRESH_MS = 33
+MODES = ((2, "Race the AI (2 players)", "▶ Race the AI"),
+         (1, "Watch the AI drive (1 player)", "▶ Watch the AI drive"))
+HOLD_TEXT = ("Hold L on the override pad (Q on the keyboard) to drive yourself; let go and the AI drives again. "
+             "What you drive is saved as correction sessions.")
+TOGGLE_TEXT = ("L on the takeover pad (Q on the keyboard) toggles it too.\n"
+               "Your corrections are saved as correction sessions.")
 
 
 class VersusTab(QtWidgets.QWidget):
@@ -42,6 +53,21 @@ class VersusTab(QtWidgets.QWidget):
         outer = QtWidgets.QVBoxLayout(self)
         self.notice = Notice()
         outer.addWidget(self.notice)
+        mode = QtWidgets.QHBoxLayout()
+        mode.addWidget(QtWidgets.QLabel("Mode"))
+        self.mode_box = QtWidgets.QComboBox()
+        for players, label, _ in MODES:
+            self.mode_box.addItem(label, players)
+        self.mode_box.setToolTip("2 players: the AI on seat 1 (top), you on seat 2 (bottom). 1 player: the AI drives "
+                                 "one car on the whole screen (a whole-screen model's game) and you override it by "
+                                 "holding L. Changing it restarts the game.")
+        self.mode_box.currentIndexChanged.connect(self._mode_changed)
+        mode.addWidget(self.mode_box)
+        self.mode_hint = QtWidgets.QLabel("")
+        self.mode_hint.setWordWrap(True)
+        self.mode_hint.setStyleSheet("color: palette(mid);")
+        mode.addWidget(self.mode_hint, 1)
+        outer.addLayout(mode)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Model"))
         self.model_box = name_box(QtWidgets.QComboBox())
@@ -55,10 +81,12 @@ class VersusTab(QtWidgets.QWidget):
         top.addWidget(self.start_button)
         outer.addLayout(top)
         seats = QtWidgets.QHBoxLayout()  # a row of its own: the tab fits beside the emulator
-        seats.addWidget(QtWidgets.QLabel("Seat 2 (you)"))
+        self.human_label = QtWidgets.QLabel("Seat 2 (you)")
+        seats.addWidget(self.human_label)
         self.human_box = narrow(QtWidgets.QComboBox(), 12)
         seats.addWidget(self.human_box, 1)
-        seats.addWidget(QtWidgets.QLabel("Takeover pad"))
+        self.takeover_pad_label = QtWidgets.QLabel("Takeover pad")
+        seats.addWidget(self.takeover_pad_label)
         self.takeover_box = narrow(QtWidgets.QComboBox(), 12)
         self.takeover_box.currentIndexChanged.connect(self._count_l_from_now)
         seats.addWidget(self.takeover_box, 1)
@@ -68,9 +96,11 @@ class VersusTab(QtWidgets.QWidget):
         views = QtWidgets.QVBoxLayout()
         self.ai_view = ImageView("Seat 1 — the AI", (240, 90))
         self.human_view = ImageView("Seat 2 — you", (240, 90))
-        views.addWidget(QtWidgets.QLabel("<b>Seat 1 (AI)</b>"))
+        self.ai_view_label = QtWidgets.QLabel("<b>Seat 1 (AI)</b>")
+        views.addWidget(self.ai_view_label)
         views.addWidget(self.ai_view, 1)
-        views.addWidget(QtWidgets.QLabel("<b>Seat 2 (human)</b>"))
+        self.human_view_label = QtWidgets.QLabel("<b>Seat 2 (human)</b>")
+        views.addWidget(self.human_view_label)
         views.addWidget(self.human_view, 1)
         middle.addLayout(views, 2)
         maps = QtWidgets.QVBoxLayout()
@@ -94,7 +124,7 @@ class VersusTab(QtWidgets.QWidget):
         self.ai_stats.setStyleSheet("font-family:monospace;")
         bl.addWidget(self.ai_stats)
         bottom.addWidget(box, 2)
-        box = QtWidgets.QGroupBox("Seat 2 (you)")
+        box = self.human_group = QtWidgets.QGroupBox("Seat 2 (you)")
         hl = QtWidgets.QVBoxLayout(box)
         self.human_meter = PadMeter()
         hl.addWidget(self.human_meter)
@@ -106,8 +136,7 @@ class VersusTab(QtWidgets.QWidget):
         self.takeover_button.setEnabled(False)
         self.takeover_button.clicked.connect(lambda on: self.set_takeover(on))
         take.addWidget(self.takeover_button)
-        self.takeover_label = QtWidgets.QLabel("L on the takeover pad (Q on the keyboard) toggles it too.\n"
-                                               "Your corrections are saved as correction sessions.")
+        self.takeover_label = QtWidgets.QLabel(TOGGLE_TEXT)
         self.takeover_label.setWordWrap(True)
         take.addWidget(self.takeover_label)
         bottom.addLayout(take, 1)
@@ -124,6 +153,49 @@ class VersusTab(QtWidgets.QWidget):
             self.start_button.setEnabled(False)
         self.refresh_models()
         self.refresh_drivers()
+        self._mode_changed()
+
+    # -- mode --------------------------------------------------------------------------------------
+    @property
+    def players(self) -> int:
+        """The mode chosen: 2 (race the AI on the split screen) or 1 (watch the AI drive the whole screen)."""
+        return int(self.mode_box.currentData() or 2)
+
+    def set_mode(self, players: int) -> None:
+        self.mode_box.setCurrentIndex(max(0, self.mode_box.findData(players)))
+
+    def _mode_changed(self, *_args) -> None:
+        """Show the chosen mode: 1 player hides seat 2 and holds L to override; 2 players as before."""
+        one = self.players == 1
+        if self.racing and self.race.players != self.players:
+            self.stop_versus()  # the race was of the other mode: the next start restarts the game
+        for widget in (self.human_label, self.human_box, self.human_view_label, self.human_view, self.human_group):
+            widget.setVisible(not one)
+        self.takeover_pad_label.setText("Override pad" if one else "Takeover pad")
+        self.ai_view_label.setText("<b>The AI's car (whole screen)</b>" if one else "<b>Seat 1 (AI)</b>")
+        self.ai_box.setTitle("AI outputs" if one else "AI outputs (seat 1)")
+        if not self.taken_over:
+            self.takeover_button.setText("Take over" if one else "Take over seat 1")
+            self.takeover_label.setText(HOLD_TEXT if one else TOGGLE_TEXT)
+        if not self.racing and self._load_task is None:
+            self.start_button.setText(self._start_text())
+        self.game.players = self.players if not self.game.running else self.game.players
+        self._show_mode_hint()
+
+    def _start_text(self) -> str:
+        return next(text for players, _, text in MODES if players == self.players)
+
+    def _show_mode_hint(self) -> None:
+        one = self.players == 1
+        running = self.game.running_players
+        hint = ("One car on the whole screen: for whole-screen (TensorKart-style) models; any model can drive it."
+                if one else "The AI on seat 1 (top half), you on seat 2 (bottom half).")
+        if running is not None and running != self.players:
+            hint += f" The game runs with {running} player{'s' if running > 1 else ''}: starting restarts it."
+        note = self.game.macro_note(self.players)
+        if note:
+            hint += f" Note: {note}."
+        self.mode_hint.setText(hint)
 
     # -- choices -----------------------------------------------------------------------------------
     def refresh_models(self, *_args, unfinished: str = "") -> None:
@@ -218,6 +290,15 @@ class VersusTab(QtWidgets.QWidget):
             self.notice.show_message("Choose a model first: train one in the Training tab, or Browse… for a "
                                      ".keras file.", "error")
             return False
+        running = self.game.running_players
+        if running is not None and running != self.players:  # the game of the other mode: restart it
+            window = self.window()
+            if hasattr(window, "stop_game"):
+                window.stop_game()
+            else:
+                self.game.stop()
+        if not self.game.running:
+            self.game.players = self.players
         if self.game.loop is None or not self.game.loop.status.running:
             if not self.game.running:
                 window = self.window()
@@ -246,17 +327,29 @@ class VersusTab(QtWidgets.QWidget):
             QtCore.QTimer.singleShot(200, lambda: self._pilot_loaded(pilot))
             return
         if loop is None:
-            self.notice.show_message("The game stopped while the model was loading; press Race the AI again.", "warning")
-            self.start_button.setText("▶ Race the AI")
+            self.notice.show_message(f"The game stopped while the model was loading; press "
+                                     f"{self._start_text()[2:]} again.", "warning")
+            self.start_button.setText(self._start_text())
             return
-        self.race = Versus(loop, pilot, self._pad(self.human_box), self.game.settings.sessions_folder,
-                           self._correction_meta, self.game.track())
+        human = self._pad(self.human_box) if self.players > 1 else None
+        try:  # a whole-screen model on the split screen is refused in one line (drivers.check_view)
+            self.race = Versus(loop, pilot, human, self.game.settings.sessions_folder, self._correction_meta,
+                               self.game.track())
+        except KartStudioError as exc:
+            self.notice.show_message(f"Cannot race this model: {exc}.", "error")
+            self.start_button.setText(self._start_text())
+            return
         self.game.versus_active = True
         self._count_l_from_now()
         self.race.start()
         self.takeover_button.setEnabled(True)
-        self.notice.show_message(f"Racing {Path(self._model_path).name}: the AI drives seat 1 (top), you seat 2 "
-                                 "(bottom).", "info")
+        name = Path(self._model_path).name
+        if self.race.players == 1:
+            self.notice.show_message(f"{name} drives the car on the whole screen. Hold L on the override pad (Q on "
+                                     f"the keyboard) to drive yourself." + (f" Note: {self.race.note}." if self.race.note
+                                                                            else ""), "info")
+        else:
+            self.notice.show_message(f"Racing {name}: the AI drives seat 1 (top), you seat 2 (bottom).", "info")
 
     def stop_versus(self) -> None:
         if self._load_task is not None:
@@ -274,12 +367,17 @@ class VersusTab(QtWidgets.QWidget):
             if hasattr(window, "record_tab"):
                 for panel in window.record_tab.panels.values():
                     panel._apply_driver()  # seats go back to what the Record tab says
-        self.start_button.setText("▶ Race the AI")
+        self.start_button.setText(self._start_text())
         self.takeover_button.setEnabled(False)
         self.takeover_button.setChecked(False)
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._show_mode_hint()  # the game box may have changed meanwhile (the macro note is Mario Kart 64's)
+
     def on_game_started(self) -> None:
         self.refresh_drivers()
+        self._show_mode_hint()
 
     def on_game_stopped(self) -> None:
         self.stop_versus()
@@ -291,8 +389,9 @@ class VersusTab(QtWidgets.QWidget):
     def taken_over(self) -> bool:
         return self.race is not None and self.race.taken_over
 
-    def set_takeover(self, on: bool, wait: bool = False) -> bool:
-        """Hand seat 1 to the human (on) or back to the AI (off); corrections are recorded meanwhile."""
+    def set_takeover(self, on: bool, wait: bool = False, hold: bool = False) -> bool:
+        """Hand seat 1 to the human (on) or back to the AI (off); corrections are recorded meanwhile.
+        hold: started by holding L on the override pad (1-player mode): letting go hands it back."""
         race = self.race
         if on and not self.taken_over:
             if race is None:
@@ -300,14 +399,17 @@ class VersusTab(QtWidgets.QWidget):
                 return False
             pad = self._pad(self.takeover_box)
             try:
-                path = race.take_over(pad)
+                path = race.take_over(pad, hold=hold)
             except Exception as exc:  # noqa: BLE001
                 self.notice.show_message(describe_error(exc), "error")
                 self.takeover_button.setChecked(False)
                 return False
+            one = race.players == 1
             self.takeover_button.setChecked(True)
-            self.takeover_button.setText("Hand seat 1 back to the AI")
-            self.takeover_label.setText(f"You drive seat 1 with {pad.name}; recording corrections to {path.name}")
+            self.takeover_button.setText("Hand back to the AI" if one else "Hand seat 1 back to the AI")
+            how = " while you hold L" if hold else ""
+            self.takeover_label.setText(f"You drive {'the car' if one else 'seat 1'} with {pad.name}{how}; "
+                                        f"recording corrections to {path.name}")
             return True
         if not on and self.taken_over:
             self._stopping = race.hand_back(wait=False)
@@ -315,7 +417,7 @@ class VersusTab(QtWidgets.QWidget):
                 self._stopping.join()
                 self._finish_correction()
             self.takeover_button.setChecked(False)
-            self.takeover_button.setText("Take over seat 1")
+            self.takeover_button.setText("Take over" if race.players == 1 else "Take over seat 1")
             return True
         return self.taken_over == on
 
@@ -347,9 +449,10 @@ class VersusTab(QtWidgets.QWidget):
                 elif kind == "error":
                     self._load_task = None
                     self.notice.show_message(f"Cannot race this model: {payload}", "error")
-                    self.start_button.setText("▶ Race the AI")
+                    self.start_button.setText(self._start_text())
         if self._stopping is not None and not self._stopping.is_alive():
             self._finish_correction()
+        self.follow_hold()
         if not self.isVisible():
             return
         loop = self.game.loop
@@ -357,17 +460,19 @@ class VersusTab(QtWidgets.QWidget):
         if frame is not None:
             layout = self.game.backend.layout
             self.ai_view.set_image(layout.crop(frame.image, AI_SEAT))
-            self.human_view.set_image(layout.crop(frame.image, HUMAN_SEAT))
+            if HUMAN_SEAT in layout.regions:
+                self.human_view.set_image(layout.crop(frame.image, HUMAN_SEAT))
         self.human_meter.set_state(self._pad(self.human_box).last)
         driver = self.pilot_driver
         if driver is None:
             return
         outputs, activations, state, steps, ms = driver.snapshot()
+        one = self.race.players == 1
         if self.taken_over:  # the meter shows who drives seat 1 now: the human's pad during a takeover
-            self.ai_box.setTitle("Seat 1: you (takeover)")
+            self.ai_box.setTitle("You drive (override)" if one else "Seat 1: you (takeover)")
             self.ai_meter.set_state(self._pad(self.takeover_box).last)
         elif outputs is not None:
-            self.ai_box.setTitle("AI outputs (seat 1)")
+            self.ai_box.setTitle("AI outputs" if one else "AI outputs (seat 1)")
             self.ai_meter.set_state(state, tuple(float(v) for v in outputs))
         for name, view, label in (("conv2", self.conv2_view, self.conv2_label), ("conv4", self.conv4_view, self.conv4_label)):
             maps = activations.get(name)
@@ -377,8 +482,23 @@ class VersusTab(QtWidgets.QWidget):
         if activations:
             self.activation_frames += 1
         who = "YOU (correction)" if self.taken_over else "AI"
-        self.ai_stats.setText(f"seat 1: {who}   inference {ms:.1f} ms   frames driven {steps}")
-        self.take_l_presses()
+        self.ai_stats.setText(f"{'car' if one else 'seat 1'}: {who}   inference {ms:.1f} ms   frames driven {steps}")
+        if not one:
+            self.take_l_presses()
+
+    def follow_hold(self) -> None:
+        """1-player mode: the person drives while holding L on the override pad, the AI once it is let
+        go (Versus.hold_wants; TensorKart's play.py did this on the left bumper). A tap of L toggles
+        nothing here: presses are only counted, so switching to 2 players later toggles nothing either."""
+        race = self.race
+        if race is None or race.players != 1:
+            return
+        self._count_l_from_now()
+        want = race.hold_wants(self._pad(self.takeover_box))
+        if want is True:
+            self.set_takeover(True, hold=True)
+        elif want is False:
+            self.set_takeover(False)
 
     def _count_l_from_now(self, *_args) -> None:
         """Presses of L before now (another takeover pad, before the race) toggle nothing."""
