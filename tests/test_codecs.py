@@ -144,3 +144,16 @@ def test_bench_record_codec_figures():
     assert lossless["psnr_db"] is None and 28 < jpeg["psnr_db"] < 60 and jpeg["quality"] == 90
     assert jpeg["kb_per_frame"] < lossless["kb_per_frame"] and jpeg["ratio_vs_tensorkart"] > lossless["ratio_vs_tensorkart"] > 1
     assert lossless["ratio_vs_tensorkart"] == pytest.approx(120.0 / lossless["kb_per_frame"], rel=0.01)
+
+
+@pytest.mark.parametrize("shape,size", [((240, 640, 3), (120, 320)), ((480, 640, 3), (120, 320)),
+                                        ((480, 640, 3), (240, 320)), ((480, 640, 3), (60, 80))])
+def test_the_fast_shrink_stores_the_same_pixels_as_the_block_mean(shape, size):
+    # The recorder shrinks every seat frame through Pillow's reduce; a session's pixels must not
+    # depend on it: equal, bit for bit, to the exact block mean on noise (every rounding case).
+    from kartstudio.images import block_mean, resize
+
+    image = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    expected = block_mean(image, shape[0] // size[0], shape[1] // size[1])
+    assert np.array_equal(resize(image, size), expected)
+    assert np.array_equal(resize(image[:, :, ::-1], size), expected[:, :, ::-1])  # a strided view too

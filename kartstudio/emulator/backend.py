@@ -46,6 +46,9 @@ HIDDEN_LIMIT_S = 30.0
 BLANK_LIMIT_S = 1.0
 
 
+STALE_WAIT_S = 0.1  # free-run: how long a grab waits for the game's next poll
+
+
 class EmulatorBackend(GameBackend):
     name = "mupen64plus"
 
@@ -64,11 +67,14 @@ class EmulatorBackend(GameBackend):
         speed_limit: bool = True,
         keep_on_top: bool = True,
         emulator: str | Path | None = None,
+        resolution: tuple[int, int] = (640, 480),
     ) -> None:
         """video: the mupen64plus video plugin; "" picks the one that draws the ROM's game
         (launcher.video_for). macro: the menu macro played right after boot. None: the Mario Kart 64 VS macro when the
         ROM is Mario Kart 64 (players then pick characters and track); False: none; a path: that file; a Macro: that one
-        (KartStudio Raceway: raceway.menu_macro(track) to a 2P race on that track)."""
+        (KartStudio Raceway: raceway.menu_macro(track) to a 2P race on that track). resolution: the window's
+        size; frames are handed on at 640x480 whatever it is (a 320x240 window, the N64's own size, is
+        drawn four times faster: Raceway's benchmarks record and score there)."""
         self.rom = Path(rom)
         self.video = video
         self.display = display
@@ -80,6 +86,7 @@ class EmulatorBackend(GameBackend):
         self.step_timeout = step_timeout
         self.macro = macro
         self.speed_limit = speed_limit
+        self.resolution = tuple(resolution)
         self.program = emulator  # the mupen64plus program; None: found on PATH or in /usr/games
         self.keep_on_top = keep_on_top  # raise the window whenever another one covers it
         self.capture_problem: CaptureProblem | None = None  # why frames are held back now (None: they flow)
@@ -115,7 +122,8 @@ class EmulatorBackend(GameBackend):
         env = {**self._endpoint.env(), **(raceway.state_channel_env() if reports_state else {})}
         self.emulator = EmulatorProcess(
             LaunchOptions(self.rom, video=self.video, input_plugin=self.input_plugin, display=self.display,
-                          env=env, speed_limit=self.speed_limit, emulator=self.program)
+                          env=env, speed_limit=self.speed_limit, emulator=self.program,
+                          resolution=self.resolution)
         )
         try:
             self.emulator.start()
@@ -261,8 +269,8 @@ class EmulatorBackend(GameBackend):
         if self.screen is not None:
             self.screen.raise_window()
 
-    def _problem(self) -> CaptureProblem | None:
-        problem = self.screen.problem(self.pinner.geometry)
+    def _problem(self, sync: bool = True) -> CaptureProblem | None:
+        problem = self.screen.problem(self.pinner.geometry, sync=sync)
         self.capture_problem = problem
         if problem is not None and problem.kind == "covered" and self.keep_on_top:
             now = time.monotonic()
@@ -275,7 +283,8 @@ class EmulatorBackend(GameBackend):
         """Wait until the window's picture is on the screen, unmoved and uncovered; False once
         `timeout` has passed (None: raise after HIDDEN_LIMIT_S, saying why)."""
         start = time.monotonic()
-        while (problem := self._problem()) is not None:
+        # Without a round trip: the check after the grab covers what has not been reported by now.
+        while (problem := self._problem(sync=False)) is not None:
             waited = time.monotonic() - start
             if timeout is not None and waited >= timeout:
                 return False
@@ -326,6 +335,11 @@ class EmulatorBackend(GameBackend):
             if self._next_tick > now:
                 time.sleep(self._next_tick - now)
             self._next_tick = max(self._next_tick + 1 / self.fps, time.monotonic() - 1 / self.fps)
+            if self._handed is not None:
+                # Grab once the game has polled since the last frame handed on: a grab before would
+                # find the same game frame and be thrown away (half of all grabs when recording as
+                # fast as the game runs). A game that stops polling is grabbed anyway, after a while.
+                self.client.wait_report(STALE_WAIT_S)
         timestamp = time.monotonic()
         image = self._grab()
         while image is None:

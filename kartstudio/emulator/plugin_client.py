@@ -375,6 +375,18 @@ class PluginClient:
                     raise PluginError(f"the input plugin did not answer a sync within {timeout:g} s")
                 self._cond.wait(left)
 
+    def wait_report(self, timeout: float) -> bool:
+        """Whether a poll report is queued (one that polls() has not returned yet), waiting up to
+        `timeout` for one; nothing is drained."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._reports and not self._closed.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return bool(self._reports)
+
     def wait_polls(self, count: int, timeout: float = 2.0) -> list[PollReport]:
         """Waits until at least `count` reports are queued (or timeout), then drains them."""
         deadline = time.monotonic() + timeout

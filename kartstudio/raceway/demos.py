@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from kartstudio.drivers import NudgedDriver, Nudges, RacewayExpertDriver
-from kartstudio.emulator.raceway import FPS
+from kartstudio.emulator.raceway import FPS, NATIVE_RESOLUTION
 from kartstudio.game import Frame
 from kartstudio.raceway.evaluate import LAP_LIMIT_S
 from kartstudio.raceway.game import display_for_game, race_meta, raceway_backend
@@ -72,7 +72,7 @@ def demo_meta(seat: int, track: int, profile: str, storage_size=DEFAULT_STORAGE_
 def record_race(folder: str | Path, track: int, profile: str = "expert", laps: int = DEMO_LAPS,
                 storage_size=DEFAULT_STORAGE_SIZE, display: str | None = None, limit: int | None = None,
                 seconds: float | None = None, on_frame: Callable[[Frame, object], None] | None = None,
-                speed_limit: bool = False) -> DemoResult:
+                speed_limit: bool = False, resolution: tuple[int, int] = NATIVE_RESOLUTION) -> DemoResult:
     """One 2-player race on `track`, both seats recorded (one file each) until both finished,
     `limit` frames (all seats) or `seconds` of wall time. on_frame(frame, game): sees every recorded
     frame (and the backend: game.state_reader holds the game's recent states)."""
@@ -91,7 +91,8 @@ def record_race(folder: str | Path, track: int, profile: str = "expert", laps: i
         drivers = {1: RacewayExpertDriver(), 2: NudgedDriver(RacewayExpertDriver(), Nudges(rng=random.Random(track)))}
     result = DemoResult(tracks=1)
     with display_for_game(display) as shown, \
-            raceway_backend(track, laps, display=shown, lockstep=False, speed_limit=speed_limit) as game:
+            raceway_backend(track, laps, display=shown, lockstep=False, speed_limit=speed_limit,
+                            resolution=resolution) as game:
         game.fps = CAPTURE_FPS
         for seat in seats:  # the grid: the expert's first decisions before the first frame
             game.set_controller(seat, drivers[seat].act(game, seat, None))
