@@ -237,3 +237,19 @@ def test_check_command_exit_status_and_json(tmp_path, capsys):
     assert "Traceback" not in captured.err
     assert main(["check", "--recipe", "nope", str(good)]) == 2
     assert "unknown recipe 'nope'" in capsys.readouterr().err
+
+
+def test_frames_stored_other_than_one_per_chunk_are_sampled_decoded(tmp_path):
+    """A hand-made file (frames chunked 8 at a time): no per-frame sizes in its index, so pairs
+    spread over the session are decoded and the share found is scaled to every pair."""
+    import h5py
+
+    path = write(tmp_path / "frozen.h5", healthy_labels(600), frames=lambda i: _frame(100 if 100 <= i < 220 else i))
+    with h5py.File(path, "r+") as f:
+        pixels = f["frames"][:]
+        del f["frames"]
+        f.create_dataset("frames", data=pixels, chunks=(8, *SIZE, 3), compression="gzip")
+    f = check_sessions([path]).findings[0]
+    assert f.kind == "repeated-frames" and f.figures["pixels_compared"] == "sampled"
+    assert 80 <= f.figures["same_pixels"] <= 160  # 119 really: 20% of the pairs
+    assert f.message.startswith("frozen.h5: about ")
