@@ -1,10 +1,12 @@
 """Fast per-frame inference: a trained model driving one seat.
 
 ``model.predict`` costs ~36 ms per frame here (it builds a data pipeline on every call), more
-than a 30 fps frame allows. The Pilot instead traces the model once into a ``tf.function`` that
-takes one uint8 seat image of any size, applies the model's own preprocessing (its Preprocess
-layer resizes to 66x200 and scales) and returns the 5 outputs together with the activations of
-conv layers 2 and 4, all in one call.
+than a 30 fps frame allows. The Pilot instead runs the network through LiteRT (TensorFlow Lite
+with XNNPACK; kartstudio.pilot_engine): the model's own preprocessing (the area resize to 66x200
+and the scale) in numpy, then one invoke that returns the 5 outputs together with the activations
+of conv layers 2 and 4. The network is compiled once per model file and cached next to it; the
+.keras file stays the source of truth. Where LiteRT cannot run the model, the model traced into a
+tf.function runs instead, and `pilot.engine` says which one runs.
 
     pilot = Pilot.load("driver.keras")
     state = pilot.act(seat_image)               # a ControllerState for the game
@@ -32,9 +34,17 @@ from kartstudio.model import (
     keras,
     load_model,
     paced_buttons,
-    tf,
 )
+from kartstudio.paths import require_regular
+from kartstudio.pilot_engine import file_sha256, make_engine
 from kartstudio.session import DEFAULT_STORAGE_SIZE
+
+# Threads for the network, by default one. On the 2-core machine (`kartstudio bench infer`, which
+# measures both) LiteRT takes p50 ~0.9 ms a frame with the maps on 1 thread and ~0.5 ms on 2, but
+# in a race the emulator keeps the other core busy: a second XNNPACK thread then waits for a core
+# the emulator holds (p99 ~rises, see docs/training.md) and takes time from the game. So the play
+# loop asks for one; a caller with cores to spare (a bench, eval without an emulator) may pass more.
+DEFAULT_THREADS = 1
 
 
 @dataclass
@@ -66,7 +76,12 @@ class Pilot:
     view; predict(..., activations=False) skips copying them out.
     """
 
-    def __init__(self, model: keras.Model, name: str = "model") -> None:
+    def __init__(self, model: keras.Model, name: str = "model", *, threads: int = DEFAULT_THREADS,
+                 engine: str = "auto", model_path: str | os.PathLike | None = None,
+                 model_sha256: str | None = None) -> None:
+        """engine: "auto" (LiteRT, else TensorFlow), "litert" (raise if it cannot run) or
+        "tensorflow". model_path and model_sha256 (of the file `model` was loaded from) let the
+        compiled network be cached next to that file; load() passes them."""
         check_driving_model(model, name)
         self.model = model
         self.name = name
@@ -76,21 +91,29 @@ class Pilot:
         self.paced = paced_buttons(model)
         self._pace = np.zeros(3)  # running sums of the paced buttons' probabilities
         self._history: list[np.ndarray] = []  # the last spec.history images, oldest first
-        # One functional model with three outputs: the actions and the two conv maps.
-        self._inference = keras.Model(
-            model.inputs[0], [model.outputs[0], *(model.get_layer(n).output for n in ACTIVATION_LAYERS)]
-        )
-        # Traced once here (about a second each); the concrete functions are then called
-        # directly, which skips tf.function's per-call argument matching (~0.3 ms a frame).
-        signature = [tf.TensorSpec((None, None, 3 * self.spec.history), tf.uint8, name="image")]
-        self._with_maps = tf.function(self._run_with_maps, input_signature=signature).get_concrete_function()
-        self._without_maps = tf.function(self._run_without_maps, input_signature=signature).get_concrete_function()
+        self._engine = make_engine(model, engine=engine, threads=threads, model_path=model_path,
+                                   model_sha256=model_sha256)
         self.last: PilotOutput | None = None
 
+    @property
+    def engine(self) -> str:
+        """What runs the network, for people: "LiteRT 2.3.0 (XNNPACK), 1 thread, ..." or
+        "TensorFlow tf.function (LiteRT not used: why)"."""
+        return self._engine.description
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Pilot":
+    def load(cls, path: str | os.PathLike, *, threads: int = DEFAULT_THREADS, engine: str = "auto") -> "Pilot":
         """Load a .keras model (safe mode) and compile it; raises ModelFileError naming the file."""
-        return cls(load_model(path), name=str(path))
+        require_regular(path, "the model file")  # a FIFO would block the hash below
+        try:
+            before = file_sha256(path)
+        except OSError:
+            before = None  # load_model says what is wrong with the file
+        model = load_model(path)
+        # the cache is keyed by the bytes Keras loaded: a file replaced meanwhile is not cached
+        same = before is not None and file_sha256(path) == before
+        return cls(model, name=str(path), threads=threads, engine=engine,
+                   model_path=path if same else None, model_sha256=before if same else None)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -122,13 +145,6 @@ class Pilot:
         frames = [self._history[0]] * (self.spec.history - len(self._history)) + self._history
         return np.concatenate(frames, axis=-1)
 
-    def _run_with_maps(self, image):
-        outputs = self._inference(image[None], training=False)
-        return [t[0] for t in outputs]
-
-    def _run_without_maps(self, image):
-        return self.model(image[None], training=False)[0]
-
     def predict(self, image: np.ndarray, activations: bool = True) -> PilotOutput:
         """Run the model on one (H, W, 3) uint8 RGB image (see view()); a model with frame history
         also sees the images given to the calls before (since reset())."""
@@ -137,12 +153,8 @@ class Pilot:
             raise KartStudioError(f"the pilot needs an (H, W, 3) RGB image, got shape {image.shape}")
         if image.dtype != np.uint8:
             image = np.clip(image, 0, 255).astype(np.uint8)
-        image = self._stacked(image)
-        if activations:
-            action, *maps = self._with_maps(image)
-            action, maps = action.numpy(), {n: m.numpy() for n, m in zip(ACTIVATION_LAYERS, maps)}
-        else:
-            action, maps = self._without_maps(image).numpy(), {}
+        action, maps = self._engine.run(self._stacked(image), activations)
+        maps = dict(zip(ACTIVATION_LAYERS, maps))
         pressed = None if self.thresholds is None else self._press(action[2:])
         out = PilotOutput(action, maps, pressed)
         self.last = out
@@ -167,7 +179,8 @@ class Pilot:
         return self.predict(image, activations=False).state
 
     def warm_up(self, shape: tuple[int, int] | None = None) -> None:
-        """Run both functions once ahead of the first real frame (first runs allocate buffers)."""
+        """Run the network once with and once without the maps ahead of the first real frame
+        (first runs allocate buffers)."""
         blank = np.zeros((*(shape or self.image_size), 3), np.uint8)
         self.predict(blank, activations=True)
         self.predict(blank, activations=False)
@@ -175,4 +188,4 @@ class Pilot:
         self.last = None
 
 
-__all__ = ["Pilot", "PilotOutput"]
+__all__ = ["DEFAULT_THREADS", "Pilot", "PilotOutput"]

@@ -137,8 +137,8 @@ def test_train_time_stacking_is_play_time_stacking(sessions, tmp_path, capsys):
     assert pilot.spec.history == 3 and pilot.image_size == SMALL
 
     fed = []  # what the network is given on each frame
-    run = pilot._without_maps
-    pilot._without_maps = lambda image: fed.append(np.array(image)) or run(image)
+    run = pilot._engine.run  # the stacked image the engine (LiteRT or TensorFlow) is given
+    pilot._engine.run = lambda image, maps: fed.append(np.array(image)) or run(image, maps)
     layout = SeatLayout.split_screen(2 * SMALL[1], 4 * SMALL[0])  # each seat 120x320: twice the stored size
     with open_session(sessions[0]) as s:
         stored = s.frames[:8]

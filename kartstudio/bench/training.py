@@ -449,45 +449,107 @@ def bench_train(
 # -- inference -------------------------------------------------------------------------------
 
 
-def bench_infer(model_path: str | None = None, kind: str = "kartstudio", frames: int = 2000, size: tuple[int, int] = SEAT_SIZE) -> dict:
-    """Per-frame latency of Pilot.predict on stored seat images, with and without activations."""
-    from kartstudio.bench import machine
-    from kartstudio.model import build_model
-    from kartstudio.pilot import Pilot
+def _latency(pilot, images: list[np.ndarray], frames: int, activations: bool) -> dict:
+    for i in range(50):
+        pilot.predict(images[i % len(images)], activations=activations)
+    times = np.empty(frames)
+    for i in range(frames):
+        t0 = time.perf_counter()
+        pilot.predict(images[i % len(images)], activations=activations)
+        times[i] = time.perf_counter() - t0
+    ms = times * 1000
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
 
-    pilot = Pilot.load(model_path) if model_path else Pilot(build_model(kind), name=kind)
+
+def check_engine(pilot, model, images: np.ndarray, batch: int = 100) -> dict:
+    """The largest difference between the pilot's outputs and the Keras model's own (called on
+    the same uint8 images, its preprocessing included) over `images`: what bench infer --check
+    prints and tests/test_pilot.py asserts (<= 1e-4)."""
+    from kartstudio.model import keras
+
+    names = ("conv2", "conv4")
+    reference = keras.Model(model.inputs[0], [model.outputs[0], *(model.get_layer(n).output for n in names)])
+    history = pilot.spec.history  # after reset() a frame is its own history: the same image stacked
+    worst = {"action": 0.0, "conv2": 0.0, "conv4": 0.0}
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        stacked = np.concatenate([chunk] * history, axis=-1).astype(np.float32)
+        expected = [np.asarray(t) for t in reference(stacked, training=False)]
+        for i, image in enumerate(chunk):
+            pilot.reset()
+            out = pilot.predict(image)
+            worst["action"] = max(worst["action"], float(np.abs(out.action - expected[0][i]).max()))
+            for n, e in zip(names, expected[1:]):
+                worst[n] = max(worst[n], float(np.abs(out.activations[n] - e[i]).max()))
+    pilot.reset()
+    return {"frames": len(images), **{f"max_abs_diff_{k}": v for k, v in worst.items()}}
+
+
+def bench_infer(model_path: str | None = None, kind: str = "kartstudio", frames: int = 2000,
+                size: tuple[int, int] = SEAT_SIZE, threads: tuple[int, ...] = (2, 1),
+                engines: tuple[str, ...] = ("litert", "tensorflow"), check: int = 0) -> dict:
+    """Per-frame latency of Pilot.predict on seat images, with and without activations, for each
+    engine (LiteRT at each of `threads`; TensorFlow with its own thread pool, once).
+
+    check > 0: also compare the first engine's outputs with the Keras model's on that many frames
+    of the practice track recorded through the real Recorder (check_engine)."""
+    from kartstudio.bench import machine
+    from kartstudio.model import build_model, load_model
+    from kartstudio.pilot import Pilot
+    from kartstudio.pilot_engine import file_sha256
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    model = load_model(model_path) if model_path else build_model(kind)
+    cache = {"model_path": model_path, "model_sha256": file_sha256(model_path)} if model_path else {}
     rng = np.random.default_rng(0)
     images = [synthetic_seat_frame(float(s), i, rng, size) for i, s in enumerate(np.linspace(-1, 1, 64))]
-    pilot.warm_up(size)
-    result = {}
-    for activations in (True, False):
-        for i in range(50):
-            pilot.predict(images[i % 64], activations=activations)
-        times = np.empty(frames)
-        for i in range(frames):
+    runs, first = [], None
+    for engine in engines:
+        for n in (threads if engine == "litert" else threads[:1]):
             t0 = time.perf_counter()
-            pilot.predict(images[i % 64], activations=activations)
-            times[i] = time.perf_counter() - t0
-        ms = times * 1000
-        result["with_activations" if activations else "without_activations"] = {
-            "p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "mean_ms": round(float(ms.mean()), 3),
-            "max_ms": round(float(ms.max()), 3),
-        }
-    maps = pilot.predict(images[0]).activations
-    return {
+            pilot = Pilot(model, name=model_path or kind, threads=n, engine=engine, **cache)
+            ready_s = time.perf_counter() - t0
+            pilot.warm_up(size)
+            first = first or pilot
+            runs.append({
+                "engine": engine,
+                "description": pilot.engine,
+                "threads": n if engine == "litert" else None,
+                "ready_s": round(ready_s, 2),
+                "with_activations": _latency(pilot, images, frames, True),
+                "without_activations": _latency(pilot, images, frames, False),
+            })
+    result = {
         "model": model_path or kind,
-        "input": f"{size[1]}x{size[0]} uint8 seat image (resized inside the compiled call)",
+        "input": f"{size[1]}x{size[0]} uint8 seat image (resized in the pilot)",
         "frames": frames,
-        **result,
-        "activation_shapes": {k: list(v.shape) for k, v in maps.items()},
-        "machine": machine(),
+        # the first run's figures, as before there were several engines
+        "with_activations": runs[0]["with_activations"],
+        "without_activations": runs[0]["without_activations"],
+        "runs": runs,
+        "activation_shapes": {k: list(v.shape) for k, v in first.predict(images[0]).activations.items()},
     }
+    if check:
+        recorded, _ = practice_pool(check)
+        if recorded.shape[1:3] != tuple(size):
+            from kartstudio.images import resize
+
+            recorded = np.stack([resize(f, size) for f in recorded])
+        result["check"] = {"engine": runs[0]["description"], "frames_source": "practice track, recorded",
+                           **check_engine(first, model, recorded)}
+    result["machine"] = machine()
+    result["load_average"] = {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]}
+    return result
 
 
 __all__ = [
     "bench_infer",
+    "check_engine",
     "bench_train",
     "compare_streaming_to_memory",
     "make_dataset",

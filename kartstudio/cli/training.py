@@ -51,9 +51,9 @@ def register(commands, bench) -> None:
     train.add_argument("--peer-timeout", type=number(above=0, high=86400), default=None, metavar="SECONDS",
                        help="several machines: how long to wait for the other workers to start (default 300)")
     train.add_argument("--force", action="store_true", help="replace OUTPUT if it exists (--resume continues its run)")
-    train.add_argument("--cache-mb", type=number(0, 1e6), default=None, metavar="MB",
+    train.add_argument("--cache-mb", type=number(0, 1e6), default=None, metavar="MiB",
                        help="RAM for resized training frames, read instead of the files in later epochs "
-                            "(default 640; 0: every epoch reads the files)")
+                            "(default 640 MiB; 0: every epoch reads the files)")
     train.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     train.set_defaults(func=cmd_train)
 
@@ -64,9 +64,9 @@ def register(commands, bench) -> None:
     imp.set_defaults(func=cmd_import_model)
 
     bt = bench.add_parser("train", help="streaming vs in-memory training speed, peak memory at two dataset sizes")
-    bt.add_argument("--small-mb", type=POSITIVE, default=500, help="smaller dataset size on disk (default 500 MB)")
+    bt.add_argument("--small-mb", type=POSITIVE, default=500, help="smaller dataset size on disk (default 500 MiB)")
     bt.add_argument("--large-mb", type=POSITIVE, default=5000,
-                    help="larger dataset size on disk (default 5000 MB; past 600 MB the files are copies)")
+                    help="larger dataset size on disk (default 5000 MiB; past 600 MiB the files are copies)")
     bt.add_argument("--frames", choices=("practice", "synthetic"), default="practice",
                     help="pictures: the practice track's with capture noise (default), or a drawn road (quick)")
     bt.add_argument("--workers", type=whole(1, 16), default=1, metavar="N",
@@ -82,6 +82,12 @@ def register(commands, bench) -> None:
     bi.add_argument("--model", metavar="MODEL.keras", help="a trained model (default: a new kartstudio network)")
     bi.add_argument("--kind", choices=("kartstudio", "tensorkart"), default="kartstudio")
     bi.add_argument("--frames", type=COUNT, default=2000)
+    bi.add_argument("--threads", type=whole(1, 64), nargs="+", default=[2, 1], metavar="N",
+                    help="LiteRT threads to measure, in turn (default: 2 then 1)")
+    bi.add_argument("--engine", choices=("litert", "tensorflow"), action="append",
+                    help="measure only this engine (repeatable; default: both)")
+    bi.add_argument("--check", type=whole(0, 100000), default=0, metavar="FRAMES",
+                    help="also compare the pilot's outputs with the Keras model's on FRAMES recorded practice-track frames")
     bi.add_argument("--json", action="store_true")
     bi.set_defaults(func=cmd_bench_infer)
 
@@ -148,11 +154,13 @@ def cmd_train(args) -> int:
                               "or --resume to continue its run")
 
     from kartstudio.training import Trainer
+    from kartstudio.training.config import TrainConfig
     from kartstudio.training.recipe import recipe
 
     changes = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr, "loss": args.loss,
                "augment": args.augment, "turn_oversample": args.oversample_turns, "model": args.model, "history": args.history}
-    config = recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None}).train_config(
+    config = TrainConfig.from_recipe(
+        recipe(args.recipe, **{k: v for k, v in changes.items() if v is not None}),
         seed=args.seed, val_sessions=args.val_sessions, patience=args.patience, init_model=args.init,
         checkpoint_dir=args.checkpoint_dir, resume=args.resume, devices=args.devices,
         mixed_precision=args.mixed_precision, **({} if args.cache_mb is None else {"cache_mb": args.cache_mb}),
@@ -209,15 +217,15 @@ def cmd_bench_train(args) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"frames: {r['frames_source']}, {r['kb_per_frame']} KB each on disk; device: {r['device']}")
+    print(f"frames: {r['frames_source']}, {r['kb_per_frame']} KiB each on disk; device: {r['device']}")
     for key in ("dataset_small", "dataset_large"):
         d, run = r[key], r["stream_" + key[8:]]
-        print(f"{key[8:]:>5} dataset: {d['files']} session files, {d['frames']} frames, {d['mb_on_disk']} MB on disk;"
+        print(f"{key[8:]:>5} dataset: {d['files']} session files, {d['frames']} frames, {d['mb_on_disk']} MiB on disk;"
               f" streaming {run['samples_per_s']:.0f} samples/s (input wait {run['input_wait_share']:.0%}),"
-              f" peak RSS {run['peak_rss_mb']:.0f} MB (steady {run['steady_rss_mb']:.0f} MB),"
-              f" frame cache {run['cache']['mb']:.0f} MB: {run['cache']['share']:.0%} of the frames")
-    print(f"peak RSS large / small: {r['peak_rss_ratio_large_vs_small']:.3f} (target <= 1.10, under 2 GB);"
-          f" TensorKart's in-memory array alone would be {r['in_memory_array_mb_small']} MB for the small set")
+              f" peak RSS {run['peak_rss_mb']:.0f} MiB (steady {run['steady_rss_mb']:.0f} MiB),"
+              f" frame cache {run['cache']['mb']:.0f} MiB: {run['cache']['share']:.0%} of the frames")
+    print(f"peak RSS large / small: {r['peak_rss_ratio_large_vs_small']:.3f} (target <= 1.10, under 2 GiB);"
+          f" TensorKart's in-memory array alone would be {r['in_memory_array_mb_small']} MiB for the small set")
     for key, what in (("compare_short", "one 600-frame session (short epochs, the first included)"),
                       ("compare", "the small dataset (long epochs, after the first)"),
                       ("compare_first_epoch", "the small dataset (its first epoch, or any beyond the frame cache)")):
@@ -239,14 +247,24 @@ def cmd_bench_train(args) -> int:
 def cmd_bench_infer(args) -> int:
     from kartstudio.bench.training import bench_infer
 
-    r = bench_infer(args.model, args.kind, args.frames)
+    r = bench_infer(args.model, args.kind, args.frames, threads=tuple(args.threads),
+                    engines=tuple(args.engine or ("litert", "tensorflow")), check=args.check)
+    failed = "check" in r and r["check"]["max_abs_diff_action"] > 1e-4  # the driving would differ
     if args.json:
         print(json.dumps(r, indent=2))
-        return 0
+        return int(failed)
     print(f"model: {r['model']}; input: {r['input']}; {r['frames']} frames")
-    for key in ("with_activations", "without_activations"):
-        v = r[key]
-        print(f"{key.replace('_', ' '):>20}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms  max {v['max_ms']:.2f} ms")
-    print(f"targets with activations: p50 <= 1.5 ms, p99 <= 3 ms; activation maps {r['activation_shapes']}")
-    print(f"machine: {r['machine']}")
-    return 0
+    for run in r["runs"]:
+        print(f"engine: {run['description']} (ready in {run['ready_s']:.1f} s)")
+        for key in ("with_activations", "without_activations"):
+            v = run[key]
+            print(f"{key.replace('_', ' '):>20}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms  max {v['max_ms']:.2f} ms")
+    print("targets with activations: p50 <= 0.7 ms and p99 <= 1.5 ms on 2 threads, p50 <= 1.2 ms on 1 thread;"
+          f" activation maps {r['activation_shapes']}")
+    if "check" in r:
+        c = r["check"]
+        print(f"check on {c['frames']} recorded frames ({c['engine']}): max |difference| from the Keras model:"
+              f" actions {c['max_abs_diff_action']:.2g} (must be <= 1e-4), conv2 {c['max_abs_diff_conv2']:.2g},"
+              f" conv4 {c['max_abs_diff_conv4']:.2g}")
+    print(f"machine: {r['machine']}; load average before {r['load_average']['before']}, after {r['load_average']['after']}")
+    return int(failed)
