@@ -253,3 +253,16 @@ def test_frames_stored_other_than_one_per_chunk_are_sampled_decoded(tmp_path):
     assert f.kind == "repeated-frames" and f.figures["pixels_compared"] == "sampled"
     assert 80 <= f.figures["same_pixels"] <= 160  # 119 really: 20% of the pairs
     assert f.message.startswith("frozen.h5: about ")
+
+
+def test_import_ends_with_the_data_check_of_what_it_wrote(tmp_path, capsys):
+    """Issue 21 item 7: an import of recordings that never steer left says so at once."""
+    X = np.random.default_rng(0).integers(0, 255, (60, 66, 200, 3), dtype=np.uint8)
+    y = healthy_labels(60).astype(np.float64)
+    y[y[:, 0] < 0.02, 0] = 0.0  # the colinkirby fork's labels
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    assert main(["import", "npy", str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), "-o", str(tmp_path / "o.h5")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("wrote ") < out.index("data check")
+    assert "  steering never goes left (0 of 60 frames below -0.02)" in out

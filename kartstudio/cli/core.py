@@ -115,6 +115,7 @@ def _print_import(reports) -> int:
             print(f"  skipped {line}")
         if report.skipped_rows > 20:
             print(f"  ... and {report.skipped_rows - 20} more (the session keeps the reasons: kartstudio info --json)")
+    _print_check([r.path for r in (reports if isinstance(reports, list) else [reports])])  # issue 21 item 7
     return 0
 
 
@@ -242,6 +243,19 @@ def cmd_check(args) -> int:
             print(finding.message)
         print(report.summary())
     return 2 if report.unreadable else 1 if report.findings else 0
+
+
+def _print_check(paths) -> None:
+    """After an import: the data check's findings for the sessions written (warnings: the import worked)."""
+    from kartstudio.datacheck import check_sessions
+
+    report = check_sessions(paths)
+    if not report.findings:
+        print("data check: nothing found")
+        return
+    print("data check (run `kartstudio check` on these with your other sessions to judge them together):")
+    for finding in report.findings:
+        print(f"  {finding.message}")
 
 
 def _repeated_frames(session) -> int:
