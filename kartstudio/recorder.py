@@ -386,8 +386,8 @@ def _size_limit_left(path: Path) -> int | None:
 
 def _describe_full_disk(path: Path | None, room: int) -> str:
     if path is not None and path.exists() and _size_limit_left(path) == room:
-        return f"the file size limit (ulimit -f) is reached (only {room // 1024} KB left for it); raise the limit"
-    return f"the disk is full (only {room // 1024} KB left for it); free some space or choose another data folder"
+        return f"the file size limit (ulimit -f) is reached (only {room // 1024} KiB left for it); raise the limit"
+    return f"the disk is full (only {room // 1024} KiB left for it); free some space or choose another data folder"
 
 
 def _describe_write_error(exc: Exception) -> str:

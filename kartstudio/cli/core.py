@@ -93,9 +93,10 @@ def _print_import(reports) -> int:
     for report in reports if isinstance(reports, list) else [reports]:
         numbers = ""
         if report.first_number is not None and report.source is not None and report.source.is_dir():
-            numbers = f" (frames {report.first_number}..{report.last_number})"
+            numbers = f" (numbered {report.first_number}..{report.last_number})"
         print(f"wrote {report.path}: {report.frames} frames{numbers}", end="")
-        print(f", skipped {report.skipped_rows} bad rows" if report.skipped_rows else "", end="")
+        print(f", skipped {report.skipped_rows} bad row{'s' if report.skipped_rows > 1 else ''}" if report.skipped_rows else "",
+              end="")
         print(f", {report.unused_rows} rows outside info.txt's usable range" if report.unused_rows else "", end="")
         print(f", {report.header_lines} header line skipped" if report.header_lines else "")
         with open_session(report.path) as s:

@@ -117,7 +117,7 @@ class RomInfo:
                 "KartStudio's test ROM" if self.is_test_rom else "not Mario Kart 64")
         return (
             f"{Path(self.path).name}: {readable(self.name) or '(no name)'} [{readable(self.game_code)}] {self.region}, "
-            f"v1.{self.version}, {self.size // (1 << 20)} MB .{self.byte_order} - {what}"
+            f"v1.{self.version}, {self.size // (1 << 20)} MiB .{self.byte_order} - {what}"
         )
 
     def to_dict(self) -> dict:
