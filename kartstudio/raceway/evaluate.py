@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from kartstudio.drivers import Driver, PilotDriver, RacewayExpertDriver, load_pilot, players_for
+from kartstudio.emulator.raceway import NATIVE_RESOLUTION
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import play
@@ -111,13 +112,15 @@ class RacewayReport:
 
 def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str | None = None,
              on_frame: Callable[[Frame, dict], bool | None] | None = None, lockstep: bool = True,
-             limit_s: float | None = None, game=None, players: int = 2) -> list[RaceResult]:
+             limit_s: float | None = None, game=None, players: int = 2,
+             resolution: tuple[int, int] = NATIVE_RESOLUTION) -> list[RaceResult]:
     """One race on `track` (2-player split screen, or players=1: one kart on the whole screen);
     returns a RaceResult for each seat in `drivers`.
 
     Ends when every driven seat has finished or at the time limit (game time). on_frame(frame,
     labels) is play()'s hook (a recorder); False from it ends the race there. game: a started
-    backend already at this race's countdown (else one is started and stopped here)."""
+    backend already at this race's countdown (else one is started and stopped here). resolution: the
+    window's (the demonstrations' own, demos.record_race: a model is scored on the pictures it learned)."""
     limit_frames = int((limit_s or LAP_LIMIT_S * laps) * 60)
     seats = sorted(drivers)
     off = {s: 0 for s in seats}
@@ -144,7 +147,8 @@ def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str
     with contextlib.ExitStack() as stack:
         if game is None:
             shown = stack.enter_context(display_for_game(display))
-            game = stack.enter_context(raceway_backend(track, laps, players, display=shown, lockstep=lockstep))
+            game = stack.enter_context(raceway_backend(track, laps, players, display=shown, lockstep=lockstep,
+                                                             resolution=resolution))
         play(game, drivers, watch)
     if not last:
         raise KartStudioError(f"the Raceway race on track {track} never started (no race state from the game)")
