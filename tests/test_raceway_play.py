@@ -127,12 +127,13 @@ def test_a_small_model_trained_on_demonstrations_drives_in_the_emulator(xdisplay
     from kartstudio.raceway.demos import record_demonstrations
     from kartstudio.raceway.evaluate import evaluate_model
     from kartstudio.training.budget import train_with_budget
+    from kartstudio.training.config import TrainConfig
     from kartstudio.training.recipe import recipe
 
     demos = record_demonstrations(tmp_path / "demos", minutes=2, display=xdisplay)  # two races' worth
     assert demos.frames >= 2 * 60 * 60
     model = tmp_path / "raceway.keras"
-    train_with_budget(demos.paths, model, recipe("default").train_config(0, tensorboard=False), 180)
+    train_with_budget(demos.paths, model, TrainConfig.from_recipe(recipe("default"), 0, tensorboard=False), 180)
     report = evaluate_model(model, tracks=1, track_start=SHORT_TRACK, display=xdisplay)
     (race,) = report.races
     assert race.progress > 0.3, race  # it drives on along the road, not just off the grid
@@ -186,3 +187,28 @@ def test_the_expert_brakes_for_a_hairpin_it_was_told_about_and_steers_to_its_lan
     # right of its lane (seat 1 keeps left of the centre line): steers left
     assert RacewayExpert(seat=1).act(_seat(lateral=0.3)).x < 0 < RacewayExpert(seat=2).act(_seat(seat=2, lateral=-0.3)).x
     assert RacewayExpert(seat=1).act(_seat(finished=True)) == NEUTRAL
+
+
+@needs_emulator_game
+def test_a_whole_screen_model_drives_raceway_1_player_race(xdisplay, tmp_path):
+    """Issue 21: the 1-player race through its menu macro (one kart on the whole screen), a
+    whole-screen model driving it a few seconds as eval runs it; the 2-player race refuses it."""
+    from kartstudio.drivers import PilotDriver, load_pilot
+    from kartstudio.errors import KartStudioError
+    from kartstudio.game import SeatLayout
+    from kartstudio.raceway.evaluate import evaluate_model, run_race
+    from test_solo import _gas_model
+
+    pilot = load_pilot(_gas_model(tmp_path / "whole.keras", "whole"))
+    seen = []
+    results = run_race(SHORT_TRACK, {1: PilotDriver(pilot)}, laps=1, display=xdisplay, limit_s=4, players=1,
+                       on_frame=lambda frame, labels: seen.append((frame.game_state, labels.get(1))) and None)
+    states = [s for s, _ in seen if s is not None]
+    assert states and all(s.players == 1 for s in states)  # the game's own 1-player race
+    assert [r.seat for r in results] == [1] and results[0].progress > 0.02  # the AI drove it forward
+    assert any(label is not None and label.a for _, label in seen)
+    with pytest.raises(KartStudioError, match="race it in 1-player mode"):
+        evaluate_model(pilot, tracks=1, players=2)
+    from kartstudio.raceway.game import raceway_backend
+
+    assert raceway_backend(SHORT_TRACK, players=1).layout == SeatLayout.whole_screen()

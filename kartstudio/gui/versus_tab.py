@@ -368,6 +368,7 @@ class VersusTab(QtWidgets.QWidget):
                 for panel in window.record_tab.panels.values():
                     panel._apply_driver()  # seats go back to what the Record tab says
         self.start_button.setText(self._start_text())
+        self.ai_stats.setText("not racing")
         self.takeover_button.setEnabled(False)
         self.takeover_button.setChecked(False)
 
