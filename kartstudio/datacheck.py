@@ -205,8 +205,9 @@ def _read(s: Session) -> tuple[_Labels, Finding | None]:
     n = len(s)
     keep = s.included_indices()
     actions = np.asarray(s.actions[:n], np.float32)[keep] if n else np.zeros((0, 5), np.float32)
-    duration = s.duration
-    per_frame = duration / (n - 1) if duration and n > 1 else 1.0 / s.meta.fps
+    # game time: frames at the session's own rate (a practice recording runs faster than real time,
+    # an import's stamps are its rows' numbers over that rate)
+    per_frame = 1.0 / s.meta.fps
     labels = _Labels(s.path, s.meta.layout, s.meta.game, actions, keep, n, per_frame, len(keep) * per_frame)
     return labels, _repeated_frames(s, keep)
 
