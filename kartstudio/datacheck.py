@@ -11,7 +11,7 @@ data for the recipe, a mix of whole-screen and seat sessions (training refuses i
 that does not open (the rest are still checked). It reads the labels and metadata in bulk and never
 decodes every frame: repeated frames are found from the stored frames' sizes in HDF5's chunk index
 (identical pixels compress to identical bytes), and a sample of the candidates is compared byte
-for byte (JPEG: decoded). An hour of sessions takes about a second (README, Measured).
+for byte (JPEG: decoded). An hour of sessions takes well under a second (README, Measured).
 
 Only the frames training uses are judged: excluded (trimmed) ranges are left out.
 No Qt here: `kartstudio check` prints the report, the Datasets tab shows it.
