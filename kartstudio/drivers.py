@@ -68,9 +68,11 @@ class PadDriver(_Driver):
         return sample() if callable(sample) else self.pad.last
 
 
-class _ScriptedExperts(_Driver):
+class ScriptedExperts(_Driver):
     """A scripted expert per seat, made on first use, driving through a human-like profile (reaction
-    time, thumb lag, noise; seeded per seat) when `human` is given."""
+    time, thumb lag, noise; seeded per seat) when `human` is given. The games' own experts derive
+    from it where they live (practice.expert.ExpertDriver, raceway.expert.RacewayExpertDriver): the
+    play layer never imports a game."""
 
     def __init__(self, params=None, human=None, fps: float = 25.0, seed: int = 0) -> None:
         super().__init__()
@@ -89,49 +91,6 @@ class _ScriptedExperts(_Driver):
                 expert = humanize(expert, self.human, self.fps, self.seed * 10 + seat)
             self._experts[seat] = expert
         return expert
-
-
-class ExpertDriver(_ScriptedExperts):
-    """The practice track's scripted expert (reads the track geometry, so it needs a PracticeBackend).
-
-    human: drive through a HumanProfile (reaction time, thumb lag, noise) like a person would,
-    seeded per seat."""
-
-    name = "Expert driver"
-
-    def __init__(self, params=None, human=None, fps: float = 25.0, seed: int = 0) -> None:
-        super().__init__(params, human, fps, seed)
-        self._game = None
-
-    def _act(self, game, seat, frame) -> ControllerState:
-        if not hasattr(game, "env"):
-            return NEUTRAL  # the expert needs the practice track's geometry
-        from kartstudio.practice.expert import Expert, HumanDriver
-
-        if game is not self._game:  # a new game (a new track): new experts
-            self._game, self._experts = game, {}
-        return self._expert(seat, lambda s: Expert(game, s, self.params), HumanDriver).act()
-
-
-class RacewayExpertDriver(_ScriptedExperts):
-    """KartStudio Raceway's scripted expert (kartstudio.raceway.expert): reads the game's state
-    channel (Frame.game_state), never the picture; neutral where a frame carries no Raceway state.
-
-    human: drive through a HumanProfile (kartstudio.raceway.expert.raceway_human_profile: reaction
-    time, thumb lag, noise), seeded per seat."""
-
-    name = "Raceway expert"
-
-    def __init__(self, params=None, human=None, fps: float = 60.0, seed: int = 0) -> None:
-        super().__init__(params, human, fps, seed)
-
-    def _act(self, game, seat, frame) -> ControllerState:
-        from kartstudio.raceway.expert import RacewayExpert, RacewayHuman
-
-        state = frame.game_state if frame is not None else None
-        if state is None or not hasattr(state, "seats"):
-            return NEUTRAL
-        return self._expert(seat, lambda s: RacewayExpert(s, self.params), RacewayHuman).act(state)
 
 
 @dataclass

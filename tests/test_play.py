@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from kartstudio.controller import ControllerState  # noqa: E402
-from kartstudio.drivers import ExpertDriver, PilotDriver  # noqa: E402
+from kartstudio.drivers import PilotDriver  # noqa: E402
+from kartstudio.practice.expert import ExpertDriver  # noqa: E402
 from kartstudio.pads.base import ScriptedPadSource  # noqa: E402
 from kartstudio.play import GameLoop, play  # noqa: E402
 from kartstudio.practice.backend import PracticeBackend  # noqa: E402

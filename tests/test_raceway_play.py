@@ -63,7 +63,7 @@ def test_the_boot_macro_reaches_a_2p_race_on_the_track_and_frames_carry_its_stat
 
 @needs_emulator_game
 def test_the_expert_finishes_a_one_lap_race(game):
-    from kartstudio.drivers import RacewayExpertDriver
+    from kartstudio.raceway.expert import RacewayExpertDriver
     from kartstudio.raceway.evaluate import run_race
 
     # the fixture's race is under way with seat 1 ahead; both seats' experts take over from here

@@ -63,7 +63,7 @@ def pilots(tmp_path_factory):
 def test_the_practice_track_has_a_1_player_game_one_car_on_the_whole_screen():
     with PracticeBackend(seed=7, players=1, realtime=False) as game:
         assert game.seats == (1,) and game.layout == SeatLayout.whole_screen() and game.layout.players == 1
-        from kartstudio.drivers import ExpertDriver
+        from kartstudio.practice.expert import ExpertDriver
 
         play(game, {1: ExpertDriver()}, max_frames=100)
         screen, view = game.screen(), game.seat_view(1)

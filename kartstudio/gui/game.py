@@ -12,7 +12,9 @@ from typing import Callable
 from PyQt6 import QtCore
 
 from kartstudio.errors import KartStudioError
-from kartstudio.drivers import ExpertDriver, NeutralDriver, PadDriver, RacewayExpertDriver
+from kartstudio.drivers import NeutralDriver, PadDriver
+from kartstudio.practice.expert import ExpertDriver
+from kartstudio.raceway.expert import RacewayExpertDriver
 from kartstudio.gui.keyboard import QtKeyboardPad
 from kartstudio.play import GameLoop
 from kartstudio.settings import Settings

@@ -160,7 +160,7 @@ def make_raceway_versus_shot(out: Path, race_model: str = "", track: int = 3, ra
     wm = subprocess.Popen(["openbox"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # frames and stacking
     window = None
     try:
-        from kartstudio.drivers import RacewayExpertDriver
+        from kartstudio.raceway.expert import RacewayExpertDriver
         from kartstudio.gui.app import make_app
         from kartstudio.gui.main_window import MainWindow
         from kartstudio.raceway.expert import raceway_human_profile

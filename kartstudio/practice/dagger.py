@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from kartstudio.drivers import CorrectedDriver, ExpertDriver, PilotDriver, load_pilot
+from kartstudio.drivers import CorrectedDriver, PilotDriver, load_pilot
+from kartstudio.practice.expert import ExpertDriver
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import labelled, play
@@ -153,6 +154,8 @@ def record_corrections(pilot, folder: str | Path, seeds: list[int], max_frames: 
 def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | None = None,
                log: Callable[[str], None] | None = None) -> DaggerResult:
     """Improve `model` (a .keras path) by DAgger; data: what it was trained on (kept in retraining)."""
+    from kartstudio.training.config import TrainConfig  # TensorFlow: only when DAgger runs
+
     config = config or DaggerConfig()
     config.check()
     model = Path(model)
@@ -177,7 +180,8 @@ def run_dagger(model, data, output=None, folder=None, config: DaggerConfig | Non
         say(f"round {r}: {frames} correction frames on tracks {seeds[0]}-{seeds[-1]} ({drive_s:.0f} s)")
         retrain = replace(config.recipe, epochs=config.epochs, learning_rate=config.learning_rate)
         # the model keeps the frame history it was built with, whatever the recipe says
-        settings = retrain.train_config(init_model=str(current), tensorboard=False, history=pilot.spec.history)
+        settings = TrainConfig.from_recipe(retrain, init_model=str(current), tensorboard=False,
+                                           history=pilot.spec.history)
         train, train_s = train_with_budget([*data, *corrections], output, settings, float("inf"), log)
         current = output
         pilot = load_pilot(output)

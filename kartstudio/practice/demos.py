@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kartstudio.drivers import ExpertDriver, NudgedDriver, Nudges  # noqa: F401 - Nudges re-exported
+from kartstudio.drivers import NudgedDriver, Nudges  # noqa: F401 - Nudges re-exported
+from kartstudio.practice.expert import ExpertDriver
 from kartstudio.game import Frame
 from kartstudio.play import labelled, play
 from kartstudio.practice.backend import FPS, PracticeBackend

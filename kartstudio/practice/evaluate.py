@@ -21,11 +21,12 @@ from typing import Callable
 
 import numpy as np
 
-from kartstudio.drivers import Driver, ExpertDriver, PilotDriver, load_pilot, players_for
+from kartstudio.drivers import Driver, PilotDriver, load_pilot, players_for
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import play
 from kartstudio.practice.backend import EpisodeResult, PracticeBackend
+from kartstudio.practice.expert import ExpertDriver
 
 # Evaluation tracks: far from the seeds demonstrations use (DEMO_SEED_START) and from the app's
 # default practice seed, so "unseen" holds unless someone records on these on purpose.

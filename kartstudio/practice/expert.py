@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kartstudio.controller import STICK_MAX, ControllerState
+from kartstudio.controller import NEUTRAL, STICK_MAX, ControllerState
+from kartstudio.drivers import ScriptedExperts
 from kartstudio.pads.base import ScriptedPadSource
 
 
@@ -207,3 +208,23 @@ def expert_pad(backend, seat: int = 1, params: ExpertParams | None = None) -> Sc
     pad = ScriptedPadSource(f"expert-p{seat}", policy=expert.act)
     pad.expert = expert
     return pad
+
+
+class ExpertDriver(ScriptedExperts):
+    """The practice track's scripted expert (reads the track geometry, so it needs a PracticeBackend).
+
+    human: drive through a HumanProfile (reaction time, thumb lag, noise) like a person would,
+    seeded per seat."""
+
+    name = "Expert driver"
+
+    def __init__(self, params=None, human=None, fps: float = 25.0, seed: int = 0) -> None:
+        super().__init__(params, human, fps, seed)
+        self._game = None
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        if not hasattr(game, "env"):
+            return NEUTRAL  # the expert needs the practice track's geometry
+        if game is not self._game:  # a new game (a new track): new experts
+            self._game, self._experts = game, {}
+        return self._expert(seat, lambda s: Expert(game, s, self.params), HumanDriver).act()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from kartstudio.drivers import NudgedDriver, Nudges, RacewayExpertDriver
+from kartstudio.drivers import NudgedDriver, Nudges
+from kartstudio.raceway.expert import RacewayExpertDriver
 from kartstudio.emulator.raceway import FPS, NATIVE_RESOLUTION
 from kartstudio.game import Frame
 from kartstudio.raceway.evaluate import LAP_LIMIT_S

@@ -24,11 +24,12 @@ from typing import Callable
 
 import numpy as np
 
-from kartstudio.drivers import Driver, PilotDriver, RacewayExpertDriver, load_pilot, players_for
+from kartstudio.drivers import Driver, PilotDriver, load_pilot, players_for
 from kartstudio.emulator.raceway import NATIVE_RESOLUTION
 from kartstudio.errors import KartStudioError
 from kartstudio.game import Frame
 from kartstudio.play import play
+from kartstudio.raceway.expert import RacewayExpertDriver
 from kartstudio.raceway.game import display_for_game, raceway_backend
 
 # Evaluation tracks: demonstrations use DEMO_TRACK_START on, so "unseen" holds.

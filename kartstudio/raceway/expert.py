@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from kartstudio.controller import NEUTRAL, STICK_MAX, ControllerState
+from kartstudio.drivers import ScriptedExperts
 
 ANGLE = 65536 / (2 * math.pi)  # the game's angle units per radian
 GRIP = 7800  # the game's grip: yaw (angle units per frame) x speed (units per frame) at most
@@ -182,3 +183,22 @@ class RacewayHuman:
             self._state = state
             return self.human.act()
         return self.expert.act(self._state)
+
+
+class RacewayExpertDriver(ScriptedExperts):
+    """KartStudio Raceway's scripted expert (kartstudio.raceway.expert): reads the game's state
+    channel (Frame.game_state), never the picture; neutral where a frame carries no Raceway state.
+
+    human: drive through a HumanProfile (kartstudio.raceway.expert.raceway_human_profile: reaction
+    time, thumb lag, noise), seeded per seat."""
+
+    name = "Raceway expert"
+
+    def __init__(self, params=None, human=None, fps: float = 60.0, seed: int = 0) -> None:
+        super().__init__(params, human, fps, seed)
+
+    def _act(self, game, seat, frame) -> ControllerState:
+        state = frame.game_state if frame is not None else None
+        if state is None or not hasattr(state, "seats"):
+            return NEUTRAL
+        return self._expert(seat, lambda s: RacewayExpert(s, self.params), RacewayHuman).act(state)
