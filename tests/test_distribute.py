@@ -45,9 +45,9 @@ def test_mirrored_strategy_on_two_logical_cpu_devices(sessions, tmp_path):
     out = tmp_path / "m.keras"
     done = _python(f"""
         import json, numpy as np
-        from kartstudio.training import Trainer
+        from kartstudio.training import TrainConfig, Trainer
         from kartstudio.training.recipe import recipe
-        trainer = Trainer(recipe("default", epochs=2, batch_size=16).train_config(val_sessions=1, devices="CPU:0,CPU:1"))
+        trainer = Trainer(TrainConfig.from_recipe(recipe("default", epochs=2, batch_size=16), val_sessions=1, devices="CPU:0,CPU:1"))
         result = trainer.fit([{str(sessions)!r}], {str(out)!r})
         place = trainer.placement
         # the two replicas' copies of every variable stay identical
@@ -132,11 +132,11 @@ def test_mixed_precision_trains_and_saves_a_float32_model(sessions, tmp_path):
     """Forced on the CPU here (it pays only on a GPU): float16 layers, float32 loss and variables,
     the loss scaled; the model file computes in float32, the resume checkpoint stays mixed."""
     from kartstudio.model import load_model
-    from kartstudio.training import Trainer
+    from kartstudio.training import TrainConfig, Trainer
     from kartstudio.training.recipe import recipe
 
     out = tmp_path / "mp.keras"
-    result = Trainer(recipe("default", epochs=1, batch_size=16).train_config(val_sessions=1, mixed_precision=True)).fit(
+    result = Trainer(TrainConfig.from_recipe(recipe("default", epochs=1, batch_size=16), val_sessions=1, mixed_precision=True)).fit(
         [sessions], out)
     assert result.model_path == out and np.isfinite(result.history[0]["loss"])
     model = load_model(out)

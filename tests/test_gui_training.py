@@ -114,12 +114,16 @@ def test_training_errors_are_shown_in_the_tab(window, qtbot):
 
 
 def test_fine_tuning_in_the_tab_keeps_the_models_frame_history(tmp_path):
-    from kartstudio.gui.training_worker import make_trainer
+    from dataclasses import replace
+
+    from kartstudio.gui.training_worker import TrainingJob, make_trainer
     from kartstudio.model import build_model, save_model
+    from kartstudio.training.recipe import recipe
 
     save_model(build_model("kartstudio", history=3), tmp_path / "h3.keras")
-    settings = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-4, "loss": "driving", "augment": True,
-                "val_sessions": None}
-    tuned = make_trainer({**settings, "init_model": str(tmp_path / "h3.keras")}, None, None)
-    fresh = make_trainer(settings, None, None)
-    assert tuned.config.history == 3 and fresh.config.history == 1
+    fresh = TrainingJob(("a.h5",), str(tmp_path / "m.keras"), recipe("default", epochs=1, batch_size=8, learning_rate=1e-4))
+    tuned = replace(fresh, init_model=str(tmp_path / "h3.keras"))
+    assert TrainingJob.from_json(tuned.to_json()) == tuned  # what the child process reads is what the tab sent
+    assert make_trainer(tuned, None, None).config.history == 3
+    config = make_trainer(fresh, None, None).config
+    assert config.history == 1 and (config.epochs, config.batch_size, config.learning_rate) == (1, 8, 1e-4)

@@ -12,7 +12,7 @@ from kartstudio.controller import ControllerState
 from kartstudio.errors import KartStudioError, SessionFileError
 from kartstudio.model import load_model
 from kartstudio.session import SessionMeta, SessionWriter
-from kartstudio.training import SessionDataset, Trainer
+from kartstudio.training import SessionDataset, TrainConfig, Trainer
 from kartstudio.training.recipe import recipe
 
 SMALL = (60, 160)
@@ -71,7 +71,7 @@ def test_a_loss_that_is_not_a_number_stops_the_run_and_keeps_the_last_finite_mod
     def on_epoch(p):  # after a good first epoch, a learning rate that blows the weights up
         trainer.model.optimizer.learning_rate.assign(1e35)
 
-    trainer = Trainer(recipe("seed-mse", epochs=4, batch_size=20).train_config(val_sessions=0), on_epoch=on_epoch)
+    trainer = Trainer(TrainConfig.from_recipe(recipe("seed-mse", epochs=4, batch_size=20), val_sessions=0), on_epoch=on_epoch)
     result = trainer.fit([sessions], out)
     assert result.stopped_because is not None and "epoch 2" in result.stopped_because
     assert "epoch 1" in result.stopped_because and "kept" in result.stopped_because
@@ -83,7 +83,7 @@ def test_a_loss_that_is_not_a_number_stops_the_run_and_keeps_the_last_finite_mod
 
 
 def test_an_unfinished_first_epoch_leaves_no_checkpoint_folder(tmp_path, sessions):
-    trainer = Trainer(recipe("default", epochs=2, batch_size=20).train_config(val_sessions=0),
+    trainer = Trainer(TrainConfig.from_recipe(recipe("default", epochs=2, batch_size=20), val_sessions=0),
                       on_batch=lambda p: trainer.cancel())
     result = trainer.fit([sessions], tmp_path / "m.keras")
     assert result.cancelled and result.model_path is None and result.epochs_done == 0
@@ -109,7 +109,7 @@ def test_the_recipe_stick_weight_reaches_the_driving_loss_and_bad_weights_are_re
     from kartstudio.model import make_loss
     from kartstudio.training.trainer import TrainConfig
 
-    cfg = recipe("default", stick_weight=5.0).train_config()
+    cfg = TrainConfig.from_recipe(recipe("default", stick_weight=5.0))
     assert cfg.stick_weight == 5.0
     actions = np.array([[0.1, 0, 1, 0, 0], [-0.2, 0, 0, 1, 0]], np.float32)
     assert make_loss("driving", actions, stick_weight=cfg.stick_weight).stick_weight == 5.0
@@ -146,12 +146,12 @@ def test_whole_screen_and_seat_sessions_are_never_mixed_and_fine_tuning_keeps_th
         assert "luigi.h5" in err and "s0.h5" in err and "train them separately" in err and "\n" not in err
     assert not (tmp_path / "m.keras").exists()
     # a whole-screen model fine-tuned on seat sessions would silently become a seat model
-    trainer = Trainer(recipe("seed-mse", epochs=1, batch_size=10).train_config(val_sessions=0))
+    trainer = Trainer(TrainConfig.from_recipe(recipe("seed-mse", epochs=1, batch_size=10), val_sessions=0))
     model_path = trainer.fit([whole], tmp_path / "whole.keras").model_path
     from kartstudio.model import input_spec
 
     assert input_spec(load_model(model_path)).layout == "whole"
     with pytest.raises(KartStudioError, match="whole-screen recordings but these sessions hold one seat"):
-        Trainer(recipe("seed-mse", epochs=1, batch_size=10).train_config(val_sessions=0, init_model=str(model_path))
+        Trainer(TrainConfig.from_recipe(recipe("seed-mse", epochs=1, batch_size=10), val_sessions=0, init_model=str(model_path))
                 ).fit([seat], tmp_path / "tuned.keras")
     assert not (tmp_path / "tuned.keras").exists()

@@ -1,7 +1,7 @@
 """The training child process the Training tab starts (see kartstudio.gui.training_worker).
 
-stdin: one JSON line with the job's settings, then optionally "cancel". stdout: one JSON event
-per line. No Qt here; TensorFlow lives only in this process.
+stdin: one JSON line with the job (training_worker.TrainingJob), then optionally "cancel".
+stdout: one JSON event per line. No Qt here; TensorFlow lives only in this process.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ def main() -> int:
             out.flush()
 
     sys.stdout = sys.stderr  # anything a library prints must not corrupt the event stream
-    config = json.loads(sys.stdin.readline())
+    line = sys.stdin.readline()
     from kartstudio.gui.common_errors import describe_error
-    from kartstudio.gui.training_worker import batch_event, epoch_events, make_trainer, result_summary
+    from kartstudio.gui.training_worker import TrainingJob, batch_event, epoch_events, make_trainer, result_summary
 
     def on_epoch(p) -> None:
         for kind, payload in epoch_events(p):
             emit(kind, payload)
 
     try:
-        trainer = make_trainer(config, lambda p: emit("batch", batch_event(p)), on_epoch)
+        job = TrainingJob.from_json(line)
+        trainer = make_trainer(job, lambda p: emit("batch", batch_event(p)), on_epoch)
     except BaseException as exc:  # noqa: BLE001 - reported to the window
         emit("error", describe_error(exc))
         return 2
@@ -43,7 +44,7 @@ def main() -> int:
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     try:
-        result = trainer.fit(config["sessions"], config["output"])
+        result = trainer.fit(list(job.sessions), job.output)
     except BaseException as exc:  # noqa: BLE001
         emit("error", describe_error(exc))
         return 2

@@ -247,25 +247,21 @@ class TrainingTab(QtWidgets.QWidget):
             self.notice.show_message(f"{out} already exists; choose another model name (nothing is overwritten).",
                                      "error")
             return False
-        from kartstudio.gui.training_worker import make_training_job
+        from kartstudio.gui.training_worker import TrainingJob, make_training_job
+        from kartstudio.training.recipe import recipe
 
-        config = {
-            "sessions": sessions,
-            "output": out,
-            "epochs": self.epochs_box.value(),
-            "batch_size": self.batch_box.value(),
-            "learning_rate": self.lr_box.value(),
-            "recipe": self.recipe_box.currentText(),
-            "loss": self.loss_box.currentText(),
-            "augment": self.augment_box.isChecked(),
-            "val_sessions": val,
-            "init_model": self.init_box.currentData(),
-        }
+        job = TrainingJob(
+            sessions=tuple(sessions), output=str(out),
+            recipe=recipe(self.recipe_box.currentText(), epochs=self.epochs_box.value(),
+                          batch_size=self.batch_box.value(), learning_rate=self.lr_box.value(),
+                          loss=self.loss_box.currentText(), augment=self.augment_box.isChecked()),
+            val_sessions=val, init_model=self.init_box.currentData(),
+        )
         self.notice.clear_message()
         self._reset_plot()
         self.model_path = out
-        job, self.trainer_holder = make_training_job(config)
-        self.task = BackgroundTask(job, "training").start()
+        run, self.trainer_holder = make_training_job(job)
+        self.task = BackgroundTask(run, "training").start()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.stats.setText("preparing the data and the model…")

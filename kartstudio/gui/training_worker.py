@@ -18,9 +18,30 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kartstudio.errors import KartStudioError
+from kartstudio.training.recipe import Recipe  # a plain dataclass: no TensorFlow in the window
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What the Training tab asks for; the child process gets it as one JSON line."""
+
+    sessions: tuple[str, ...]
+    output: str  # the model file
+    recipe: Recipe  # the chosen recipe with the tab's values (epochs, batch size, learning rate, loss, augment)
+    val_sessions: int | None = None  # whole sessions held out; None: as the recipe says
+    init_model: str | None = None  # fine-tune this model instead of training a new one
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: str) -> "TrainingJob":
+        data = json.loads(line)
+        return cls(**{**data, "sessions": tuple(data["sessions"]), "recipe": Recipe(**data["recipe"])})
 
 
 def batch_event(p) -> dict:
@@ -72,25 +93,17 @@ def held_out(checkpoint_dir) -> list[str]:
         return []  # no epoch finished: nothing recorded
 
 
-def make_trainer(config: dict, on_batch, on_epoch):
-    from kartstudio.training.recipe import recipe
+def make_trainer(job: TrainingJob, on_batch, on_epoch):
+    from kartstudio.training.config import TrainConfig
     from kartstudio.training.trainer import Trainer  # TensorFlow loads here
 
-    init = config.get("init_model")
     history = {}
-    if init:  # fine-tuning keeps the frames the model sees at once, whatever the recipe's default
+    if job.init_model:  # fine-tuning keeps the frames the model sees at once, whatever the recipe's default
         from kartstudio.model import input_spec, load_model
 
-        history = {"history": input_spec(load_model(init)).history}
-    return Trainer(
-        recipe(config.get("recipe", "default")).train_config(
-            epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
-            loss=config["loss"], augment=config["augment"], val_sessions=config["val_sessions"],
-            init_model=init, **history,
-        ),
-        on_batch=on_batch,
-        on_epoch=on_epoch,
-    )
+        history = {"history": input_spec(load_model(job.init_model)).history}
+    config = TrainConfig.from_recipe(job.recipe, val_sessions=job.val_sessions, init_model=job.init_model, **history)
+    return Trainer(config, on_batch=on_batch, on_epoch=on_epoch)
 
 
 class _Cancel:
@@ -112,22 +125,21 @@ class _Cancel:
                 pass
 
 
-def make_training_job(config: dict):
-    """(job, holder): job(report, cancelled) trains; holder["trainer"].cancel() stops it."""
+def make_training_job(job: TrainingJob):
+    """(run, holder): run(report, cancelled) trains; holder["trainer"].cancel() stops it."""
     canceller = _Cancel()
     holder = {"trainer": canceller}
-    config = {**config, "sessions": [str(s) for s in config["sessions"]], "output": str(config["output"])}
 
     def in_process(report, cancelled):
         def on_epoch(p) -> None:
             for kind, payload in epoch_events(p):
                 report(kind, payload)
 
-        trainer = make_trainer(config, lambda p: report("batch", batch_event(p)), on_epoch)
+        trainer = make_trainer(job, lambda p: report("batch", batch_event(p)), on_epoch)
         canceller.trainer = trainer
         if cancelled.is_set():
             trainer.cancel()
-        return result_summary(trainer.fit(config["sessions"], config["output"]))
+        return result_summary(trainer.fit(list(job.sessions), job.output))
 
     def in_child(report, cancelled):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -136,7 +148,7 @@ def make_training_job(config: dict):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         canceller.process = process
-        process.stdin.write(json.dumps(config) + "\n")
+        process.stdin.write(job.to_json() + "\n")
         process.stdin.flush()
         if cancelled.is_set():
             canceller.cancel()

@@ -54,10 +54,16 @@ class BenchDriveConfig:
         if self.demos not in DEMO_PROFILES:
             raise KartStudioError(f"unknown demonstrations {self.demos!r}: choose one of {', '.join(DEMO_PROFILES)}")
         # the recipe's values too, before minutes of demonstrations are recorded for nothing
-        self.training_recipe().train_config(self.train_seed, tensorboard=False).check()
+        self.training_config().check()
 
     def training_recipe(self) -> Recipe:
         return recipe(self.recipe, **(self.changes or {}))
+
+    def training_config(self):
+        """The recipe's TrainConfig with the bench's training seed (imports TensorFlow)."""
+        from kartstudio.training.config import TrainConfig
+
+        return TrainConfig.from_recipe(self.training_recipe(), self.train_seed, tensorboard=False)
 
 
 def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callable[[str], None] | None = None) -> dict:
@@ -87,7 +93,7 @@ def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callab
         record_s = time.monotonic() - t0
 
         model_path = root / "bc.keras"
-        train, train_s = train_with_budget(paths, model_path, r.train_config(config.train_seed, tensorboard=False),
+        train, train_s = train_with_budget(paths, model_path, config.training_config(),
                                            config.train_minutes * 60, log)
         if log:
             log(f"trained {train.epochs_done} epochs in {train_s / 60:.1f} min; thresholds {train.thresholds}")

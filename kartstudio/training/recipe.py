@@ -1,8 +1,10 @@
 """The training recipe: network, outputs, loss, augmentation and schedule, defined once.
 
 `kartstudio train`, the Training tab, `kartstudio bench drive` and `kartstudio dagger` all train
-with DEFAULT_RECIPE unless told otherwise (TrainConfig takes its defaults from here). Other
-recipes stay available by name for comparison and for TensorKart's own models.
+with DEFAULT_RECIPE unless told otherwise. The fields are written once, here: a run's
+TrainConfig (kartstudio.training.config) is a Recipe with the run's own settings added, made with
+``TrainConfig.from_recipe(recipe(...), seed, ...)``. Other recipes stay available by name for
+comparison and for TensorKart's own models. Plain dataclasses: importing this loads no TensorFlow.
 
 Rule: a change here ships only with a fresh `kartstudio bench drive --quick` score next to
 bench/baselines/drive.json (see DEVELOPERS.md). Measurements behind each choice: docs/practice.md.
@@ -31,18 +33,6 @@ class Recipe:
     # A player's pad reading answers the screen of about a reaction time before; 0 labels each
     # frame with the reading taken with it (right for the scripted expert, see docs/practice.md).
     reaction_s: float = 0.0
-
-    def train_config(self, seed: int = 0, **overrides):
-        """A kartstudio.training.TrainConfig that trains this recipe (overrides: other TrainConfig fields)."""
-        from kartstudio.training.trainer import TrainConfig
-
-        values = dict(
-            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
-            augment=self.augment, val_fraction=self.val_fraction, turn_oversample=self.turn_oversample,
-            model=self.model, history=self.history, reaction_s=self.reaction_s, stick_weight=self.stick_weight,
-            pace_gas=self.pace_gas, seed=seed,
-        )
-        return TrainConfig(**{**values, **overrides})
 
 
 RECIPES: dict[str, Recipe] = {

@@ -1,6 +1,6 @@
 """The Trainer: one class behind `kartstudio train`, the GUI's training worker and DAgger.
 
-    from kartstudio.training import Trainer, TrainConfig
+    from kartstudio.training import Trainer, TrainConfig   # TrainConfig: kartstudio.training.config
 
     trainer = Trainer(TrainConfig(epochs=20, augment=True, val_sessions=1),
                       on_batch=lambda p: print(p.batch, p.loss),
@@ -22,9 +22,7 @@ resume re-runs the cancelled epoch with the same batches (the order depends on s
 from __future__ import annotations
 
 import fcntl
-import json
 import math
-import numbers
 import os
 import shutil
 import threading
@@ -38,8 +36,6 @@ import numpy as np
 
 from kartstudio.errors import KartStudioError
 from kartstudio.model import (
-    LOSSES,
-    MODEL_KINDS,
     button_thresholds,
     build_model,
     input_size,
@@ -54,102 +50,17 @@ from kartstudio.model import (
 from kartstudio.paths import checkpoint_dir
 from kartstudio.session import find_sessions, open_session
 from kartstudio.training.dataset import (
-    CACHE_MB,
-    MAX_HISTORY,
     SessionDataset,
-    check_history,
     epoch_length,
     session_frames,
     share_sessions,
     split_by_session,
 )
-from kartstudio.training.distribute import PEER_TIMEOUT_S, cluster_task, placement
-from kartstudio.training.recipe import DEFAULT_RECIPE, validation_sessions
+from kartstudio.training.config import LIMITS, TrainConfig
+from kartstudio.training.distribute import cluster_task, placement
+from kartstudio.training.recipe import validation_sessions
+from kartstudio.training.run_state import STATE_FILE, RunState
 from kartstudio.training.thresholds import calibrate_thresholds
-
-
-@dataclass
-class TrainConfig:
-    """How to train. Defaults are the default recipe's (kartstudio.training.recipe)."""
-
-    epochs: int = DEFAULT_RECIPE.epochs
-    batch_size: int = DEFAULT_RECIPE.batch_size
-    learning_rate: float = DEFAULT_RECIPE.learning_rate
-    loss: str = DEFAULT_RECIPE.loss  # see kartstudio.model.LOSSES
-    stick_weight: float = DEFAULT_RECIPE.stick_weight  # the driving loss's weight on the stick
-    pace_gas: bool = DEFAULT_RECIPE.pace_gas  # the pilot presses the gas on the share of frames its probability gives
-    seed: int = 0
-    augment: bool = DEFAULT_RECIPE.augment  # mirror (steering flipped) + brightness/contrast jitter
-    val_sessions: int | None = None  # whole session files held out for validation (None: the recipe's share)
-    val_fraction: float = DEFAULT_RECIPE.val_fraction  # used when val_sessions is None
-    patience: int = 0  # early stopping: epochs without improvement before stopping (0 = off)
-    min_delta: float = 0.0  # a loss must drop by more than this to count as an improvement
-    turn_oversample: float = DEFAULT_RECIPE.turn_oversample  # times each turning frame is served per epoch
-    model: str = DEFAULT_RECIPE.model  # network for a new model (kartstudio.model.MODEL_KINDS)
-    history: int = DEFAULT_RECIPE.history  # frames the network sees at once (a model file from init/resume must match)
-    init_model: str | None = None  # start from this .keras model instead (fine-tuning, DAgger)
-    checkpoint_dir: str | None = None  # default: <output>.checkpoints next to the output
-    resume: bool = False  # continue the run saved in checkpoint_dir
-    tensorboard: bool = True
-    devices: str | None = None  # None/"auto": all GPUs, else the CPU; "cpu", a GPU count, "GPU:0,GPU:1" (distribute.py)
-    mixed_precision: bool | None = None  # float16 compute for a new model; None: on GPUs with tensor cores only
-    cache_mb: float = CACHE_MB  # RAM for resized training frames, so later epochs skip decoding them; 0: none
-    reaction_s: float = DEFAULT_RECIPE.reaction_s  # label each frame with the pad reading this much later
-
-    peer_timeout_s: float = PEER_TIMEOUT_S  # several machines: how long to wait for the other workers
-
-    def check(self) -> None:
-        """Every number in range (one line naming the field and its range), the names known."""
-        for name, (label, low, high, kind) in LIMITS.items():
-            value = getattr(self, name)
-            if value is None and name == "val_sessions":
-                continue
-            _check_number(label, value, low, high, kind)
-        if self.loss not in LOSSES:
-            raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.model not in MODEL_KINDS:
-            raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
-        check_history(self.history)
-        if self.history != 1 and self.model != "kartstudio" and not (self.init_model or self.resume):
-            raise KartStudioError(f"frame history needs the kartstudio network, not {self.model!r}")
-
-
-# The numbers a run can use, checked in one place (TrainConfig.check: `train`, the Training tab,
-# `bench drive --set`, DAgger): field -> (what to call it, lowest, highest, kind). kind "whole":
-# a whole number; "above": a number above `low`; "number": from `low` to `high`. Guards, not
-# defaults: every recipe's values lie well inside.
-LIMITS: dict[str, tuple[str, float, float, str]] = {
-    "epochs": ("epochs (--epochs)", 1, 100_000, "whole"),
-    "batch_size": ("batch size (batch_size, --batch-size)", 1, 10_000, "whole"),
-    "learning_rate": ("learning rate (learning_rate, --lr)", 0, 10, "above"),
-    "stick_weight": ("stick weight (stick_weight)", 0, 1000, "above"),
-    "seed": ("seed (--seed)", 0, 2**32 - 1, "whole"),
-    "val_sessions": ("validation sessions (val_sessions, --val-sessions)", 0, 100_000, "whole"),
-    "val_fraction": ("validation share (val_fraction)", 0, 0.9, "number"),
-    "patience": ("patience (--patience)", 0, 100_000, "whole"),
-    "min_delta": ("min_delta", 0, 1e6, "number"),
-    "turn_oversample": ("turn oversampling (turn_oversample, --oversample-turns)", 1, 100, "number"),
-    "history": ("frame history (history, --history)", 1, MAX_HISTORY, "whole"),
-    "cache_mb": ("cache size (cache_mb, --cache-mb)", 0, 1e6, "number"),
-    "reaction_s": ("reaction time (reaction_s)", 0, 2, "number"),
-    "peer_timeout_s": ("peer timeout (--peer-timeout)", 0, 86_400, "above"),
-}
-
-
-def _check_number(label: str, value, low: float, high: float, kind: str) -> None:
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    finite = real and math.isfinite(value)
-    if kind == "whole":
-        ok = finite and value == int(value) and low <= value <= high
-        what = f"a whole number from {low:,} to {high:,}".replace(",", "")
-    elif kind == "above":
-        ok = finite and low < value <= high
-        what = f"a number above {low:g}, at most {high:g}"
-    else:
-        ok = finite and low <= value <= high
-        what = f"a number from {low:g} to {high:g}"
-    if not ok:
-        raise KartStudioError(f"{label} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -204,6 +115,47 @@ class TrainResult:
             "val_frames": self.val_frames,
             "thresholds": self.thresholds,
         }
+
+
+@dataclass
+class _Sessions:
+    """A run's session files, their one layout, and which are held out for validation."""
+
+    paths: list[Path]
+    layout: str  # "seat" or "whole" (sessions_layout)
+    train_paths: list[Path]
+    val_paths: list[Path]
+
+
+@dataclass
+class _Share:
+    """The training sessions this worker reads: all of them, or its share when several machines train."""
+
+    paths: list[Path]
+    labels: list[np.ndarray] | None = None  # several workers: the labels of every worker's share
+    all_labels: np.ndarray | None = None  # several workers: every training label (the loss's button weights)
+
+
+@dataclass
+class _Steps:
+    """A run's compiled steps (tf.functions over its model, optimizer and strategy)."""
+
+    train: Callable  # (x, y, stop) -> (mean loss, stops asked on any worker)
+    evaluate: Callable  # (x, y) -> summed loss
+    agree: Callable  # value -> the chief's value on every worker
+    scales: bool  # a mixed-precision run: the optimizer scales the loss
+
+
+@dataclass
+class _Epoch:
+    """One epoch's pass over the training batches."""
+
+    loss: float = 0.0  # mean over the samples seen
+    seen: int = 0
+    waited: float = 0.0  # seconds spent waiting for input batches
+    elapsed: float = 0.0
+    stopped: bool = False  # cancelled or failed within the epoch: it is dropped
+    stopped_because: str | None = None  # a loss that is not a number
 
 
 class Trainer:
@@ -267,111 +219,18 @@ class Trainer:
         place = self.placement = placement(cfg.devices, cfg.peer_timeout_s, self._cancel.is_set)
         if not place.chief:  # a worker keeps its own copy for resume (TensorFlow's BackupAndRestore way)
             ckpt = ckpt / f"worker-{place.worker_index}"
-        state_file = ckpt / "state.json"
-
-        paths = find_sessions(data)
-        if not paths:
-            raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
-        layout = sessions_layout(paths)  # before anything is built: a mix is refused at once
-        val_count = cfg.val_sessions if cfg.val_sessions is not None else validation_sessions(len(paths), cfg.val_fraction)
-        train_paths, val_paths = split_by_session(paths, val_count, cfg.seed)
-
-        keras.utils.set_random_seed(cfg.seed)
-        if cfg.resume:
-            if not state_file.is_file() or not (ckpt / "last.keras").is_file():
-                raise KartStudioError(f"nothing to resume in {ckpt}: no last.keras/state.json from an earlier run")
-            state = json.loads(state_file.read_text())
-            val_paths = [Path(p) for p in state.get("val_paths", [])]  # keep the run's split
-            train_paths = [p for p in paths if str(p) not in set(map(str, val_paths))]
-        else:
-            state = {"epochs_done": 0, "best_loss": None, "best_epoch": None, "wait": 0, "history": []}
-        state["val_paths"] = [str(p) for p in val_paths]
-        state["config"] = {**asdict(cfg), "loss": state.get("config", {}).get("loss", cfg.loss)}
-        if not train_paths:
-            raise KartStudioError("no session files left to train on after holding out the validation sessions")
-
+        sessions, state = self._split_sessions(data, ckpt)
+        keras.utils.set_random_seed(cfg.seed)  # the new network's weights
+        share = self._share_sessions(sessions.train_paths)
         # Each replica trains on batch_size / replicas samples, so a step still sees batch_size.
         per_replica = max(1, cfg.batch_size // place.replicas) if place.distributed else cfg.batch_size
-        if place.workers > 1:
-            # Every worker reads only its own share of the sessions, chosen the same way on each.
-            labels = session_frames(train_paths)
-            shares = share_sessions(train_paths, [len(lab) for lab in labels], place.workers)
-            by_path = dict(zip(map(str, train_paths), labels))
-            share_labels = [np.concatenate([by_path[str(p)] for p in sh]) if sh else np.zeros((0, 5), np.float32)
-                            for sh in shares]
-            all_labels = np.concatenate(labels)
-            mine = shares[place.worker_index]
-            if not all(shares):  # every worker sees this, so none waits for another that gave up
-                raise KartStudioError(f"{len(train_paths)} training session file(s) cannot be shared among "
-                                      f"{place.workers} workers: each needs at least one")
-        else:
-            mine, share_labels, all_labels = train_paths, None, None
-
-        mixed = cfg.mixed_precision if cfg.mixed_precision is not None else place.mixed_precision_helps
-        with place.strategy.scope():
-            if cfg.resume:
-                model = load_model(ckpt / "last.keras", compile=True)  # a mixed run's checkpoint stays mixed
-            elif cfg.init_model:
-                model = load_model(cfg.init_model)
-                mixed = False  # a model file is float32; fine-tuning keeps it so
-            else:
-                if mixed:  # layers compute in float16, variables stay float32
-                    keras.mixed_precision.set_global_policy("mixed_float16")
-                try:
-                    model = build_model(cfg.model, cfg.history)
-                finally:
-                    keras.mixed_precision.set_global_policy("float32")
-            history = input_spec(model).history
-            if (cfg.resume or cfg.init_model) and input_spec(model).layout != layout:
-                # fine-tuning never changes what a model looks at (a TensorKart model stays whole-screen)
-                source = ckpt / "last.keras" if cfg.resume else cfg.init_model
-                raise KartStudioError(
-                    f"{source} was trained on {_LAYOUT_WORDS[input_spec(model).layout]} but these sessions hold "
-                    f"{_LAYOUT_WORDS[layout]}: fine-tune it on sessions of its own kind, or train a new model")
-            if history != cfg.history:  # a model file's network takes the frames it was built for
-                source = ckpt / "last.keras" if cfg.resume else cfg.init_model
-                raise KartStudioError(
-                    f"{source} sees {history} frame(s) at once but this training is set to {cfg.history}: "
-                    f"train it with --history {history}, or a new model with --history {cfg.history}")
-            if state["config"]["loss"] == "driving" and button_thresholds(model) is None:
-                raise KartStudioError(
-                    f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
-                    "use --loss mse or euclidean with it"
-                )
-            _record_input_spec(model, train_paths)
-            size = input_size(model)
-            train = SessionDataset(mine, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
-                                   turn_oversample=cfg.turn_oversample, size=size, cache_mb=cfg.cache_mb,
-                                   reaction_s=cfg.reaction_s, history=history)
-            if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
-                optimizer = keras.optimizers.Adam(cfg.learning_rate)
-                if mixed:  # scales the loss so float16 gradients do not underflow
-                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-                model.compile(optimizer=optimizer,
-                              loss=make_loss(state["config"]["loss"], train.actions if all_labels is None else all_labels,
-                                             stick_weight=cfg.stick_weight))
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+        model, train = self._build_model(sessions, share, state, ckpt, per_replica)
         self.model = model
-        if place.distributed:
-            # Whole steps only, the same number on every worker (a collective step needs all of them).
-            local = place.replicas // place.workers
-            lengths = [len(train)] if share_labels is None else [epoch_length(lab, cfg.turn_oversample) for lab in share_labels]
-            steps = min(n // (per_replica * local) for n in lengths)
-            if steps < 1:
-                raise KartStudioError(
-                    f"batch size {cfg.batch_size} is larger than the {min(lengths) * place.replicas // local} training "
-                    f"frames a step can share among {place.replicas} replicas; use a smaller --batch-size")
-        else:
-            steps = train.steps_per_epoch
-        val = None
-        if val_paths and place.chief:  # the chief validates; the others learn its figure
-            # one forward pass an epoch: its frames stream, the RAM budget goes to training frames
-            val = SessionDataset(val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0,
-                                 reaction_s=cfg.reaction_s, history=history)
-        self.train_frames = train.frames if share_labels is None else sum(len(lab) for lab in share_labels)
+        steps = self._steps_per_epoch(train, share, per_replica)
+        val = self._validation_data(sessions, input_size(model), input_spec(model).history)
+        self.train_frames = train.frames if share.labels is None else sum(len(lab) for lab in share.labels)
         self.val_frames = val.frames if val is not None else 0
-        self.sessions = (len(train_paths), len(val_paths))
+        self.sessions = (len(sessions.train_paths), len(sessions.val_paths))
 
         created = not ckpt.exists()
         try:
@@ -401,8 +260,189 @@ class Trainer:
             if created and not finished and not (ckpt / "last.keras").exists():
                 shutil.rmtree(ckpt, ignore_errors=True)  # no whole epoch: leave no empty checkpoint folder
 
-    def _loop(self, model, train, val, steps: int, ckpt: Path, state: dict, output: Path, writer) -> TrainResult:
+    def _split_sessions(self, data, ckpt: Path) -> tuple[_Sessions, RunState]:
+        """The session files, their layout (a mix is refused before anything is built) and the
+        validation split: chosen now with the seed, or, on resume, the run's own."""
         cfg = self.config
+        paths = find_sessions(data)
+        if not paths:
+            raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
+        layout = sessions_layout(paths)
+        val_count = cfg.val_sessions if cfg.val_sessions is not None else validation_sessions(len(paths), cfg.val_fraction)
+        train_paths, val_paths = split_by_session(paths, val_count, cfg.seed)
+        if cfg.resume:
+            if not (ckpt / STATE_FILE).is_file() or not (ckpt / "last.keras").is_file():
+                raise KartStudioError(f"nothing to resume in {ckpt}: no last.keras/state.json from an earlier run")
+            state = RunState.read(ckpt)
+            val_paths = [Path(p) for p in state.val_paths]
+            train_paths = [p for p in paths if str(p) not in set(map(str, val_paths))]
+        else:
+            state = RunState()
+        state.val_paths = [str(p) for p in val_paths]
+        state.config = {**asdict(cfg), "loss": state.config.get("loss", cfg.loss)}  # a resumed run keeps its loss
+        if not train_paths:
+            raise KartStudioError("no session files left to train on after holding out the validation sessions")
+        return _Sessions(paths, layout, train_paths, val_paths), state
+
+    def _share_sessions(self, train_paths: list[Path]) -> _Share:
+        """Several machines: every worker reads only its own share of the sessions, chosen the same
+        way on each; one: all of them."""
+        place = self.placement
+        if place.workers == 1:
+            return _Share(train_paths)
+        labels = session_frames(train_paths)
+        shares = share_sessions(train_paths, [len(lab) for lab in labels], place.workers)
+        if not all(shares):  # every worker sees this, so none waits for another that gave up
+            raise KartStudioError(f"{len(train_paths)} training session file(s) cannot be shared among "
+                                  f"{place.workers} workers: each needs at least one")
+        by_path = dict(zip(map(str, train_paths), labels))
+        share_labels = [np.concatenate([by_path[str(p)] for p in share]) for share in shares]
+        return _Share(shares[place.worker_index], share_labels, np.concatenate(labels))
+
+    def _build_model(self, sessions: _Sessions, share: _Share, state: RunState, ckpt: Path, per_replica: int):
+        """In the strategy's scope: the model (new, fine-tuned or resumed, checked against the
+        sessions), this worker's training data, and the optimizer and loss. -> (model, train)"""
+        cfg, place = self.config, self.placement
+        mixed = cfg.mixed_precision if cfg.mixed_precision is not None else place.mixed_precision_helps
+        with place.strategy.scope():
+            model, mixed = self._new_or_saved_model(ckpt, mixed)
+            history = input_spec(model).history
+            self._check_model(model, sessions.layout, ckpt, state.config["loss"])
+            _record_input_spec(model, sessions.train_paths)
+            train = SessionDataset(share.paths, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
+                                   turn_oversample=cfg.turn_oversample, size=input_size(model), cache_mb=cfg.cache_mb,
+                                   reaction_s=cfg.reaction_s, history=history)
+            if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
+                optimizer = keras.optimizers.Adam(cfg.learning_rate)
+                if mixed:  # scales the loss so float16 gradients do not underflow
+                    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+                labels = train.actions if share.all_labels is None else share.all_labels
+                model.compile(optimizer=optimizer,
+                              loss=make_loss(state.config["loss"], labels, stick_weight=cfg.stick_weight))
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+        return model, train
+
+    def _new_or_saved_model(self, ckpt: Path, mixed: bool):
+        """The run's model: the resumed checkpoint, the model to fine-tune, or a new network. -> (model, mixed)"""
+        cfg = self.config
+        if cfg.resume:
+            return load_model(ckpt / "last.keras", compile=True), mixed  # a mixed run's checkpoint stays mixed
+        if cfg.init_model:
+            return load_model(cfg.init_model), False  # a model file is float32; fine-tuning keeps it so
+        if mixed:  # layers compute in float16, variables stay float32
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            return build_model(cfg.model, cfg.history), mixed
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    def _check_model(self, model, layout: str, ckpt: Path, loss: str) -> None:
+        """A model file fits these sessions and this run: its layout, its frame history, the loss's outputs."""
+        cfg = self.config
+        source = ckpt / "last.keras" if cfg.resume else cfg.init_model
+        spec = input_spec(model)
+        if (cfg.resume or cfg.init_model) and spec.layout != layout:
+            # fine-tuning never changes what a model looks at (a TensorKart model stays whole-screen)
+            raise KartStudioError(
+                f"{source} was trained on {_LAYOUT_WORDS[spec.layout]} but these sessions hold "
+                f"{_LAYOUT_WORDS[layout]}: fine-tune it on sessions of its own kind, or train a new model")
+        if spec.history != cfg.history:  # a model file's network takes the frames it was built for
+            raise KartStudioError(
+                f"{source} sees {spec.history} frame(s) at once but this training is set to {cfg.history}: "
+                f"train it with --history {spec.history}, or a new model with --history {cfg.history}")
+        if loss == "driving" and button_thresholds(model) is None:
+            raise KartStudioError(
+                f"the driving loss needs a network with button probabilities ({model.name!r} has softsign outputs); "
+                "use --loss mse or euclidean with it"
+            )
+
+    def _steps_per_epoch(self, train: SessionDataset, share: _Share, per_replica: int) -> int:
+        cfg, place = self.config, self.placement
+        if not place.distributed:
+            return train.steps_per_epoch
+        # Whole steps only, the same number on every worker (a collective step needs all of them).
+        local = place.replicas // place.workers
+        lengths = [len(train)] if share.labels is None else [epoch_length(lab, cfg.turn_oversample) for lab in share.labels]
+        steps = min(n // (per_replica * local) for n in lengths)
+        if steps < 1:
+            raise KartStudioError(
+                f"batch size {cfg.batch_size} is larger than the {min(lengths) * place.replicas // local} training "
+                f"frames a step can share among {place.replicas} replicas; use a smaller --batch-size")
+        return steps
+
+    def _validation_data(self, sessions: _Sessions, size: tuple[int, int], history: int) -> SessionDataset | None:
+        """The held-out frames, read by the chief only (the others learn its figure)."""
+        cfg = self.config
+        if not (sessions.val_paths and self.placement.chief):
+            return None
+        # one forward pass an epoch: its frames stream, the RAM budget goes to training frames
+        return SessionDataset(sessions.val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0,
+                              reaction_s=cfg.reaction_s, history=history)
+
+    def _loop(self, model, train, val, steps: int, ckpt: Path, state: RunState, output: Path, writer) -> TrainResult:
+        """The epochs from the last saved one: train, validate, checkpoint, report; then publish the best model."""
+        cfg, place = self.config, self.placement
+        compiled = self._compile_steps(model)
+        first = state.epochs_done
+        batch_iter = self._training_batches(train, steps, first)
+        val_iter = iter(val.pipeline(0)) if val is not None else None
+        run_start = time.monotonic()
+        stopped_early = False
+        stopped_because = None
+        result_epoch = first
+        devices = place.describe()
+
+        for epoch in range(first, cfg.epochs):
+            if self._cancel.is_set():
+                break
+            run = self._run_epoch(epoch, steps, compiled, batch_iter, state, devices)
+            stopped_because = run.stopped_because
+            if run.stopped or run.seen == 0:
+                break  # the cancelled epoch is dropped; last.keras stays the last whole epoch
+            val_loss = self._validate(compiled, val, val_iter, state)
+            if self._cancel.is_set() and place.workers == 1:
+                break
+            if val_loss is not None and not math.isfinite(val_loss):
+                best = state.best_epoch
+                stopped_because = (f"the validation loss became {val_loss} in epoch {epoch + 1}; the best finite model"
+                                   f" (epoch {best}) is kept" if best else
+                                   f"the validation loss became {val_loss} in epoch {epoch + 1}; no model was written")
+                break
+            improved = self._checkpoint_epoch(model, epoch, run, val_loss, compiled.scales, ckpt, state)
+            result_epoch = epoch + 1
+            if writer is not None:
+                scalars = {"loss": run.loss, "val_loss": val_loss, "samples_per_s": run.seen / run.elapsed,
+                           "input_wait": run.waited / run.elapsed}
+                _write_scalars(writer, epoch + 1, {k: v for k, v in scalars.items() if v is not None})
+            if self.on_epoch is not None:
+                epoch_s = (time.monotonic() - run_start) / (epoch + 1 - first)
+                self.on_epoch(
+                    EpochProgress(epoch + 1, cfg.epochs, run.loss, val_loss, run.seen / run.elapsed,
+                                  epoch_s * (cfg.epochs - epoch - 1), time.monotonic() - run_start, improved,
+                                  str(ckpt / "last.keras"), run.waited / run.elapsed)
+                )
+            if cfg.patience and state.wait >= cfg.patience:
+                stopped_early = True
+                break
+        del batch_iter, val_iter  # stop reading ahead before the files close
+
+        return TrainResult(
+            model_path=self._publish_best(ckpt, output, state, stopped_because),
+            checkpoint_dir=ckpt,
+            epochs_done=result_epoch,
+            best_epoch=state.best_epoch,
+            best_loss=state.best_loss,
+            cancelled=self._cancel.is_set(),
+            stopped_early=stopped_early,
+            train_frames=self.train_frames,
+            val_frames=self.val_frames,
+            history=list(state.history),
+            stopped_because=stopped_because,
+            devices=devices,
+        )
+
+    def _compile_steps(self, model) -> _Steps:
         place = self.placement
         strategy = place.strategy
         # compiled in fit(); a resumed run keeps the loss it started with
@@ -440,131 +480,95 @@ class Trainer:
             """The chief's figure on every worker (the others give 0)."""
             return strategy.reduce(SUM, strategy.run(lambda: value / local_replicas), axis=None)
 
-        first = state["epochs_done"]
+        return _Steps(train_step, eval_step, agree, scales)
+
+    def _training_batches(self, train: SessionDataset, steps: int, first: int):
+        """One iterator over the batches of every epoch from `first` on (one pipeline for the whole run)."""
+        place = self.placement
         if place.distributed:
-            batches = steps * local_replicas  # per input pipeline and epoch: whole steps only
-            batch_iter = iter(strategy.distribute_datasets_from_function(
+            batches = steps * (place.replicas // place.workers)  # per input pipeline and epoch: whole steps only
+            return iter(place.strategy.distribute_datasets_from_function(
                 lambda context: train.pipeline(first, batches_per_epoch=batches)))
-        elif place.devices[0].startswith("GPU"):  # copies the next batch to the GPU while this one trains
-            batch_iter = iter(strategy.experimental_distribute_dataset(train.pipeline(first)))
-        else:
-            batch_iter = iter(train.pipeline(first))  # one pipeline for the whole run
-        val_iter = iter(val.pipeline(0)) if val is not None else None
-        run_start = time.monotonic()
-        stopped_early = False
-        stopped_because = None
-        result_epoch = first
-        devices = place.describe()
+        if place.devices[0].startswith("GPU"):  # copies the next batch to the GPU while this one trains
+            return iter(place.strategy.experimental_distribute_dataset(train.pipeline(first)))
+        return iter(train.pipeline(first))
 
-        for epoch in range(first, cfg.epochs):
-            if self._cancel.is_set():
-                break
-            epoch_start = time.monotonic()
-            total, seen, waited = 0.0, 0, 0.0
-            stopped = False
-            for step in range(steps):
-                if self._cancel.is_set() and place.workers == 1:
-                    stopped = True
-                    break
-                t0 = time.monotonic()
-                x, y = next(batch_iter)
-                waited += time.monotonic() - t0
-                loss, stop = train_step(x, y, tf.constant(1.0 if self._cancel.is_set() else 0.0))
-                loss = float(loss)
-                if float(stop) > 0:
-                    self._cancel.set()
-                    stopped = True
-                    break
-                if not math.isfinite(loss):
-                    last = state["best_epoch"]
-                    stopped_because = (
-                        f"the training loss became {loss} in epoch {epoch + 1}, batch {step + 1} (learning rate too "
-                        "high, or labels out of range); " + (f"the best finite model (epoch {last}) is kept"
-                                                             if last else "no epoch finished, so no model was written"))
-                    stopped = True
-                    break
-                n = _batch_samples(y, place)
-                total += loss * n
-                seen += n
-                if self.on_batch is not None:
-                    rate = seen / max(1e-9, time.monotonic() - epoch_start)
-                    left = (steps - step - 1) + (cfg.epochs - epoch - 1) * steps
-                    self.on_batch(BatchProgress(epoch + 1, cfg.epochs, step + 1, steps, total / seen, rate,
-                                                left * seen / (step + 1) / rate, devices))
-            if stopped or seen == 0:
-                break  # the cancelled epoch is dropped; last.keras stays the last whole epoch
-            elapsed = time.monotonic() - epoch_start
-            train_loss = total / seen
-            val_loss = self._evaluate(eval_step, val, val_iter) if val is not None else None
-            if place.workers > 1 and state["val_paths"]:
-                val_loss = float(agree(tf.constant(val_loss if val_loss is not None else 0.0)))
+    def _run_epoch(self, epoch: int, steps: int, compiled: _Steps, batch_iter, state: RunState, devices: str) -> _Epoch:
+        """One epoch's training steps; stops within a batch of cancel(), or at a loss that is not a number."""
+        cfg, place = self.config, self.placement
+        run = _Epoch()
+        start = time.monotonic()
+        total = 0.0
+        for step in range(steps):
             if self._cancel.is_set() and place.workers == 1:
+                run.stopped = True
                 break
-            if val_loss is not None and not math.isfinite(val_loss):
-                stopped_because = (f"the validation loss became {val_loss} in epoch {epoch + 1}; the best finite model"
-                                   f" (epoch {state['best_epoch']}) is kept" if state["best_epoch"] else
-                                   f"the validation loss became {val_loss} in epoch {epoch + 1}; no model was written")
+            t0 = time.monotonic()
+            x, y = next(batch_iter)
+            run.waited += time.monotonic() - t0
+            loss, stop = compiled.train(x, y, tf.constant(1.0 if self._cancel.is_set() else 0.0))
+            loss = float(loss)
+            if float(stop) > 0:
+                self._cancel.set()
+                run.stopped = True
                 break
-            monitored = val_loss if val_loss is not None else train_loss
-            improved = state["best_loss"] is None or monitored < state["best_loss"] - cfg.min_delta
-            if improved:
-                state.update(best_loss=monitored, best_epoch=epoch + 1, wait=0)
-                if place.chief:  # a float32 model: what the pilot runs, on any machine
-                    save_model(_float32(model) if scales else model, ckpt / "best.keras")
-            else:
-                state["wait"] += 1
-            save_model(model, ckpt / "last.keras")
-            rate = seen / elapsed
-            record = {"epoch": epoch + 1, "loss": train_loss, "val_loss": val_loss, "samples_per_s": rate,
-                      "input_wait": waited / elapsed}
-            state["history"].append(record)
-            state["epochs_done"] = epoch + 1
-            result_epoch = epoch + 1
-            _write_json(ckpt / "state.json", state)
-            if writer is not None:
-                scalars = {"loss": train_loss, "val_loss": val_loss, "samples_per_s": rate, "input_wait": waited / elapsed}
-                _write_scalars(writer, epoch + 1, {k: v for k, v in scalars.items() if v is not None})
-            if self.on_epoch is not None:
-                epoch_s = (time.monotonic() - run_start) / (epoch + 1 - first)
-                self.on_epoch(
-                    EpochProgress(epoch + 1, cfg.epochs, train_loss, val_loss, rate, epoch_s * (cfg.epochs - epoch - 1),
-                                  time.monotonic() - run_start, improved, str(ckpt / "last.keras"), waited / elapsed)
-                )
-            if cfg.patience and state["wait"] >= cfg.patience:
-                stopped_early = True
+            if not math.isfinite(loss):
+                last = state.best_epoch
+                run.stopped_because = (
+                    f"the training loss became {loss} in epoch {epoch + 1}, batch {step + 1} (learning rate too "
+                    "high, or labels out of range); " + (f"the best finite model (epoch {last}) is kept"
+                                                         if last else "no epoch finished, so no model was written"))
+                run.stopped = True
                 break
-        del batch_iter, val_iter  # stop reading ahead before the files close
+            n = _batch_samples(y, place)
+            total += loss * n
+            run.seen += n
+            if self.on_batch is not None:
+                rate = run.seen / max(1e-9, time.monotonic() - start)
+                left = (steps - step - 1) + (cfg.epochs - epoch - 1) * steps
+                self.on_batch(BatchProgress(epoch + 1, cfg.epochs, step + 1, steps, total / run.seen, rate,
+                                            left * run.seen / (step + 1) / rate, devices))
+        run.elapsed = time.monotonic() - start
+        run.loss = total / run.seen if run.seen else 0.0
+        return run
 
-        model_path = None
-        if place.chief and (ckpt / "best.keras").is_file() and state["epochs_done"] > 0:
-            tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.keras")  # its own name: never another run's
-            try:
-                output.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(ckpt / "best.keras", tmp)
-                os.replace(tmp, output)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise KartStudioError(
-                    f"cannot write {output} ({exc.strerror or exc}); the best model is kept in {ckpt / 'best.keras'}"
-                ) from None
-            model_path = output
-            # whether the run went to its end: the app never preselects a cancelled run's model
-            state["finished"] = not self._cancel.is_set() and stopped_because is None
-            _write_json(ckpt / "state.json", state)
-        return TrainResult(
-            model_path=model_path,
-            checkpoint_dir=ckpt,
-            epochs_done=result_epoch,
-            best_epoch=state["best_epoch"],
-            best_loss=state["best_loss"],
-            cancelled=self._cancel.is_set(),
-            stopped_early=stopped_early,
-            train_frames=self.train_frames,
-            val_frames=self.val_frames,
-            history=list(state["history"]),
-            stopped_because=stopped_because,
-            devices=devices,
-        )
+    def _validate(self, compiled: _Steps, val: SessionDataset | None, val_iter, state: RunState) -> float | None:
+        val_loss = self._evaluate(compiled.evaluate, val, val_iter) if val is not None else None
+        if self.placement.workers > 1 and state.val_paths:  # the chief's figure on every worker
+            val_loss = float(compiled.agree(tf.constant(val_loss if val_loss is not None else 0.0)))
+        return val_loss
+
+    def _checkpoint_epoch(self, model, epoch: int, run: _Epoch, val_loss: float | None, scales: bool, ckpt: Path,
+                          state: RunState) -> bool:
+        """Save the epoch (last.keras, best.keras when it is the best, state.json); -> whether it is the best."""
+        monitored = val_loss if val_loss is not None else run.loss
+        improved = state.judge(monitored, epoch + 1, self.config.min_delta)
+        if improved and self.placement.chief:  # a float32 model: what the pilot runs, on any machine
+            save_model(_float32(model) if scales else model, ckpt / "best.keras")
+        save_model(model, ckpt / "last.keras")
+        state.add_epoch({"epoch": epoch + 1, "loss": run.loss, "val_loss": val_loss,
+                         "samples_per_s": run.seen / run.elapsed, "input_wait": run.waited / run.elapsed})
+        state.write(ckpt)
+        return improved
+
+    def _publish_best(self, ckpt: Path, output: Path, state: RunState, stopped_because: str | None) -> Path | None:
+        """Copy best.keras to the output (the chief, once an epoch finished) and record whether the run
+        went to its end: the app never preselects a cancelled run's model. -> the output, or None."""
+        if not (self.placement.chief and (ckpt / "best.keras").is_file() and state.epochs_done > 0):
+            return None
+        tmp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.keras")  # its own name: never another run's
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ckpt / "best.keras", tmp)
+            os.replace(tmp, output)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise KartStudioError(
+                f"cannot write {output} ({exc.strerror or exc}); the best model is kept in {ckpt / 'best.keras'}"
+            ) from None
+        state.finished = not self._cancel.is_set() and stopped_because is None
+        state.write(ckpt)
+        return output
 
     def _evaluate(self, eval_step, val: SessionDataset, batches) -> float:
         total, seen = 0.0, 0
@@ -633,12 +637,6 @@ def _write_scalars(writer, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
             tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata)
     writer.flush()
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
-    os.replace(tmp, path)
 
 
 class _Lock:
@@ -711,4 +709,4 @@ def _read_small(fd: int) -> str:
     return text if text.isdigit() else ""
 
 
-__all__ = ["BatchProgress", "EpochProgress", "TrainConfig", "TrainResult", "Trainer", "output_lock"]
+__all__ = ["BatchProgress", "EpochProgress", "LIMITS", "TrainConfig", "TrainResult", "Trainer", "output_lock"]
