@@ -84,3 +84,31 @@ def test_bench_drive_refuses_a_bad_recipe_change_before_recording(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1, err
     assert not (folder / "sessions").exists()  # nothing was recorded
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--train-epochs", "2", "--train-minutes", "1"], "not both"),
+    (["--train-epochs", "0"], "train-epochs"),
+])
+def test_bench_drive_takes_one_training_budget(tmp_path, capsys, args, words):
+    folder = tmp_path / "bench"
+    try:
+        status = main(["bench", "drive", "--quick", "--folder", str(folder), *args])
+    except SystemExit as exc:  # argparse's own refusal of a value
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1, err
+    assert not (folder / "sessions").exists()
+
+
+def test_the_guard_trains_a_number_of_epochs_not_a_time():
+    # The guard compares the same training on any machine: its quick run trains 20 epochs, with no
+    # clock (issue 22 item 8); --train-minutes is the time budget, without an epoch count of its own.
+    from kartstudio.practice.bench import QUICK, BenchDriveConfig
+    from kartstudio.training.budget import budget_seconds
+
+    quick = BenchDriveConfig(**QUICK)
+    assert quick.training_config().epochs == 20 and budget_seconds(quick.train_minutes) == float("inf")
+    timed = BenchDriveConfig(minutes=5.0, train_epochs=None, train_minutes=5.0)
+    assert timed.training_config().epochs == timed.training_recipe().epochs and budget_seconds(timed.train_minutes) == 300

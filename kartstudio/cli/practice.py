@@ -53,10 +53,13 @@ def register(commands, bench) -> None:
                     help="practice: the practice track (default); raceway: KartStudio Raceway in the real emulator "
                          "(demos recorded through the window capture and the plugin, both seats; scored on tracks 500 on)")
     bd.add_argument("--quick", action="store_true",
-                    help="the guard run: 5 min demos, 5 min training, 10 tracks; prints one JSON line "
-                         "(compare with bench/baselines/drive.json)")
+                    help="the guard run: 5 min demos, 20 epochs of training, 10 tracks (Raceway: 3 min, 8 epochs, "
+                         "5 tracks); prints one JSON line (compare with bench/baselines/drive.json)")
     bd.add_argument("--minutes", type=POSITIVE, default=None, help="demonstrations, minutes of game time (default 15)")
-    bd.add_argument("--train-minutes", type=POSITIVE, default=None, help="training time budget (default 20)")
+    bd.add_argument("--train-epochs", type=whole(1), default=None,
+                    help="epochs of training (default 12; --quick 20, Raceway 8): the same training on any machine")
+    bd.add_argument("--train-minutes", type=POSITIVE, default=None,
+                    help="a training time budget instead of --train-epochs (what a machine manages in that time)")
     bd.add_argument("--episodes", type=COUNT, default=None, help="unseen tracks to score on (default 20)")
     bd.add_argument("--eval-seed-start", type=SEED, default=None, metavar="S", help="first evaluation track (default 10000)")
     bd.add_argument("--demos", choices=("expert", "human"), default="expert",
@@ -161,13 +164,25 @@ def _recipe_changes(items: list[str]) -> dict:
     return changes
 
 
+def _training_budget(sizes: dict, args) -> dict:
+    """The bench's sizes with the training budget asked for: --train-epochs, or --train-minutes (a time
+    budget, no epoch count), never both."""
+    if args.train_epochs is not None and args.train_minutes is not None:
+        raise KartStudioError("give --train-epochs or --train-minutes, not both")
+    if args.train_minutes is not None:
+        return {**sizes, "train_epochs": None, "train_minutes": args.train_minutes}
+    if args.train_epochs is not None:
+        return {**sizes, "train_epochs": args.train_epochs}
+    return sizes
+
+
 def cmd_bench_drive_raceway(args) -> int:
     from kartstudio.raceway import bench
 
     if args.dagger_rounds:
         raise KartStudioError("--dagger-rounds is for the practice track only; leave it out with --game raceway")
-    sizes = {**bench.FULL, **(bench.QUICK if args.quick else {})}
-    for name, arg in (("minutes", "minutes"), ("train_minutes", "train_minutes"), ("tracks", "episodes")):
+    sizes = _training_budget({**bench.FULL, **(bench.QUICK if args.quick else {})}, args)
+    for name, arg in (("minutes", "minutes"), ("tracks", "episodes")):
         if getattr(args, arg) is not None:
             sizes[name] = getattr(args, arg)
     config = bench.RacewayBenchConfig(
@@ -189,10 +204,10 @@ def cmd_bench_drive_raceway(args) -> int:
 def cmd_bench_drive(args) -> int:
     if args.game == "raceway":
         return cmd_bench_drive_raceway(args)
-    from kartstudio.practice.bench import QUICK, BenchDriveConfig, bench_drive, compare_with_baseline, summary_line
+    from kartstudio.practice.bench import FULL, QUICK, BenchDriveConfig, bench_drive, compare_with_baseline, summary_line
 
-    sizes = {"minutes": 15.0, "train_minutes": 20.0, "episodes": 20, **(QUICK if args.quick else {})}
-    for name in sizes:
+    sizes = _training_budget({**FULL, **(QUICK if args.quick else {})}, args)
+    for name in ("minutes", "episodes"):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
     config = BenchDriveConfig(
@@ -222,7 +237,8 @@ def _bench_text(r: dict) -> str:
         "bench drive (practice track, behaviour cloning from the expert):",
         f"  demonstrations ({r['config']['demos']}): {r['demo_minutes']} min of game time, {r['demo_frames']} frames in "
         f"{r['demo_files']} session files, recorded in {r['record_s']:.0f} s",
-        f"  training: {r['epochs_done']} epochs in {r['train_s'] / 60:.1f} min (CPU), best loss {r['best_loss']}, "
+        f"  training: {r['epochs_done']} epochs in {r['train_s'] / 60:.1f} min (CPU, {r.get('train_samples_per_s')} "
+        f"samples/s on this host), best loss {r['best_loss']}, "
         f"button thresholds {r['thresholds']}",
         f"  score: mean return {r['mean_return']:.1f}, min {r['min_return']:.1f}, {r['laps_finished']} laps on "
         f"{r['episodes']} unseen tracks "

@@ -24,16 +24,21 @@ from kartstudio.errors import KartStudioError
 from kartstudio.practice.demos import DEMO_PROFILES, DEMO_SEED_START, record_demonstrations
 from kartstudio.practice.evaluate import EVAL_SEED_START, evaluate_expert, evaluate_model
 from kartstudio.session import find_sessions
-from kartstudio.training.budget import train_with_budget
+from kartstudio.training.budget import budget_seconds, budgeted, check_training_budget, samples_per_s, train_with_budget
 from kartstudio.training.recipe import RECIPES, Recipe, recipe
 
-QUICK = {"minutes": 5.0, "train_minutes": 5.0, "episodes": 10}
+# Training is budgeted in epochs, so the guard compares the same amount of training on any machine
+# (a 5-minute budget gave 20-23 epochs on a quiet host and 7 on a loaded one); the baselines' runs
+# finished 20-22 epochs (quick) and 12 (full) in their time budgets. --train-minutes budgets by time.
+QUICK = {"minutes": 5.0, "train_epochs": 20, "episodes": 10}
+FULL = {"minutes": 15.0, "train_epochs": 12, "episodes": 20}
 
 
 @dataclass
 class BenchDriveConfig:
     minutes: float = 15.0  # demonstrations, game time, all seats together
-    train_minutes: float = 20.0  # the training budget (the epoch in progress at the limit is dropped)
+    train_epochs: int | None = FULL["train_epochs"]  # epochs trained (None: train_minutes decides)
+    train_minutes: float | None = None  # a time budget instead (the epoch in progress at the limit is dropped)
     episodes: int = 20
     eval_seed_start: int = EVAL_SEED_START
     demo_seed_start: int = DEMO_SEED_START
@@ -45,8 +50,7 @@ class BenchDriveConfig:
     dagger_rounds: int = 0
 
     def check(self) -> None:
-        if not (self.minutes > 0 and self.train_minutes > 0):
-            raise KartStudioError("--minutes and --train-minutes must be above 0")
+        check_training_budget(self.minutes, self.train_epochs, self.train_minutes)
         if self.episodes < 1:
             raise KartStudioError("--episodes must be at least 1")
         if self.eval_seed_start < 0 or self.train_seed < 0 or self.dagger_rounds < 0:
@@ -63,7 +67,8 @@ class BenchDriveConfig:
         """The recipe's TrainConfig with the bench's training seed (imports TensorFlow)."""
         from kartstudio.training.config import TrainConfig
 
-        return TrainConfig.from_recipe(self.training_recipe(), self.train_seed, tensorboard=False)
+        return TrainConfig.from_recipe(budgeted(self.training_recipe(), self.train_epochs), self.train_seed,
+                                       tensorboard=False)
 
 
 def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callable[[str], None] | None = None) -> dict:
@@ -94,9 +99,10 @@ def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callab
 
         model_path = root / "bc.keras"
         train, train_s = train_with_budget(paths, model_path, config.training_config(),
-                                           config.train_minutes * 60, log)
+                                           budget_seconds(config.train_minutes), log)
         if log:
-            log(f"trained {train.epochs_done} epochs in {train_s / 60:.1f} min; thresholds {train.thresholds}")
+            log(f"trained {train.epochs_done} epochs in {train_s / 60:.1f} min ({samples_per_s(train, train_s)} samples/s); "
+                f"thresholds {train.thresholds}")
 
         t0 = time.monotonic()
         report = evaluate_model(model_path, config.episodes, config.eval_seed_start)
@@ -111,6 +117,7 @@ def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callab
             **demo,
             "record_s": round(record_s, 1),
             "train_s": round(train_s, 1),
+            "train_samples_per_s": samples_per_s(train, train_s),
             **train.figures(),
             "eval_s": round(eval_s, 1),
             "episodes": len(report.episodes),
@@ -142,7 +149,8 @@ def bench_drive(config: BenchDriveConfig, folder: str | None = None, log: Callab
 
 def summary_line(result: dict) -> dict:
     """The guard's JSON line: what --quick compares with bench/baselines/drive.json."""
-    out = {k: result[k] for k in ("mean_return", "min_return", "laps_finished", "episodes", "epochs_done", "train_s")}
+    out = {k: result.get(k) for k in ("mean_return", "min_return", "laps_finished", "episodes", "epochs_done", "train_s",
+                                      "train_samples_per_s")}
     if result.get("dagger"):
         out["dagger"] = [{k: d[k] for k in ("round", "mean_return", "min_return", "laps_finished")} for d in result["dagger"]]
     return out

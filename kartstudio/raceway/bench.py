@@ -29,18 +29,21 @@ from kartstudio.errors import KartStudioError
 from kartstudio.raceway.demos import DEMO_LAPS, DEMO_PROFILES, DEMO_TRACK_START, record_demonstrations
 from kartstudio.raceway.evaluate import EVAL_TRACK_START, evaluate_expert, evaluate_model
 from kartstudio.session import find_sessions
-from kartstudio.training.budget import train_with_budget
+from kartstudio.training.budget import budget_seconds, budgeted, check_training_budget, samples_per_s, train_with_budget
 from kartstudio.training.recipe import Recipe, recipe
 
-QUICK = {"minutes": 3.0, "train_minutes": 5.0, "tracks": 5}
-FULL = {"minutes": 15.0, "train_minutes": 20.0, "tracks": 20}
+# Training budgeted in epochs, as the practice track's bench (practice/bench.py says why); the quick
+# runs recorded before finished 5-8 epochs in 5 minutes.
+QUICK = {"minutes": 3.0, "train_epochs": 8, "tracks": 5}
+FULL = {"minutes": 15.0, "train_epochs": 12, "tracks": 20}
 BASELINE = Path(__file__).resolve().parents[2] / "bench" / "baselines" / "drive-raceway.json"
 
 
 @dataclass
 class RacewayBenchConfig:
     minutes: float = FULL["minutes"]  # demonstrations, game time, both seats together
-    train_minutes: float = FULL["train_minutes"]
+    train_epochs: int | None = FULL["train_epochs"]  # epochs trained (None: train_minutes decides)
+    train_minutes: float | None = None  # a time budget instead
     tracks: int = FULL["tracks"]  # unseen tracks scored
     eval_track_start: int = EVAL_TRACK_START
     demo_track_start: int = DEMO_TRACK_START
@@ -52,8 +55,7 @@ class RacewayBenchConfig:
     train_seed: int = 0
 
     def check(self) -> None:
-        if not (self.minutes > 0 and self.train_minutes > 0):
-            raise KartStudioError("--minutes and --train-minutes must be above 0")
+        check_training_budget(self.minutes, self.train_epochs, self.train_minutes)
         if self.tracks < 1 or not 1 <= self.laps <= 9:
             raise KartStudioError("--episodes must be at least 1 and laps 1-9")
         if not (0 <= self.eval_track_start and self.eval_track_start + self.tracks <= 1000):
@@ -70,7 +72,8 @@ class RacewayBenchConfig:
         """The recipe's TrainConfig with the bench's training seed (imports TensorFlow)."""
         from kartstudio.training.config import TrainConfig
 
-        return TrainConfig.from_recipe(self.training_recipe(), self.train_seed, tensorboard=False)
+        return TrainConfig.from_recipe(budgeted(self.training_recipe(), self.train_epochs), self.train_seed,
+                                       tensorboard=False)
 
 
 def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
@@ -106,9 +109,10 @@ def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
 
             model_path = root / "bc.keras"
             train, train_s = train_with_budget(paths, model_path, config.training_config(),
-                                               config.train_minutes * 60, log)
+                                               budget_seconds(config.train_minutes), log)
             if log:
-                log(f"trained {train.epochs_done} epochs in {train_s / 60:.1f} min; thresholds {train.thresholds}")
+                log(f"trained {train.epochs_done} epochs in {train_s / 60:.1f} min ({samples_per_s(train, train_s)} samples/s); "
+                    f"thresholds {train.thresholds}")
 
             def progress(name):
                 def on_race(track, results):
@@ -142,6 +146,7 @@ def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
             **demo,
             "record_s": round(record_s, 1),
             "train_s": round(train_s, 1),
+            "train_samples_per_s": samples_per_s(train, train_s),
             **train.figures(),
             "eval_s": round(eval_s, 1),
             "tracks": config.tracks,
@@ -164,8 +169,9 @@ def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
 
 
 def summary_line(result: dict) -> dict:
-    return {k: result[k] for k in ("mean_score", "min_score", "finished", "tracks", "demonstrator_mean_score",
-                                   "score_ratio", "epochs_done", "train_s", "record_fps_per_seat")}
+    return {k: result.get(k) for k in ("mean_score", "min_score", "finished", "tracks", "demonstrator_mean_score",
+                                   "score_ratio", "epochs_done", "train_s", "train_samples_per_s",
+                                   "record_fps_per_seat")}
 
 
 def target_line(result: dict) -> str:
@@ -196,7 +202,8 @@ def bench_text(r: dict) -> str:
         f"bench drive --game raceway (KartStudio Raceway in mupen64plus, behaviour cloning from the {r['config']['demos']}):",
         f"  demonstrations: {r['demo_minutes']} min of game time, {r['demo_frames']} frames in {r['demo_files']} session "
         f"files, recorded in {r['record_s']:.0f} s ({r['record_fps_per_seat']} frames/s per seat)",
-        f"  training: {r['epochs_done']} epochs in {r['train_s'] / 60:.1f} min, best loss {r['best_loss']}, "
+        f"  training: {r['epochs_done']} epochs in {r['train_s'] / 60:.1f} min ({r.get('train_samples_per_s')} samples/s "
+        f"on this host), best loss {r['best_loss']}, "
         f"button thresholds {r['thresholds']}",
         f"  score (seat 1, {r['tracks']} unseen tracks from {r['config']['eval_track_start']}, {r['config']['laps']} lap(s)): "
         f"mean {r['mean_score']:.1f}, min {r['min_score']:.1f}, {r['finished']} finished; demonstrator "

@@ -1,7 +1,8 @@
-"""Training with a time budget: the real Trainer, cancelled once the budget is spent.
+"""Training to a budget: a number of epochs (the benchmarks' default: the same training on any
+machine) or a wall-clock time (the real Trainer, cancelled once the time is spent; the epoch in
+progress at the limit is dropped and the best whole epoch is kept).
 
-Used by `kartstudio bench drive` and by DAgger's retraining; the epoch in progress at the limit
-is dropped and the best whole epoch is kept.
+Used by `kartstudio bench drive` and by DAgger's retraining.
 """
 
 from __future__ import annotations
@@ -43,4 +44,32 @@ def train_with_budget(data: Sequence, output: Path, config, seconds: float,
     return result, time.monotonic() - start
 
 
-__all__ = ["train_with_budget"]
+def check_training_budget(minutes: float, train_epochs: int | None, train_minutes: float | None) -> None:
+    """A benchmark's demonstration minutes and training budget (epochs, or minutes when epochs is None)."""
+    if not minutes > 0:
+        raise KartStudioError("--minutes must be above 0")
+    if train_epochs is None and not (train_minutes is not None and train_minutes > 0):
+        raise KartStudioError("give the training budget: --train-epochs N or --train-minutes M (above 0)")
+    if train_epochs is not None and not 1 <= train_epochs <= 1000:
+        raise KartStudioError(f"--train-epochs must be 1-1000, got {train_epochs}")
+
+
+def budgeted(recipe, train_epochs: int | None):
+    """The recipe training exactly `train_epochs` epochs (None: as it is, for a time budget)."""
+    from dataclasses import replace
+
+    return recipe if train_epochs is None else replace(recipe, epochs=int(train_epochs))
+
+
+def budget_seconds(train_minutes: float | None) -> float:
+    return float("inf") if train_minutes is None else train_minutes * 60
+
+
+def samples_per_s(result, seconds: float) -> float | None:
+    """Training samples per second of the run (what the host managed: printed beside a score)."""
+    if not seconds or not result.epochs_done:
+        return None
+    return round(result.train_frames * result.epochs_done / seconds, 1)
+
+
+__all__ = ["budget_seconds", "budgeted", "check_training_budget", "samples_per_s", "train_with_budget"]
