@@ -57,7 +57,7 @@ def register(commands, bench) -> None:
                          "5 tracks); prints one JSON line (compare with bench/baselines/drive.json)")
     bd.add_argument("--minutes", type=POSITIVE, default=None, help="demonstrations, minutes of game time (default 15)")
     bd.add_argument("--train-epochs", type=whole(1), default=None,
-                    help="epochs of training (default 12; --quick 20, Raceway 8): the same training on any machine")
+                    help="epochs of training (default 12, --quick 20; Raceway 5, --quick 8): the same training on any machine")
     bd.add_argument("--train-minutes", type=POSITIVE, default=None,
                     help="a training time budget instead of --train-epochs (what a machine manages in that time)")
     bd.add_argument("--episodes", type=COUNT, default=None, help="unseen tracks to score on (default 20)")

@@ -32,10 +32,12 @@ from kartstudio.session import find_sessions
 from kartstudio.training.budget import budget_seconds, budgeted, check_training_budget, samples_per_s, train_with_budget
 from kartstudio.training.recipe import Recipe, recipe
 
-# Training budgeted in epochs, as the practice track's bench (practice/bench.py says why); the quick
-# runs recorded before finished 5-8 epochs in 5 minutes.
+# Training budgeted in epochs, as the practice track's bench (practice/bench.py says why): the quick
+# runs recorded before finished 5-8 epochs of 10,800 frames in 5 minutes; the full bench's 54,000
+# frames take about 4.5 min an epoch on the 2-core host (200 samples/s), so its 5 epochs are about
+# the 20 minutes it was first given.
 QUICK = {"minutes": 3.0, "train_epochs": 8, "tracks": 5}
-FULL = {"minutes": 15.0, "train_epochs": 12, "tracks": 20}
+FULL = {"minutes": 15.0, "train_epochs": 5, "tracks": 20}
 BASELINE = Path(__file__).resolve().parents[2] / "bench" / "baselines" / "drive-raceway.json"
 
 
