@@ -281,7 +281,7 @@ def test_info_shows_the_good_files_and_one_line_per_bad_one(tmp_path, bad_files,
 
 
 def test_datasets_tab_lists_bad_files_as_unreadable_and_the_good_one(tmp_path, bad_files):
-    from kartstudio.gui.datasets_tab import session_rows
+    from kartstudio.session import session_rows
 
     make_session(tmp_path / "good.h5")
     rows = {Path(r["path"]).name: r for r in session_rows(tmp_path)}
@@ -795,7 +795,7 @@ def test_a_session_read_while_another_program_trims_it(tmp_path):
     """Issue 18 #16: reads while another process trims the file (set_excluded writes in place)
     raised a raw OSError ("addr overflow") on 65 of 4,543 opens. Now an open that meets a
     half-written change is tried again, and `excluded` is read once, with the checks."""
-    from kartstudio.gui.datasets_tab import session_rows
+    from kartstudio.session import session_rows
 
     path = make_session(tmp_path / "trimmed.h5", frames=40)
     trimmer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(TRIM_FOREVER), str(path), "4"],
@@ -996,7 +996,7 @@ def run_fuzz(folder: Path, cases: int, seed: int) -> dict:
     import io
 
     from kartstudio.errors import KartStudioError
-    from kartstudio.gui.datasets_tab import session_rows
+    from kartstudio.session import session_rows
     from kartstudio.training.dataset import SessionDataset
 
     base = make_session(folder / "base.h5", frames=8)

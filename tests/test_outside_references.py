@@ -73,7 +73,7 @@ KINDS = ("external storage", "external link", "virtual dataset", "filter plugin"
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_reader_refuses_a_session_pointing_outside_and_changes_nothing(tmp_path, outside, kind, capsys):
-    from kartstudio.gui.datasets_tab import session_rows
+    from kartstudio.session import session_rows
     from kartstudio.training.dataset import SessionDataset
 
     sessions = tmp_path / "sessions"

@@ -87,7 +87,8 @@ def codec_figures(images: list[np.ndarray], tensorkart_kb: float, quality: int =
     import zlib
 
     from kartstudio.images import resize
-    from kartstudio.session import _GZIP_LEVEL, decode_jpeg, encode_frame
+    from kartstudio.session import decode_jpeg, encode_frame
+    from kartstudio.session.codecs import _GZIP_LEVEL
 
     layout = SeatLayout.split_screen()
     seats = [resize(layout.crop(img, seat), DEFAULT_STORAGE_SIZE) for img in images for seat in (1, 2)]

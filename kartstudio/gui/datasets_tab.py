@@ -3,44 +3,20 @@ plotted under it, excluded ranges (trim), delete to the trash, and TensorKart im
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import (ImageView, NameLabel, Notice, describe_error, human_duration, human_size,
                                    name_view)
 from kartstudio.gui.workers import BackgroundTask, Cancelled
+from kartstudio.session import session_rows
 from kartstudio.settings import Settings
 
 COLUMNS = ("File", "Kind", "Seat", "Track", "Frames", "Duration", "Size", "Excluded")
 TRACE_COLOURS = {"x": "#1f77b4", "y": "#9467bd", "a": "#2ca02c", "b": "#d62728", "rb": "#ff7f0e"}
-
-
-def session_rows(folder: Path) -> list[dict]:
-    """info() of every session in `folder`; unreadable files are listed with their problem, so one
-    damaged file never keeps the tab (or the app) from starting."""
-    from kartstudio.session import find_sessions, open_session
-
-    try:
-        if not folder.is_dir():
-            return []
-        paths = find_sessions([folder])
-    except (OSError, KartStudioError):
-        return []
-    rows = []
-    for path in paths:
-        try:
-            if path.stat().st_size == 0:
-                continue  # a name reserved by a recording that is just starting
-            with open_session(path) as s:
-                rows.append(s.info())
-        except Exception as exc:  # noqa: BLE001 - whatever is wrong with a file, it is listed, not raised
-            rows.append({"path": str(path), "problem": " ".join(describe_error(exc).split())})
-    return rows
 
 
 def _size_of(path: Path) -> str:
