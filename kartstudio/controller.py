@@ -6,7 +6,7 @@ Packs to and from mupen64plus's BUTTONS union (m64p_plugin.h) and to and from Te
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -123,9 +123,6 @@ class ControllerState:
 
     def pressed(self) -> list[str]:
         return [n for n in BUTTON_NAMES if getattr(self, n)]
-
-    def with_(self, **changes) -> "ControllerState":
-        return replace(self, **changes)
 
     @property
     def is_neutral(self) -> bool:

@@ -7,8 +7,8 @@ import time
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from kartstudio.errors import describe_error  # noqa: F401 - re-exported
 from kartstudio.formatting import human_duration, human_size  # noqa: F401 - re-exported
-from kartstudio.gui.common_errors import describe_error  # noqa: F401 - re-exported
 
 
 def to_qimage(image: np.ndarray) -> QtGui.QImage:
