@@ -40,8 +40,8 @@ def test_training_worker_runs_an_epoch_and_the_plot_gets_points(window, qtbot):
     # which epoch was saved, and which session was held out (validation sessions are whole files)
     outcome = tab.outcome.text()
     assert "tiny.keras (epoch " in outcome and "best validation loss" in outcome, outcome
-    held = outcome.split("held out for validation: ")[1].rstrip(".")
-    assert held in {"s0-p1.h5", "s1-p1.h5", "s2-p1.h5"}
+    held = outcome.split("validation: 1 of 3 sessions held out whole (")[1]
+    assert held.split(")")[0] in {"s0-p1.h5", "s1-p1.h5", "s2-p1.h5"} and held.endswith(", 60 frames."), outcome
     assert not tab.plot.getAxis("left").autoSIPrefix  # plain loss values, no "(x0.001)"
     # the versus tab lists the new model at once
     assert window.versus_tab.model_box.findData(saved[0]) >= 0
@@ -69,6 +69,8 @@ def test_cancel_stops_training_and_keeps_the_window_usable(window, qtbot):
     tab.batch_box.setValue(8)
     assert tab.start_training()
     qtbot.waitUntil(lambda: tab.batches_seen >= 3, timeout=120_000)
+    # one session: its last tenth is held out, and the tab says so while it trains
+    assert tab.outcome.text() == "Validation: the last 10% of the session, 20 frames."
     tab.cancel_training()
     qtbot.waitUntil(lambda: not tab.running, timeout=60_000)
     text = tab.notice.text()

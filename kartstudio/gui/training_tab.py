@@ -81,7 +81,8 @@ class TrainingTab(QtWidgets.QWidget):
         self.val_box.setRange(-1, 100)
         self.val_box.setSpecialValueText("auto")  # -1: the recipe's share of the sessions
         self.val_box.setToolTip("Whole sessions held out to pick the best epoch and the button thresholds "
-                                "(auto: a tenth of them when there are 5 or more; 0: none)")
+                                "(auto: a tenth of them when there are 5 or more, else the last tenth of each "
+                                "session; the tensorkart recipe always holds out the last tenth; 0: none)")
         form.addRow("Validation sessions", self.val_box)
         self.init_box = name_box(QtWidgets.QComboBox())
         self.init_box.setToolTip("Fine-tune an existing model, e.g. on your correction sessions after racing it (DAgger)")
@@ -334,6 +335,9 @@ class TrainingTab(QtWidgets.QWidget):
         if p.get("devices") and p["devices"] != self.devices:
             self.devices = str(p["devices"])
             self.device_label.setText(f"Device: {self.devices}")
+        if p.get("validation") and not self.outcome.text():  # what is held out, known from the first batch
+            text = str(p["validation"])
+            self.outcome.setText(text[:1].upper() + text[1:] + ".")
         total, done = p.get("total_batches"), p.get("done_batches")
         if total:
             self.progress.setRange(0, int(total))
@@ -391,7 +395,7 @@ class TrainingTab(QtWidgets.QWidget):
 def kept_text(summary: dict, saved: Path) -> str:
     """The saved model and the epoch it is from (the best by validation loss, or by training loss)."""
     best, loss = summary.get("best_epoch"), summary.get("best_loss")
-    which = "validation" if summary.get("val_sessions") else "training"
+    which = "validation" if summary.get("val_frames") else "training"
     epoch = f" (epoch {best}, best {which} loss {loss:.4f})" if best is not None and loss is not None else ""
     return f"{saved}{epoch}"
 
@@ -400,8 +404,8 @@ def outcome_text(summary: dict, saved: Path | None) -> str:
     """One line under the checkpoints: what was saved and what was held out for validation."""
     if not summary:
         return ""
-    held = summary.get("val_sessions") or []
     parts = [f"Saved: {kept_text(summary, saved)}" if saved else "No model saved"]
-    parts.append(f"held out for validation: {', '.join(held)}" if held
-                 else "no sessions held out (the best epoch is picked by training loss)")
+    held = summary.get("val_sessions") or []
+    parts.append(summary.get("validation") or (f"held out for validation: {', '.join(held)}" if held
+                                                else "nothing held out (the best epoch is picked by training loss)"))
     return "; ".join(parts) + "."

@@ -56,6 +56,7 @@ def batch_event(p) -> dict:
         "total_batches": p.epochs * p.batches,
         "done_batches": (p.epoch - 1) * p.batches + p.batch,
         "devices": getattr(p, "devices", ""),
+        "validation": getattr(p, "validation", ""),
     }
 
 
@@ -81,6 +82,7 @@ def result_summary(result) -> dict:
         "train_frames": result.train_frames,
         "val_frames": result.val_frames,
         "val_sessions": held_out(result.checkpoint_dir),
+        "validation": result.validation,
     }
 
 

@@ -19,6 +19,7 @@ from kartstudio.model import LOSSES, MAX_HISTORY, MODEL_KINDS
 from kartstudio.training.dataset import CACHE_MB, check_history
 from kartstudio.training.distribute import PEER_TIMEOUT_S
 from kartstudio.training.recipe import Recipe
+from kartstudio.training.validation import HOLDOUTS
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class TrainConfig(Recipe):
             raise KartStudioError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.model not in MODEL_KINDS:
             raise KartStudioError(f"unknown model {self.model!r}: choose one of {', '.join(MODEL_KINDS)}")
+        if self.val_holdout not in HOLDOUTS:
+            raise KartStudioError(f"unknown validation hold-out (val_holdout) {self.val_holdout!r}: choose one of "
+                                  + ", ".join(f"{name} ({what})" for name, what in HOLDOUTS.items()))
         check_history(self.history)
         if self.history != 1 and self.model != "kartstudio" and not (self.init_model or self.resume):
             raise KartStudioError(f"frame history needs the kartstudio network, not {self.model!r}")

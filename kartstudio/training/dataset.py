@@ -45,6 +45,7 @@ from kartstudio.errors import KartStudioError, SessionFileError
 from kartstudio.images import resize
 from kartstudio.model import INPUT_SIZE, MAX_HISTORY, resize_images, tf
 from kartstudio.session import Session, find_sessions, frame_gaps, inflate_frame, open_session
+from kartstudio.training.validation import Stretch, split_by_session
 
 TURN_THRESHOLD = 0.25  # |x| at or above this counts as a turning frame for oversampling
 BRIGHTNESS = 25.0  # brightness jitter: +-25 of 255
@@ -65,12 +66,15 @@ class _File:
 class _Index:
     """Every frame the dataset may serve: which file, which frame, where its bytes are, its label."""
 
-    def __init__(self, paths: Sequence[Path], reaction_s: float = 0.0) -> None:
+    def __init__(self, paths: Sequence[Path], reaction_s: float = 0.0, stretch: Stretch | None = None) -> None:
         self.files: list[_File] = []
         file_ids, frame_ids, offsets, sizes, raw, actions, starts = [], [], [], [], [], [], []
         for path in paths:
             with open_session(path) as s:
                 keep = s.included_indices()
+                label_stop = len(s)
+                if stretch is not None:  # one side of the end-of-session validation split
+                    keep, label_stop = stretch.select(keep, len(s))
                 if len(keep) == 0:
                     continue
                 fast, where = _chunk_locations(s)
@@ -86,7 +90,7 @@ class _Index:
                     raw.append(np.zeros(len(keep), bool))
                 # A player presses what they saw reaction_s earlier: label each frame with the
                 # pad reading that many frames later in the same session (the last one at the end).
-                later = np.minimum(keep + round(reaction_s * s.meta.fps), len(s) - 1)
+                later = np.minimum(keep + round(reaction_s * s.meta.fps), label_stop - 1)
                 labels = np.asarray(s.actions[: len(s)], np.float32)[later]
                 check_labels(path, labels, keep)
                 file_ids.append(np.full(len(keep), len(self.files), np.int32))
@@ -156,8 +160,8 @@ def check_labels(path, labels: np.ndarray, frames: np.ndarray | None = None) -> 
         )
 
 
-def session_frames(paths: Sequence[Path]) -> list[np.ndarray]:
-    """The labels of every included frame, per session file (checked; about 20 bytes a frame).
+def session_frames(paths: Sequence[Path], stretch: Stretch | None = None) -> list[np.ndarray]:
+    """The labels of every included frame (of one side of `stretch`), per session file (checked; about 20 bytes a frame).
 
     What a distributed run needs of all the sessions before each worker opens its own share:
     their sizes (to share them out evenly) and their labels (the loss's button weights).
@@ -166,6 +170,8 @@ def session_frames(paths: Sequence[Path]) -> list[np.ndarray]:
     for path in paths:
         with open_session(path) as s:
             keep = s.included_indices()
+            if stretch is not None:
+                keep, _ = stretch.select(keep, len(s))
             labels = np.asarray(s.actions[: len(s)], np.float32)[keep] if len(keep) else np.zeros((0, 5), np.float32)
         check_labels(path, labels, keep)
         out.append(labels)
@@ -349,23 +355,6 @@ def to_pixels(images):
     return tf.cast(tf.clip_by_value(images, 0.0, 255.0) + 0.5, tf.uint8)
 
 
-def split_by_session(paths: Sequence[str | os.PathLike], val_sessions: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """Hold out `val_sessions` whole session files for validation (chosen with `seed`).
-
-    Whole sessions, not random frames: neighbouring frames are nearly identical, so a random
-    frame split would measure memory, not driving.
-    """
-    paths = [Path(p) for p in paths]
-    if val_sessions <= 0:
-        return paths, []
-    if val_sessions >= len(paths):
-        raise KartStudioError(
-            f"--val-sessions {val_sessions} leaves nothing to train on: there are {len(paths)} session files"
-        )
-    chosen = set(np.random.default_rng(seed).choice(len(paths), size=val_sessions, replace=False).tolist())
-    return [p for i, p in enumerate(paths) if i not in chosen], [p for i, p in enumerate(paths) if i in chosen]
-
-
 def epoch_length(actions: np.ndarray, turn_oversample: float) -> int:
     """Samples served per epoch from frames with these labels (turning frames oversampled)."""
     if turn_oversample <= 1.0:
@@ -525,6 +514,7 @@ class SessionDataset(_BatchSource):
     cache_mb: RAM kept for resized frames (39.6 KB each at 66x200), read instead of the files
     from the second time a frame is served; 0: every epoch streams (see `cache`).
     history: frames per sample, the frame and those before it stacked oldest first (module docstring).
+    stretch: serve one side of the end-of-session validation split only (kartstudio.training.validation).
     Raises SessionFileError naming a corrupt file, KartStudioError when there are no frames.
     """
 
@@ -541,6 +531,7 @@ class SessionDataset(_BatchSource):
         cache_mb: float = CACHE_MB,
         reaction_s: float = 0.0,
         history: int = 1,
+        stretch: Stretch | None = None,
     ) -> None:
         self.history = check_history(history)
         self.paths = find_sessions(paths)
@@ -552,7 +543,7 @@ class SessionDataset(_BatchSource):
             raise KartStudioError(f"cache size must be 0 MiB or more, got {cache_mb}")
         if not (np.isfinite(reaction_s) and 0 <= reaction_s <= 2):
             raise KartStudioError(f"reaction time must be 0 to 2 seconds, got {reaction_s}")
-        self.index = _Index(self.paths, reaction_s)
+        self.index = _Index(self.paths, reaction_s, stretch)
         if len(self.index) == 0:
             raise KartStudioError(f"no frames to train on in {len(self.paths)} session file(s) (all empty or excluded)")
         self.actions = self.index.actions

@@ -54,13 +54,12 @@ from kartstudio.training.dataset import (
     epoch_length,
     session_frames,
     share_sessions,
-    split_by_session,
 )
 from kartstudio.training.config import LIMITS, TrainConfig
 from kartstudio.training.distribute import cluster_task, placement
-from kartstudio.training.recipe import validation_sessions
 from kartstudio.training.run_state import STATE_FILE, RunState
 from kartstudio.training.thresholds import calibrate_thresholds
+from kartstudio.training.validation import ValidationSplit, choose_validation, held_out_start
 
 
 @dataclass
@@ -73,6 +72,7 @@ class BatchProgress:
     samples_per_s: float
     eta_s: float  # whole run, at the current pace
     devices: str = ""  # what it trains on, e.g. "CPU:0", "2 x GPU (mirrored)"
+    validation: str = ""  # what is held out (ValidationSplit.describe)
 
 
 @dataclass
@@ -104,6 +104,7 @@ class TrainResult:
     thresholds: tuple[float, ...] | None = None  # button press thresholds stored in the model (if it has them)
     stopped_because: str | None = None  # why the run stopped before its end, other than cancel/patience (a NaN loss)
     devices: str = ""  # what it trained on (Placement.describe)
+    validation: str = ""  # what was held out, e.g. "validation: the last 10% of each of 3 sessions, 1,234 frames"
 
     def figures(self) -> dict:
         """What a benchmark records of the run (JSON-ready)."""
@@ -115,16 +116,6 @@ class TrainResult:
             "val_frames": self.val_frames,
             "thresholds": self.thresholds,
         }
-
-
-@dataclass
-class _Sessions:
-    """A run's session files, their one layout, and which are held out for validation."""
-
-    paths: list[Path]
-    layout: str  # "seat" or "whole" (sessions_layout)
-    train_paths: list[Path]
-    val_paths: list[Path]
 
 
 @dataclass
@@ -175,6 +166,7 @@ class Trainer:
         self.train_frames = 0
         self.val_frames = 0
         self.sessions = (0, 0)  # (training, validation) session files
+        self.validation = ""  # what is held out, for people (ValidationSplit.describe)
         self.placement = None  # distribute.Placement, once fit() has chosen the devices
         self.model = None  # the model being trained, once fit() has built or loaded it
 
@@ -219,18 +211,23 @@ class Trainer:
         place = self.placement = placement(cfg.devices, cfg.peer_timeout_s, self._cancel.is_set)
         if not place.chief:  # a worker keeps its own copy for resume (TensorFlow's BackupAndRestore way)
             ckpt = ckpt / f"worker-{place.worker_index}"
-        sessions, state = self._split_sessions(data, ckpt)
+        paths = find_sessions(data)
+        if not paths:
+            raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
+        layout = sessions_layout(paths)  # before anything is built: a mix is refused at once
+        split, state = self._split_sessions(paths, ckpt)
         keras.utils.set_random_seed(cfg.seed)  # the new network's weights
-        share = self._share_sessions(sessions.train_paths)
+        share = self._share_sessions(split)
         # Each replica trains on batch_size / replicas samples, so a step still sees batch_size.
         per_replica = max(1, cfg.batch_size // place.replicas) if place.distributed else cfg.batch_size
-        model, train = self._build_model(sessions, share, state, ckpt, per_replica)
+        model, train = self._build_model(split, layout, share, state, ckpt, per_replica)
         self.model = model
         steps = self._steps_per_epoch(train, share, per_replica)
-        val = self._validation_data(sessions, input_size(model), input_spec(model).history)
+        val = self._validation_data(split, input_size(model), input_spec(model).history)
         self.train_frames = train.frames if share.labels is None else sum(len(lab) for lab in share.labels)
         self.val_frames = val.frames if val is not None else 0
-        self.sessions = (len(sessions.train_paths), len(sessions.val_paths))
+        self.sessions = (len(split.train_paths), len(split.val_paths))
+        self.validation = split.describe(self.val_frames if place.chief else None)  # only the chief counts them
 
         created = not ckpt.exists()
         try:
@@ -260,37 +257,36 @@ class Trainer:
             if created and not finished and not (ckpt / "last.keras").exists():
                 shutil.rmtree(ckpt, ignore_errors=True)  # no whole epoch: leave no empty checkpoint folder
 
-    def _split_sessions(self, data, ckpt: Path) -> tuple[_Sessions, RunState]:
-        """The session files, their layout (a mix is refused before anything is built) and the
-        validation split: chosen now with the seed, or, on resume, the run's own."""
+    def _split_sessions(self, paths: list[Path], ckpt: Path) -> tuple[ValidationSplit, RunState]:
+        """What is held out for validation: chosen now (with the seed), or, on resume, the run's own."""
         cfg = self.config
-        paths = find_sessions(data)
-        if not paths:
-            raise KartStudioError("no session files to train on in " + ", ".join(map(str, data)))
-        layout = sessions_layout(paths)
-        val_count = cfg.val_sessions if cfg.val_sessions is not None else validation_sessions(len(paths), cfg.val_fraction)
-        train_paths, val_paths = split_by_session(paths, val_count, cfg.seed)
+        split = choose_validation(paths, cfg.val_sessions, cfg.val_fraction, cfg.val_holdout, cfg.seed)
         if cfg.resume:
             if not (ckpt / STATE_FILE).is_file() or not (ckpt / "last.keras").is_file():
                 raise KartStudioError(f"nothing to resume in {ckpt}: no last.keras/state.json from an earlier run")
             state = RunState.read(ckpt)
-            val_paths = [Path(p) for p in state.val_paths]
-            train_paths = [p for p in paths if str(p) not in set(map(str, val_paths))]
+            held = set(state.val_paths)
+            split = ValidationSplit([p for p in paths if str(p) not in held], [Path(p) for p in state.val_paths],
+                                    state.val_end_share)
         else:
             state = RunState()
-        state.val_paths = [str(p) for p in val_paths]
+        if split.end_share and not _holds_out_frames(split):  # sessions of a frame or two: nothing to hold out
+            split = ValidationSplit(split.train_paths, [])
+        state.val_paths = [str(p) for p in split.val_paths]
+        state.val_end_share = split.end_share
         state.config = {**asdict(cfg), "loss": state.config.get("loss", cfg.loss)}  # a resumed run keeps its loss
-        if not train_paths:
+        if not split.train_paths:
             raise KartStudioError("no session files left to train on after holding out the validation sessions")
-        return _Sessions(paths, layout, train_paths, val_paths), state
+        return split, state
 
-    def _share_sessions(self, train_paths: list[Path]) -> _Share:
+    def _share_sessions(self, split: ValidationSplit) -> _Share:
         """Several machines: every worker reads only its own share of the sessions, chosen the same
         way on each; one: all of them."""
         place = self.placement
+        train_paths = split.train_paths
         if place.workers == 1:
             return _Share(train_paths)
-        labels = session_frames(train_paths)
+        labels = session_frames(train_paths, split.training)
         shares = share_sessions(train_paths, [len(lab) for lab in labels], place.workers)
         if not all(shares):  # every worker sees this, so none waits for another that gave up
             raise KartStudioError(f"{len(train_paths)} training session file(s) cannot be shared among "
@@ -299,7 +295,8 @@ class Trainer:
         share_labels = [np.concatenate([by_path[str(p)] for p in share]) for share in shares]
         return _Share(shares[place.worker_index], share_labels, np.concatenate(labels))
 
-    def _build_model(self, sessions: _Sessions, share: _Share, state: RunState, ckpt: Path, per_replica: int):
+    def _build_model(self, split: ValidationSplit, layout: str, share: _Share, state: RunState, ckpt: Path,
+                     per_replica: int):
         """In the strategy's scope: the model (new, fine-tuned or resumed, checked against the
         sessions), this worker's training data, and the optimizer and loss. -> (model, train)"""
         cfg, place = self.config, self.placement
@@ -307,11 +304,11 @@ class Trainer:
         with place.strategy.scope():
             model, mixed = self._new_or_saved_model(ckpt, mixed)
             history = input_spec(model).history
-            self._check_model(model, sessions.layout, ckpt, state.config["loss"])
-            _record_input_spec(model, sessions.train_paths)
+            self._check_model(model, layout, ckpt, state.config["loss"])
+            _record_input_spec(model, split.train_paths)
             train = SessionDataset(share.paths, per_replica, augment=cfg.augment, seed=cfg.seed + 7919 * place.worker_index,
                                    turn_oversample=cfg.turn_oversample, size=input_size(model), cache_mb=cfg.cache_mb,
-                                   reaction_s=cfg.reaction_s, history=history)
+                                   reaction_s=cfg.reaction_s, history=history, stretch=split.training)
             if not cfg.resume:  # the driving loss weighs presses by their rarity in these labels
                 optimizer = keras.optimizers.Adam(cfg.learning_rate)
                 if mixed:  # scales the loss so float16 gradients do not underflow
@@ -371,14 +368,14 @@ class Trainer:
                 f"frames a step can share among {place.replicas} replicas; use a smaller --batch-size")
         return steps
 
-    def _validation_data(self, sessions: _Sessions, size: tuple[int, int], history: int) -> SessionDataset | None:
+    def _validation_data(self, split: ValidationSplit, size: tuple[int, int], history: int) -> SessionDataset | None:
         """The held-out frames, read by the chief only (the others learn its figure)."""
         cfg = self.config
-        if not (sessions.val_paths and self.placement.chief):
+        if not (split.validation_paths and self.placement.chief):
             return None
         # one forward pass an epoch: its frames stream, the RAM budget goes to training frames
-        return SessionDataset(sessions.val_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0,
-                              reaction_s=cfg.reaction_s, history=history)
+        return SessionDataset(split.validation_paths, cfg.batch_size, shuffle=False, size=size, cache_mb=0,
+                              reaction_s=cfg.reaction_s, history=history, stretch=split.validation)
 
     def _loop(self, model, train, val, steps: int, ckpt: Path, state: RunState, output: Path, writer) -> TrainResult:
         """The epochs from the last saved one: train, validate, checkpoint, report; then publish the best model."""
@@ -440,6 +437,7 @@ class Trainer:
             history=list(state.history),
             stopped_because=stopped_because,
             devices=devices,
+            validation=self.validation,
         )
 
     def _compile_steps(self, model) -> _Steps:
@@ -527,14 +525,14 @@ class Trainer:
                 rate = run.seen / max(1e-9, time.monotonic() - start)
                 left = (steps - step - 1) + (cfg.epochs - epoch - 1) * steps
                 self.on_batch(BatchProgress(epoch + 1, cfg.epochs, step + 1, steps, total / run.seen, rate,
-                                            left * run.seen / (step + 1) / rate, devices))
+                                            left * run.seen / (step + 1) / rate, devices, self.validation))
         run.elapsed = time.monotonic() - start
         run.loss = total / run.seen if run.seen else 0.0
         return run
 
     def _validate(self, compiled: _Steps, val: SessionDataset | None, val_iter, state: RunState) -> float | None:
         val_loss = self._evaluate(compiled.evaluate, val, val_iter) if val is not None else None
-        if self.placement.workers > 1 and state.val_paths:  # the chief's figure on every worker
+        if self.placement.workers > 1 and (state.val_paths or state.val_end_share):  # the chief's figure everywhere
             val_loss = float(compiled.agree(tf.constant(val_loss if val_loss is not None else 0.0)))
         return val_loss
 
@@ -614,6 +612,16 @@ def sessions_layout(paths: Sequence[Path]) -> str:
             f"these sessions mix {_LAYOUT_WORDS['whole']} ({few(groups['whole'])}) and {_LAYOUT_WORDS['seat']} "
             f"({few(groups['seat'])}); a model learns one view: train them separately")
     return next(iter(groups), "seat")
+
+
+def _holds_out_frames(split: ValidationSplit) -> bool:
+    """Whether the end-of-session split holds out any frame (a session needs two included frames)."""
+    for path in split.train_paths:
+        with open_session(path) as s:
+            count = len(s.included_indices())
+        if held_out_start(count, split.end_share) < count:
+            return True
+    return False
 
 
 def _record_input_spec(model, paths: Sequence[Path]) -> None:
