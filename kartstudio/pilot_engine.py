@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import secrets
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,12 @@ def convert(model: keras.Model) -> bytes:
     return converter.convert()
 
 
+def _own_suffix() -> str:
+    """A temporary name's part that no other writer shares: two processes, or two seats' pilots
+    loading the same model in two threads of one process."""
+    return f"{os.getpid()}-{threading.get_ident()}"
+
+
 def _user_key() -> bytes | None:
     """This user's cache key (32 random bytes in the config folder, made on first use, owner-only);
     None where it cannot be read or made (then nothing is cached)."""
@@ -232,7 +239,7 @@ def _user_key() -> bytes | None:
             pass
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
-        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{KEY_FILE}.{_own_suffix()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, key)
@@ -301,7 +308,7 @@ def write_cache(model_path: str | os.PathLike, model_sha256: str, flatbuffer: by
     signed = len(header).to_bytes(4, "little") + header + flatbuffer
     data = CACHE_MAGIC + hmac.new(key, signed, hashlib.sha256).digest() + signed
     path = cache_path(model_path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{_own_suffix()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)

@@ -32,7 +32,8 @@ def register(commands, bench) -> None:
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                        help="mirror (steering flipped) and brightness/contrast jitter")
     train.add_argument("--val-sessions", type=whole(0), default=None, metavar="K",
-                       help="hold out K whole sessions for validation (default: the recipe's 10%% when there are 5 or more)")
+                       help="hold out K whole sessions for validation (default: the recipe's 10%% of them when there "
+                            "are 5 or more, else the last 10%% of each session; --recipe tensorkart: always the last 10%%)")
     train.add_argument("--patience", type=whole(0), default=0, metavar="N", help="stop after N epochs without improvement")
     train.add_argument("--oversample-turns", type=number(1, 100), default=None, metavar="F", help="serve turning frames F times per epoch")
     train.add_argument("--seed", type=SEED, default=0)
@@ -111,9 +112,8 @@ class _ProgressBar:
         if not self._header and not self.quiet and self.trainer is not None:
             self._header = True
             t = self.trainer
-            val = f"; validating on {t.val_frames} frames from {t.sessions[1]}" if t.sessions[1] else ""
-            sys.stderr.write(f"training on {t.train_frames} frames from {t.sessions[0]} session file(s){val}"
-                             f" on {p.devices}\n")
+            sys.stderr.write(f"training on {t.train_frames} frames from {t.sessions[0]} session file(s) on "
+                             f"{p.devices}; {t.validation}\n")
         if self.quiet or not self.tty:
             return
         filled = int(24 * p.batch / p.batches)
@@ -185,8 +185,7 @@ def cmd_train(args) -> int:
            else "stopped early" if result.stopped_early else "done")
     if result.stopped_because:
         sys.stderr.write(f"training stopped: {result.stopped_because}\n")
-    print(f"{how}: {result.epochs_done} epoch(s) on {result.train_frames} frames"
-          + (f", validated on {result.val_frames}" if result.val_frames else ""))
+    print(f"{how}: {result.epochs_done} epoch(s) on {result.train_frames} frames; {result.validation}")
     if result.model_path is None:
         if trainer.placement is not None and not trainer.placement.chief:
             print(f"worker {trainer.placement.worker_index} done; the chief (worker 0) writes the model")
@@ -258,7 +257,8 @@ def cmd_bench_infer(args) -> int:
         print(f"engine: {run['description']} (ready in {run['ready_s']:.1f} s)")
         for key in ("with_activations", "without_activations"):
             v = run[key]
-            print(f"{key.replace('_', ' '):>20}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms  max {v['max_ms']:.2f} ms")
+            print(f"{key.replace('_', ' '):>20}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms  max {v['max_ms']:.2f} ms"
+                  f"  (CPU {v['cpu_ms_per_frame']:.2f} ms a frame)")
     print("targets with activations: p50 <= 0.7 ms and p99 <= 1.5 ms on 2 threads, p50 <= 1.2 ms on 1 thread;"
           f" activation maps {r['activation_shapes']}")
     if "check" in r:
