@@ -217,10 +217,10 @@ class PilotDriver:
         if self.steps == 0:
             check_view(self.pilot, game.layout)  # never a whole-screen model on both players' halves
         if frame is None:
-            screen = getattr(game, "screen", None)  # the practice track can show its first picture
-            if not callable(screen):
+            picture = game.first_picture()  # the practice track can show its first picture
+            if picture is None:
                 return NEUTRAL
-            frame = Frame(0, time.monotonic(), screen())
+            frame = Frame(0, time.monotonic(), picture)
         image = self.pilot.view(frame.image, seat, game.layout)
         t0 = time.perf_counter()
         out = self.pilot.predict(image, activations=self.with_maps)

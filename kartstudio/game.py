@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from kartstudio.controller import ControllerState
+from kartstudio.errors import KartStudioError
 
 SCREEN_WIDTH = 640
 SCREEN_HEIGHT = 480
@@ -98,6 +99,50 @@ class GameBackend(abc.ABC):
     @property
     def running(self) -> bool:
         return False
+
+    # -- optional capabilities ---------------------------------------------------------------------
+    # What only some games offer, declared here with neutral defaults so that the play layer and the
+    # GUI call them on any backend instead of probing for them; a backend overrides what it has.
+
+    capture_problem: Any = None  # why frames are held back now (None: they flow), e.g. the window is covered
+    picture_problem: str | None = None  # why the picture is not the game's (None: it looks like it)
+    plays_menu_macros: bool = False  # play_macro() drives the game's menus (the emulator)
+
+    @property
+    def track(self) -> str | None:
+        """The track being raced where the game reports it, for sessions' `track`; None otherwise."""
+        return None
+
+    @property
+    def exit_reason(self) -> str | None:
+        """How the game ended, once it has (e.g. the emulator crashed); None while it runs or if unknown."""
+        return None
+
+    def game_rate(self) -> float | None:
+        """The game's own speed (input polls per second) where the backend counts them; None otherwise."""
+        return None
+
+    def first_picture(self) -> np.ndarray | None:
+        """The screen before the first frame, where the game can show one (the practice track: a pilot
+        then drives from its first picture); None otherwise."""
+        return None
+
+    def window_place(self) -> tuple[int, int] | None:
+        """Where the game's window is pinned on the screen (x, y); None when it has no window."""
+        return None
+
+    def window_frame(self) -> Any:
+        """The game window's place on the screen with its decorations (a Geometry: x, y, width, height),
+        or None when it has no window. May raise KartStudioError while the window closes."""
+        return None
+
+    def raise_window(self) -> None:
+        """Put the game's window on top (the app calls this after each click in its own window); nothing
+        when it has no window. May raise KartStudioError while the window closes."""
+
+    def play_macro(self, macro, progress=None) -> list:
+        """Play a menu macro (kartstudio.emulator.macro); only where plays_menu_macros is True."""
+        raise KartStudioError(f"{self.name} has no menus to drive with a macro")
 
     def __enter__(self) -> "GameBackend":
         self.start()

@@ -200,7 +200,7 @@ class GameLoop:
                 frame = self.backend.next_frame(timeout=0.5)
                 if frame is None:
                     if not self.backend.running:
-                        why = getattr(self.backend, "exit_reason", None)
+                        why = self.backend.exit_reason
                         if why:
                             self.status.error = f"the game ended: {why}"
                         break
@@ -218,9 +218,7 @@ class GameLoop:
                 self.status.frames += 1
                 if len(times) > 1 and times[-1] > times[0]:
                     self.status.fps = (len(times) - 1) / (times[-1] - times[0])
-                rate = getattr(self.backend, "game_rate", None)
-                if callable(rate):
-                    self.status.polls_per_s = rate()
+                self.status.polls_per_s = self.backend.game_rate()
         except BaseException as exc:
             self.status.error = describe_error(exc)
         finally:

@@ -51,6 +51,7 @@ STALE_WAIT_S = 0.1  # free-run: how long a grab waits for the game's next poll
 
 class EmulatorBackend(GameBackend):
     name = "mupen64plus"
+    plays_menu_macros = True
 
     def __init__(
         self,
@@ -258,6 +259,17 @@ class EmulatorBackend(GameBackend):
             if self.emulator.wait_exit(2.0):
                 return self._ended()
             raise
+
+    def window_place(self) -> tuple[int, int] | None:
+        """Where the emulator window is pinned (x, y); None before it is pinned or while it closes."""
+        pinner = self.pinner
+        if pinner is None:
+            return None
+        try:
+            g = pinner.geometry
+        except Exception:  # noqa: BLE001 - the window may be closing
+            return None
+        return (g.x, g.y)
 
     def window_frame(self):
         """The emulator window's place on the screen with its decorations (a Geometry), or None."""

@@ -233,39 +233,30 @@ class GameController(QtCore.QObject):
 
     def window_place(self) -> tuple[int, int] | None:
         """Where the emulator window is pinned (x, y), if the backend pins one."""
-        pinner = getattr(self.backend, "pinner", None)
-        if pinner is None:
-            return None
-        try:
-            g = pinner.geometry
-        except Exception:  # noqa: BLE001 - the window may be closing
-            return None
-        return (g.x, g.y)
+        return self.backend.window_place() if self.backend is not None else None
 
     def window_frame(self) -> tuple[int, int, int, int] | None:
         """The emulator window with its decorations (x, y, width, height), if the backend shows one."""
-        frame = getattr(self.backend, "window_frame", None)
-        if frame is None or not self.running:
+        if self.backend is None or not self.running:
             return None
         try:
-            g = frame()
+            g = self.backend.window_frame()
         except KartStudioError:
             return None  # the window is closing
         return (g.x, g.y, g.width, g.height) if g is not None else None
 
     def raise_window(self) -> None:
         """Put the emulator window back on top of the app (after a click in the app)."""
-        raise_window = getattr(self.backend, "raise_window", None)
-        if raise_window is None or not self.running:
+        if self.backend is None or not self.running:
             return
         try:
-            raise_window()
+            self.backend.raise_window()
         except KartStudioError:
             pass  # the window is closing: the loop reports how the game ended
 
     def capture_problem(self) -> str:
         """Why no frames are taken now ("" when they flow), e.g. the emulator window is covered."""
-        problem = getattr(self.backend, "capture_problem", None) if self.running else None
+        problem = self.backend.capture_problem if self.running and self.backend is not None else None
         return str(problem) if problem else ""
 
     # -- who drives --------------------------------------------------------------------------------
@@ -274,11 +265,9 @@ class GameController(QtCore.QObject):
         return "practice" if self.source == "practice" else self._game
 
     def track(self) -> str:
-        b = self.backend
-        for attr in ("track", "track_name"):
-            value = getattr(b, attr, None)
-            if value:
-                return str(value)
+        value = self.backend.track if self.backend is not None else None
+        if value:
+            return str(value)
         if self.source == "raceway":
             return str(self.settings.raceway_track)  # sessions record the track's number (game raceway)
         # The ROM's game until the backend knows the track (kartstudio-test, not mk64, for the test ROM).
@@ -297,7 +286,7 @@ class GameController(QtCore.QObject):
 
     def picture_problem(self) -> str:
         """Why the emulator's picture is not the game's ("" when it is): it has stayed one colour."""
-        problem = getattr(self.backend, "picture_problem", None) if self.running else None
+        problem = self.backend.picture_problem if self.running and self.backend is not None else None
         return str(problem) if problem else ""
 
     def pads(self) -> list:

@@ -198,10 +198,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from kartstudio.gui.training_tab import TrainingTab
         from kartstudio.gui.versus_tab import VersusTab
 
-        self.record_tab = RecordTab(self.game)
+        self.record_tab = RecordTab(self.game, start_game=self.start_game)
         self.datasets_tab = DatasetsTab(self.settings)
         self.training_tab = TrainingTab(self.settings)
-        self.versus_tab = VersusTab(self.game)
+        self.versus_tab = VersusTab(self.game, start_game=self.start_game, stop_game=self.stop_game)
         self.tabs.addTab(self.record_tab, "Record")
         self.tabs.addTab(self.datasets_tab, "Datasets")
         self.tabs.addTab(self.training_tab, "Training")
@@ -210,6 +210,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.record_tab.session_saved.connect(self.training_tab.refresh_sessions)
         self.versus_tab.session_saved.connect(self.datasets_tab.refresh)
         self.versus_tab.session_saved.connect(self.training_tab.refresh_sessions)
+        self.versus_tab.race_ended.connect(self.record_tab.apply_drivers)
         self.datasets_tab.sessions_changed.connect(self.training_tab.refresh_sessions)
         self.training_tab.model_saved.connect(self.versus_tab.refresh_models)
         self.training_tab.model_kept.connect(lambda path: self.versus_tab.refresh_models(unfinished=path))
@@ -359,7 +360,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def go_to_vs_race(self) -> None:
         """Drive the menus to a 2-player VS race with the emulator's menu macro (on the game thread)."""
         loop = self.game.loop
-        if loop is None or not hasattr(self.game.backend, "play_macro"):
+        if loop is None or self.game.backend is None or not self.game.backend.plays_menu_macros:
             return
 
         def play(backend) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 from PyQt6 import QtCore, QtWidgets
 
@@ -155,7 +156,7 @@ class SeatPanel(QtWidgets.QGroupBox):
             jpeg_quality=int(self.game.settings.jpeg_quality),
             kind="play",
             source="kartstudio-gui",
-            fps=float(getattr(self.game.backend, "fps", 30.0)),
+            fps=float(self.game.backend.fps if self.game.backend is not None else 30.0),
             extra={"driver": choice.label if choice else ""},
         )
         return SeatPlan(meta, pad, self.name_edit.text() if self.name_edited else None)
@@ -285,9 +286,12 @@ def start_seats(game: GameController, desk: RecordingDesk, panels: list[SeatPane
 class RecordTab(QtWidgets.QWidget):
     session_saved = QtCore.pyqtSignal(str)
 
-    def __init__(self, game: GameController, parent=None) -> None:
+    def __init__(self, game: GameController, start_game: Callable[[], bool] | None = None, parent=None) -> None:
+        """start_game: how 'Record session' starts a game that is not running (the main window's, which
+        checks the game source first); by default the game itself."""
         super().__init__(parent)
         self.game = game
+        self._start_game = start_game or game.start
         self._record_when_started = False
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # focus here = the keyboard drives
         v = QtWidgets.QVBoxLayout(self)
@@ -326,6 +330,11 @@ class RecordTab(QtWidgets.QWidget):
     def recording(self) -> bool:
         return any(p.recording for p in self.panels.values())
 
+    def apply_drivers(self) -> None:
+        """Each seat driven by what its panel says (after a race of the Versus tab ends)."""
+        for panel in self.panels.values():
+            panel._apply_driver()
+
     def toggle_session(self) -> None:
         if self.recording:
             self.stop_all()
@@ -336,9 +345,7 @@ class RecordTab(QtWidgets.QWidget):
         loop = self.game.loop
         if loop is None or not loop.status.running:
             if not self.game.running:
-                window = self.window()
-                started = window.start_game() if hasattr(window, "start_game") else self.game.start()
-                if not started:
+                if not self._start_game():
                     return False
             self._record_when_started = True
             self.notice.show_message("Starting the game; recording begins with its first frames…", "info")

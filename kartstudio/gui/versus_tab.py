@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 from PyQt6 import QtCore, QtWidgets
 
@@ -36,10 +37,16 @@ TOGGLE_TEXT = ("L on the takeover pad (Q on the keyboard) toggles it too.\n"
 
 class VersusTab(QtWidgets.QWidget):
     session_saved = QtCore.pyqtSignal(str)
+    race_ended = QtCore.pyqtSignal()  # the AI no longer drives: seats go back to what the Record tab says
 
-    def __init__(self, game: GameController, parent=None) -> None:
+    def __init__(self, game: GameController, start_game: Callable[[], bool] | None = None,
+                 stop_game: Callable[[], None] | None = None, parent=None) -> None:
+        """start_game, stop_game: how the tab starts a game and stops one of the other mode (the main
+        window's, which check the game source and stop recordings first); by default the game itself."""
         super().__init__(parent)
         self.game = game
+        self._start_game = start_game or game.start
+        self._stop_game = stop_game or game.stop
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # focus here = the keyboard drives
         self.race: Versus | None = None  # the engine's race while one runs
         self._saved: list[Path] = []
@@ -292,17 +299,12 @@ class VersusTab(QtWidgets.QWidget):
             return False
         running = self.game.running_players
         if running is not None and running != self.players:  # the game of the other mode: restart it
-            window = self.window()
-            if hasattr(window, "stop_game"):
-                window.stop_game()
-            else:
-                self.game.stop()
+            self._stop_game()
         if not self.game.running:
             self.game.players = self.players
         if self.game.loop is None or not self.game.loop.status.running:
             if not self.game.running:
-                window = self.window()
-                if not (window.start_game() if hasattr(window, "start_game") else self.game.start()):
+                if not self._start_game():
                     return False
         self.notice.show_message(f"Loading {Path(model).name}…", "info")
         self.start_button.setText("■ Stop")
@@ -363,10 +365,7 @@ class VersusTab(QtWidgets.QWidget):
             self.race.stop()
             self.race = None
             self.game.versus_active = False
-            window = self.window()
-            if hasattr(window, "record_tab"):
-                for panel in window.record_tab.panels.values():
-                    panel._apply_driver()  # seats go back to what the Record tab says
+            self.race_ended.emit()  # seats go back to what the Record tab says
         self.start_button.setText(self._start_text())
         self.ai_stats.setText("not racing")
         self.takeover_button.setEnabled(False)

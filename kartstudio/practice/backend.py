@@ -370,6 +370,10 @@ class PracticeBackend(GameBackend):
             image[top : top + height, left : left + width] = view.repeat(fy, axis=0).repeat(fx, axis=1)
         return image
 
+    def first_picture(self) -> np.ndarray:
+        """The screen before the first frame (a pilot drives from it): screen()."""
+        return self.screen()
+
     def seat_view(self, seat: int) -> np.ndarray:
         """One seat's view as drawn (120x320; 240x320 with players=1), without the 2x upscale."""
         if self._view is None:
