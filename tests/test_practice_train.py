@@ -67,10 +67,12 @@ def test_record_train_eval_and_dagger_end_to_end(demos, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert out.is_file() and math.isfinite(result["before"]["mean_return"])
     (round1,) = result["rounds"]
-    assert round1["correction_frames"] == 100 and math.isfinite(round1["mean_return"])
+    # the 100 frames asked for, or fewer where the tiny model leaves the road and the episode ends
+    frames = round1["correction_frames"]
+    assert 0 < frames <= 100 and math.isfinite(round1["mean_return"])
     (path,) = round1["correction_files"]
     with open_session(path) as s:
-        assert s.meta.kind == "correction" and len(s) == 100 and s.meta.extra["labels"] == "expert"
+        assert s.meta.kind == "correction" and len(s) == frames and s.meta.extra["labels"] == "expert"
 
 
 @pytest.mark.parametrize("change, words", [
