@@ -298,7 +298,8 @@ def test_train_cli(sessions, tmp_path, capsys):
     assert main(["train", *map(str, sessions), "-o", str(out), "--epochs", "1", "--batch-size", "32", "--augment",
                  "--val-sessions", "1", "--oversample-turns", "2"]) == 0
     text = capsys.readouterr()
-    assert "training on 320 frames from 2 session file(s); validating on 160 frames from 1" in text.err
+    assert "training on 320 frames from 2 session file(s) on CPU:0; validation: 1 of 3 sessions held out whole (s" \
+        in text.err and "), 160 frames" in text.err
     assert "epoch 1/1" in text.err and f"-> {out}" in text.out
     assert out.is_file()
 
