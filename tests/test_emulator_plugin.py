@@ -204,10 +204,11 @@ def test_the_games_video_plugin_runs_too(testrom_path, xdisplay):
 
 
 def test_one_frame_per_game_frame_when_the_game_runs_slower_than_the_capture(backend):
-    """Under load (the emulator stopped 50 ms of every 80 by SIGSTOP, so the game polls ~20 times a
-    second against a 30 fps capture) no game frame is handed on twice, and each frame's label is what
-    the game read at its poll: the test ROM paints what it read with its frame counter, so a later
-    picture shows the input of poll k, which must equal the label of the frame numbered k."""
+    """Under load (the emulator stopped 150 ms of every 200 by SIGSTOP: longer than a grab waits for
+    the game's next poll, so grabs find the game stood still) no game frame is handed on twice, and
+    each frame's label is what the game read at its poll: the test ROM paints what it read with its
+    frame counter, so a later picture shows the input of poll k, which must equal the label of the
+    frame numbered k."""
     import os
     import signal
     import threading
@@ -226,9 +227,9 @@ def test_one_frame_per_game_frame_when_the_game_runs_slower_than_the_capture(bac
         try:
             while not stop.is_set():
                 os.kill(pid, signal.SIGSTOP)
-                time.sleep(0.05)
+                time.sleep(0.15)
                 os.kill(pid, signal.SIGCONT)
-                time.sleep(0.03)
+                time.sleep(0.05)
         finally:
             os.kill(pid, signal.SIGCONT)
 
@@ -249,9 +250,9 @@ def test_one_frame_per_game_frame_when_the_game_runs_slower_than_the_capture(bac
             t.join()
     numbers = [n for n, *_ in frames]
     assert numbers == sorted(set(numbers)), numbers  # never the same game frame twice
-    # the game really ran slower than the capture (choked 5/8 of the time; sleeps overshoot under load)
-    assert len(frames) < 0.9 * 3.0 * backend.fps
-    assert backend.stale_grabs > stale  # grabs in which the game had not advanced were left out
+    # the game stood still while grabs were made (it was stopped longer than a grab waits for a poll),
+    # and those grabs were left out
+    assert backend.stale_grabs > stale
     label = {n & 0xFF: state for n, state, _, _ in frames}
     checked = [(label[counter], shown) for _, _, shown, counter in frames if counter in label]
     assert len(checked) > len(frames) // 2

@@ -63,6 +63,11 @@ class PluginError(KartStudioError):
     """The emulator's input plugin could not be reached, refused us, or stopped answering."""
 
 
+# A sync answers in microseconds; on a host at load 10 on two cores the emulator (whose thread
+# answers) was once starved for over a second, and a 15-minute recording stopped 90% through.
+SYNC_TIMEOUT_S = 5.0
+
+
 def plugin_path() -> Path:
     """Where the built plugin is: $KARTSTUDIO_PLUGIN, else plugin/ of this checkout (``make -C plugin``)."""
     override = os.environ.get("KARTSTUDIO_PLUGIN")
@@ -363,7 +368,7 @@ class PluginClient:
             self._game_states.clear()
         return out
 
-    def sync(self, timeout: float = 1.0) -> None:
+    def sync(self, timeout: float = SYNC_TIMEOUT_S) -> None:
         """Returns once the reports of every poll made before now have been received (a round trip,
         tens of microseconds)."""
         seq = self._send(lambda seq: encode(SYNC, seq))
