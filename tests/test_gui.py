@@ -223,7 +223,7 @@ def test_keyboard_drives_a_pad_only_while_a_game_reads_it(window, qtbot):
 
 
 def test_settings_dialog_saves_and_refuses_bad_values(window, qtbot, tmp_path):
-    from kartstudio.gui.settings import SettingsDialog
+    from kartstudio.gui.settings_dialog import SettingsDialog
     from kartstudio.settings import settings_path
 
     dialog = SettingsDialog(window.settings, window)

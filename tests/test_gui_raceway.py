@@ -22,7 +22,7 @@ TRACK = 7
 def test_the_game_box_offers_raceway_with_a_track_and_says_when_the_compiler_is_missing(window, monkeypatch,
                                                                                         tmp_path):
     from kartstudio.emulator import raceway
-    from kartstudio.gui.game import SOURCE_LABELS
+    from kartstudio.gui.game_controller import SOURCE_LABELS
 
     box = window.source_box
     assert box.findData("raceway") >= 0 and box.itemText(box.findData("raceway")) == SOURCE_LABELS["raceway"]

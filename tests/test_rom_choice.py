@@ -52,9 +52,9 @@ def test_settings_refuse_another_game(tmp_path):
 
 def test_every_path_in_the_window_refuses_another_game(qtbot, tmp_path):
     pytest.importorskip("pytestqt")
-    from kartstudio.gui.game import SOURCE_LABELS
+    from kartstudio.gui.game_controller import SOURCE_LABELS
     from kartstudio.gui.main_window import MainWindow
-    from kartstudio.gui.settings import SettingsDialog
+    from kartstudio.gui.settings_dialog import SettingsDialog
 
     other = header_rom(tmp_path / "other.z64", b"NSME", b"SUPERMARIO64")
     # settings.json edited by hand: the window says so and the game does not start as "mk64"

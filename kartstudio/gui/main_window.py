@@ -10,7 +10,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from kartstudio import __version__
 from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import NameLabel, Notice, StatusLabel, scroll_page
-from kartstudio.gui.game import SOURCE_LABELS, GameController
+from kartstudio.gui.game_controller import SOURCE_LABELS, GameController
 from kartstudio.gui.keyboard import HELP as KEYBOARD_HELP
 from kartstudio.gui.keyboard import KeyboardFilter
 from kartstudio.settings import Settings, SettingsError, load_settings, save_settings
@@ -480,7 +480,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- dialogs -----------------------------------------------------------------------------------
     def open_settings(self) -> None:
-        from kartstudio.gui.settings import SettingsDialog
+        from kartstudio.gui.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.settings, self)
         before = {name: getattr(self.settings, name) for name in RESTART_SETTINGS}

@@ -1,7 +1,7 @@
 """The Record tab: one panel per seat (live preview of its half, pad meter, file name, counters,
 its own record toggle) and one 'Record session' button for both seats.
 
-Both seats record through one kartstudio.recording.RecordingDesk (one Recorder, fed by the game
+Both seats record through one kartstudio.recording_desk.RecordingDesk (one Recorder, fed by the game
 loop thread): 'Record session' starts both seats on the same frame, a seat's own toggle starts or
 stops it alone. The desk names the files, refuses what cannot start and stops a seat in trouble;
 the panels only show it. Stopping drains the writer's queue on a helper thread, so the window
@@ -17,9 +17,9 @@ from typing import Callable
 from PyQt6 import QtCore, QtWidgets
 
 from kartstudio.gui.common import ImageView, NameLabel, Notice, describe_error, narrow
-from kartstudio.gui.game import GameController
+from kartstudio.gui.game_controller import GameController
 from kartstudio.gui.widgets import PadMeter
-from kartstudio.recording import Finished, RecordingDesk, SeatPlan
+from kartstudio.recording_desk import Finished, RecordingDesk, SeatPlan
 from kartstudio.session import SessionMeta, session_name
 
 REFRESH_MS = 33  # previews and meters at ~30 Hz, whatever the game's rate

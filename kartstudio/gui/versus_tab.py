@@ -18,7 +18,7 @@ from typing import Callable
 from PyQt6 import QtCore, QtWidgets
 
 from kartstudio.gui.common import TIP, ImageView, Notice, describe_error, missing_module, name_box, narrow
-from kartstudio.gui.game import GameController
+from kartstudio.gui.game_controller import GameController
 from kartstudio.gui.widgets import PadMeter, tile_maps
 from kartstudio.gui.workers import BackgroundTask
 from kartstudio.errors import KartStudioError

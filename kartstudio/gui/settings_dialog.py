@@ -9,7 +9,7 @@ from PyQt6 import QtWidgets
 from kartstudio.errors import KartStudioError
 from kartstudio.gui.common import Notice
 from kartstudio.paths import user_path
-from kartstudio.gui.game import SOURCE_LABELS
+from kartstudio.gui.game_controller import SOURCE_LABELS
 from kartstudio.settings import FRAME_CODECS, GAME_SOURCES, VIDEO_PLUGINS, Settings, SettingsError, save_settings, settings_path
 
 

@@ -18,7 +18,7 @@ from kartstudio.drivers import PadDriver  # noqa: E402
 from kartstudio.pads.base import ScriptedPadSource  # noqa: E402
 from kartstudio.play import GameLoop  # noqa: E402
 from kartstudio.practice.backend import PracticeBackend  # noqa: E402
-from kartstudio.recording import RecordingDesk, SeatPlan  # noqa: E402
+from kartstudio.recording_desk import RecordingDesk, SeatPlan  # noqa: E402
 from kartstudio.session import SessionMeta, open_session  # noqa: E402
 
 
@@ -128,7 +128,7 @@ def test_a_full_disk_stops_only_its_seat_with_one_message(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (460_000, 460_000))
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_recording import GameLoop, PracticeBackend, RecordingDesk, ScriptedPadSource, _plan, _wait
+        from test_recording_desk import GameLoop, PracticeBackend, RecordingDesk, ScriptedPadSource, _plan, _wait
         loop = GameLoop(PracticeBackend(seed=3, seats=(1, 2), realtime=False, draw=False))
         loop.start()
         _wait(lambda: loop.status.running)
