@@ -39,11 +39,13 @@ from kartstudio.paths import require_regular
 from kartstudio.pilot_engine import file_sha256, make_engine
 from kartstudio.session import DEFAULT_STORAGE_SIZE
 
-# Threads for the network, by default one. On the 2-core machine (`kartstudio bench infer`, which
-# measures both) LiteRT takes p50 ~0.9 ms a frame with the maps on 1 thread and ~0.5 ms on 2, but
-# in a race the emulator keeps the other core busy: a second XNNPACK thread then waits for a core
-# the emulator holds (p99 ~rises, see docs/training.md) and takes time from the game. So the play
-# loop asks for one; a caller with cores to spare (a bench, eval without an emulator) may pass more.
+# Threads for the network, by default one. A second XNNPACK thread halves the latency only while
+# the other core is free (issue 22: p50 0.55 vs 1.04 ms, machine idle); in a race the emulator
+# keeps that core busy, and then the second thread mostly waits for it: measured on the 2-core
+# machine with both cores busy (bench/baselines/infer.json), 2 threads gave p50 1.3-2.0 ms against
+# 1.2-1.6 ms on one, p99 up to 31 ms, and cost ~30% more CPU a frame (1.7 vs 1.3 ms), taken from
+# the game. So play runs on one; a caller with cores to spare (a bench, eval without an emulator)
+# passes threads=2.
 DEFAULT_THREADS = 1
 
 

@@ -3,9 +3,10 @@
 The network after its Preprocess layer (the convolutions and the head) is converted once per model
 file into a LiteRT flatbuffer whose one invoke returns the 5 outputs and the conv2/conv4 maps. The
 Preprocess layer's area resize (and its 1/255 scale) runs here in numpy as two small matrix
-products, so the flatbuffer sees exactly the (66, 200, 3 x history) floats Keras would. Measured on
-the 2-core development machine (`kartstudio bench infer`, docs/training.md): p50 ~0.5 ms a frame
-with the maps on 2 threads, ~0.9 ms on 1, against 1-2.7 ms for the tf.function below.
+products, so the flatbuffer sees exactly the (66, 200, 3 x history) floats Keras would. On the
+2-core development machine (`kartstudio bench infer`, docs/training.md) it takes about a third of
+the tf.function's time a frame (1.3 vs 3.7 ms of CPU with the maps, both measured under load; the
+issue's idle invoke: 0.55 ms on 2 threads, 1.04 ms on 1).
 
 The compiled flatbuffer is cached next to the model file (`bc.keras` -> `.bc.keras.litert`). The
 Keras file stays the source of truth: the cache holds the SHA-256 of the model file it was compiled
