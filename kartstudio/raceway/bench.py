@@ -65,6 +65,10 @@ class RacewayBenchConfig:
                                   f"{self.tracks} tracks goes past 999")
         if self.demos not in DEMO_PROFILES:
             raise KartStudioError(f"unknown demonstrations {self.demos!r}: choose one of {', '.join(DEMO_PROFILES)}")
+        from kartstudio.training.config import TrainConfig
+
+        # the recipe as asked (--set epochs=0 is refused even though the budget sets the epochs), then as run
+        TrainConfig.from_recipe(self.training_recipe(), self.train_seed, tensorboard=False).check()
         self.training_config().check()
 
     def training_recipe(self) -> Recipe:
