@@ -22,7 +22,7 @@ def main() -> int:
 
     sys.stdout = sys.stderr  # anything a library prints must not corrupt the event stream
     line = sys.stdin.readline()
-    from kartstudio.gui.common_errors import describe_error
+    from kartstudio.errors import describe_error
     from kartstudio.gui.training_worker import TrainingJob, batch_event, epoch_events, make_trainer, result_summary
 
     def on_epoch(p) -> None:

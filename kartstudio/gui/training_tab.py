@@ -1,8 +1,10 @@
-"""The Training tab: choose sessions and settings, train in a background worker with live
-loss / val-loss curves, samples/s, ETA and checkpoints; Cancel stops within one batch.
+"""The Training tab: choose sessions and settings, train in the background with live loss /
+val-loss curves, samples/s, ETA and checkpoints; Cancel stops within one batch.
 
-The trainer (kartstudio.training.trainer) runs on a worker thread and reports through a queue;
-a 10 Hz timer here turns its reports into plot points, so TensorFlow never blocks the window.
+The trainer (kartstudio.training.trainer) runs in a child process (`python -m
+kartstudio.gui.training_process`, sent a TrainingJob; a frozen build, which has no separate
+Python, uses a worker thread instead) and reports as JSON lines; a 10 Hz timer here turns its
+reports into plot points, so TensorFlow never blocks the window.
 """
 
 from __future__ import annotations
