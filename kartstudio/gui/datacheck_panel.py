@@ -22,7 +22,7 @@ class DataCheckPanel(QtWidgets.QGroupBox):
     finished = QtCore.pyqtSignal()  # a check ended (done, failed or cancelled)
 
     def __init__(self, listed: Paths, selected: Paths, parent=None) -> None:
-        super().__init__("Data check: what a model trained on them will lack", parent)
+        super().__init__("Data check", parent)  # a short title: the tab must fit beside the emulator at 1366x768
         self._listed, self._selected = listed, selected
         self.task: BackgroundTask | None = None
         self.report = None  # the last CheckReport shown
@@ -36,7 +36,7 @@ class DataCheckPanel(QtWidgets.QGroupBox):
         self.selected_button.clicked.connect(lambda: self.start(self._selected()))
         row.addWidget(self.all_button)
         row.addWidget(self.selected_button)
-        self.status = QtWidgets.QLabel("Check sessions before training: one-sided steering, unused buttons, "
+        self.status = QtWidgets.QLabel("What a model trained on these sessions will lack: one-sided steering, unused buttons, "
                                        "standing still, repeated frames, too little data, mixed layouts.")
         self.status.setWordWrap(True)
         layout.addLayout(row)

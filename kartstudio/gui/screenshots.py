@@ -140,7 +140,7 @@ def make_screenshots(out: Path, source: str = "practice", record_s: float = 12.0
     return shots
 
 
-RACEWAY_SHOT = "versus-raceway-1920x1080.png"
+RACEWAY_SHOT = "versus-raceway-{width}x{height}.png"
 
 
 def make_raceway_versus_shot(out: Path, race_model: str = "", track: int = 3, race_s: float = 10.0,
@@ -188,7 +188,7 @@ def make_raceway_versus_shot(out: Path, race_model: str = "", track: int = 3, ra
         reader = window.game.backend.state_reader
         _spin(app, 60, lambda: reader.latest is not None and reader.latest.phase == "race")
         _spin(app, race_s)  # into the race: both karts moving, the maps live
-        path = out / RACEWAY_SHOT
+        path = out / RACEWAY_SHOT.format(width=size[0], height=size[1])
         out.mkdir(parents=True, exist_ok=True)
         if not app.primaryScreen().grabWindow(0).save(str(path), "PNG"):  # 0: the root window, the whole screen
             raise SystemExit(f"cannot write {path}")
@@ -219,9 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="tabs: every tab (default); raceway-versus: Versus on KartStudio Raceway in the "
                              "emulator, the whole 1920x1080 screen")
     parser.add_argument("--track", type=int, default=3, help="with --scene raceway-versus: the Raceway track")
+    parser.add_argument("--size", default="1920x1080", metavar="WxH",
+                        help="with --scene raceway-versus: the screen (1366x768: a common laptop)")
     args = parser.parse_args(argv)
     if args.scene == "raceway-versus":
-        make_raceway_versus_shot(Path(args.out), args.race_model, args.track)
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        make_raceway_versus_shot(Path(args.out), args.race_model, args.track, size=(width, height))
         return 0
     make_screenshots(Path(args.out), args.source, args.record_seconds, args.epochs, args.rom, args.video,
                      args.race_model)

@@ -136,7 +136,9 @@ class VersusTab(QtWidgets.QWidget):
         self.human_meter = PadMeter()
         hl.addWidget(self.human_meter)
         bottom.addWidget(box, 1)
-        take = QtWidgets.QVBoxLayout()
+        # The takeover button and its hint get a row of their own under the meters: as a third column
+        # they pushed the meters past the width the tab has beside the emulator at 1366x768.
+        take = QtWidgets.QHBoxLayout()
         self.takeover_button = QtWidgets.QPushButton("Take over seat 1")
         self.takeover_button.setCheckable(True)
         self.takeover_button.setMinimumHeight(40)
@@ -145,9 +147,9 @@ class VersusTab(QtWidgets.QWidget):
         take.addWidget(self.takeover_button)
         self.takeover_label = QtWidgets.QLabel(TOGGLE_TEXT)
         self.takeover_label.setWordWrap(True)
-        take.addWidget(self.takeover_label)
-        bottom.addLayout(take, 1)
+        take.addWidget(self.takeover_label, 1)
         outer.addLayout(bottom)
+        outer.addLayout(take)
 
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(REFRESH_MS)
