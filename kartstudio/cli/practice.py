@@ -164,6 +164,12 @@ def _recipe_changes(items: list[str]) -> dict:
     return changes
 
 
+def _compares_with_baseline(config) -> bool:
+    """The baselines are the default recipe on expert demonstrations: a run of anything else (an
+    ablation, another recipe, human-like demos) is not judged against them."""
+    return config.recipe == "default" and not config.changes and config.demos == "expert"
+
+
 def _training_budget(sizes: dict, args) -> dict:
     """The bench's sizes with the training budget asked for: --train-epochs, or --train-minutes (a time
     budget, no epoch count), never both."""
@@ -193,7 +199,7 @@ def cmd_bench_drive_raceway(args) -> int:
     if args.quick:
         line = bench.summary_line(result)
         print(json.dumps(line))
-        verdict = bench.compare_with_baseline(line) if config.recipe == "default" and not config.changes else None
+        verdict = bench.compare_with_baseline(line) if _compares_with_baseline(config) else None
         if verdict:
             print(verdict, file=sys.stderr)
     else:
@@ -224,7 +230,7 @@ def cmd_bench_drive(args) -> int:
     if args.quick:
         line = summary_line(result)
         print(json.dumps(line))
-        verdict = compare_with_baseline(line) if config.recipe == "default" and not config.changes else None
+        verdict = compare_with_baseline(line) if _compares_with_baseline(config) else None
         if verdict:
             print(verdict, file=sys.stderr)
     else:
