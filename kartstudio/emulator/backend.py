@@ -47,6 +47,7 @@ BLANK_LIMIT_S = 1.0
 
 
 STALE_WAIT_S = 0.1  # free-run: how long a grab waits for the game's next poll
+REDRAW_FRAMES = 2  # free-run: game frames let by after the window was covered, before the next grab
 
 
 class EmulatorBackend(GameBackend):
@@ -308,6 +309,18 @@ class EmulatorBackend(GameBackend):
             time.sleep(0.02)
         return True
 
+    def _await_redraw(self) -> None:
+        """A window just raised, shown or put back holds what the X server filled in until the game
+        draws its next picture (the first grab after a raise showed the app's background about once
+        in 60): let the game run REDRAW_FRAMES frames (polls of the first seat) before grabbing."""
+        first = self.seats[0]
+        seen = 0
+        deadline = time.monotonic() + REDRAW_FRAMES * STALE_WAIT_S
+        while seen < REDRAW_FRAMES and time.monotonic() < deadline:
+            reports = self.client.wait_polls(1, timeout=max(0.0, deadline - time.monotonic()))
+            self._remember(reports)
+            seen += sum(r.controller == first for r in reports)
+
     def _grab(self):
         """The window's picture, or None when it was not wholly visible at any moment of the grab."""
         try:
@@ -338,8 +351,11 @@ class EmulatorBackend(GameBackend):
         # Never label a picture that is not the game's: the app's own window, a dialog or another
         # emulator over the window, or a window half off the screen, would be recorded instead.
         self._stale = False
+        was_problem = self.capture_problem is not None
         if not self._wait_visible(timeout):
             return None
+        if was_problem and not self.lockstep:
+            self._await_redraw()
         if self.lockstep:
             self._remember(self.client.step(dict(self._states), timeout=timeout or self.step_timeout))
         else:
