@@ -10,6 +10,7 @@ import pytest
 from kartstudio.controller import NEUTRAL, ControllerState
 from kartstudio.emulator import raceway, testrom
 from kartstudio.emulator.rom import check_rom
+from kartstudio.errors import KartStudioError
 from emulator_support import missing_for_emulator, needs_plugin, xdisplay  # noqa: F401 - fixture
 
 needs_compiler = pytest.mark.skipif(
@@ -197,3 +198,27 @@ def test_start_pauses_the_race(game):
     states = step(backend, reader, 2, one=ControllerState(start=True))
     states += step(backend, reader, 5)
     assert states[-1].phase == "race" and states[-1].seat(1).race_frames > frozen
+
+
+def test_scoring_starts_an_emulator_that_did_not_come_up_once_more_then_says_why(capsys):
+    """A fake backend (the failure is the point: a real emulator cannot be made to fail once on cue)."""
+    from kartstudio.raceway.evaluate import START_TRIES, _started
+
+    class Backend:
+        made = 0
+
+        def __init__(self, fails: int) -> None:
+            Backend.made += 1
+            self.fails_left = fails
+
+        def start(self) -> None:
+            if Backend.made <= self.fails_left:
+                raise KartStudioError("the emulator's input plugin is not listening after 15 s")
+
+    backend = _started(lambda: Backend(fails=1))
+    assert Backend.made == 2 and isinstance(backend, Backend)
+    assert "trying once more" in capsys.readouterr().err
+    Backend.made = 0
+    with pytest.raises(KartStudioError, match="not listening"):
+        _started(lambda: Backend(fails=START_TRIES))
+    assert Backend.made == START_TRIES

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -148,8 +149,9 @@ def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str
     with contextlib.ExitStack() as stack:
         if game is None:
             shown = stack.enter_context(display_for_game(display))
-            game = stack.enter_context(raceway_backend(track, laps, players, display=shown, lockstep=lockstep,
-                                                             resolution=resolution))
+            game = _started(lambda: raceway_backend(track, laps, players, display=shown, lockstep=lockstep,
+                                                    resolution=resolution))
+            stack.callback(game.stop)
         play(game, drivers, watch)
     if not last:
         raise KartStudioError(f"the Raceway race on track {track} never started (no race state from the game)")
@@ -159,6 +161,24 @@ def run_race(track: int, drivers: dict[int, Driver], laps: int = 1, display: str
         results.append(RaceResult(track, s, laps, min(float(laps), st.progress), st.finished, st.race_time,
                                   off[s] / 60, st.race_frames))
     return results
+
+
+START_TRIES = 2  # an emulator that does not come up is started once more before a score is given up
+
+
+def _started(make_backend):
+    """A started backend; a start that fails is tried again once. A long scoring run (20 races, 20
+    emulator starts) once lost everything to one plugin that did not listen within its 15 s on a
+    loaded machine; a race itself is never retried (its score is what happened)."""
+    for attempt in range(1, START_TRIES + 1):
+        backend = make_backend()
+        try:
+            backend.start()
+            return backend
+        except KartStudioError as exc:
+            if attempt == START_TRIES:
+                raise
+            print(f"kartstudio: the emulator did not start ({exc}); trying once more", file=sys.stderr)
 
 
 def evaluate(name: str, make_drivers: Callable[[], dict[int, Driver]], tracks: int = 20,
