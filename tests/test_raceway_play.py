@@ -213,3 +213,35 @@ def test_a_whole_screen_model_drives_raceway_1_player_race(xdisplay, tmp_path):
     from kartstudio.raceway.game import raceway_backend
 
     assert raceway_backend(SHORT_TRACK, players=1).layout == SeatLayout.whole_screen()
+
+
+@needs_emulator_game
+def test_dagger_corrections_are_the_models_own_race_frames_with_the_demonstrators_labels(xdisplay, tmp_path):
+    from kartstudio.drivers import load_pilot
+    from kartstudio.model import build_model, save_model
+    from kartstudio.raceway.dagger import RacewayDaggerConfig, record_corrections
+    from kartstudio.raceway.expert import RacewayExpertDriver
+
+    model = save_model(build_model("kartstudio"), tmp_path / "fresh.keras")  # untrained: it drives anyhow
+    labels = []
+
+    class Labeller(RacewayExpertDriver):
+        def act(self, game, seat, frame):
+            label = super().act(game, seat, frame)
+            if frame is not None and frame.game_state is not None and frame.game_state.phase == "race":
+                labels.append(label)
+            return label
+
+    config = RacewayDaggerConfig(tracks=1, race_limit_s=3.0)
+    paths, frames = record_corrections(load_pilot(model), tmp_path / "corrections", [SHORT_TRACK], Labeller, config,
+                                       xdisplay, "fresh.keras")
+    (path,) = paths
+    with open_session(path) as s:
+        assert (s.meta.kind, s.meta.game, s.meta.track, s.meta.seat) == ("correction", "raceway", str(SHORT_TRACK), 1)
+        assert len(s) == frames and 2.5 * 60 <= frames <= 3 * 60 + 1
+        actions = s.actions[:]
+    # every recorded label is the demonstrator's decision for that frame (it drives off the grid on
+    # full gas), whatever the untrained model did with the kart
+    recorded = [ControllerState(x=round(a[0] * 80), a=bool(a[2]), b=bool(a[3])) for a in actions]
+    assert recorded == [ControllerState(x=l.x, a=l.a, b=l.b) for l in labels[:frames]]
+    assert actions[:, 2].mean() > 0.9

@@ -185,15 +185,14 @@ def _training_budget(sizes: dict, args) -> dict:
 def cmd_bench_drive_raceway(args) -> int:
     from kartstudio.raceway import bench
 
-    if args.dagger_rounds:
-        raise KartStudioError("--dagger-rounds is for the practice track only; leave it out with --game raceway")
     sizes = _training_budget({**bench.FULL, **(bench.QUICK if args.quick else {})}, args)
     for name, arg in (("minutes", "minutes"), ("tracks", "episodes")):
         if getattr(args, arg) is not None:
             sizes[name] = getattr(args, arg)
     config = bench.RacewayBenchConfig(
         **sizes, demos=args.demos, sessions=args.sessions, recipe=args.recipe, changes=_recipe_changes(args.set),
-        train_seed=args.train_seed, **({} if args.eval_seed_start is None else {"eval_track_start": args.eval_seed_start}),
+        train_seed=args.train_seed, dagger_rounds=args.dagger_rounds,
+        **({} if args.eval_seed_start is None else {"eval_track_start": args.eval_seed_start}),
     )
     result = bench.bench_drive_raceway(config, args.folder, log=None if args.json else _log)
     if args.quick:

@@ -55,9 +55,12 @@ class RacewayBenchConfig:
     recipe: str = "default"
     changes: dict | None = None
     train_seed: int = 0
+    dagger_rounds: int = 0  # DAgger rounds after behaviour cloning (kartstudio.raceway.dagger), each scored
 
     def check(self) -> None:
         check_training_budget(self.minutes, self.train_epochs, self.train_minutes)
+        if self.dagger_rounds < 0:
+            raise KartStudioError("--dagger-rounds must be 0 or more")
         if self.tracks < 1 or not 1 <= self.laps <= 9:
             raise KartStudioError("--episodes must be at least 1 and laps 1-9")
         if not (0 <= self.eval_track_start and self.eval_track_start + self.tracks <= 1000):
@@ -140,9 +143,10 @@ def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
                 human = raceway_human_profile()
             expert = evaluate_expert(config.tracks, config.eval_track_start, config.laps, seats=(1,), human=human,
                                      display=display, on_race=progress("demonstrator"))
-        if log:
-            log(model.summary())
-            log(expert.summary())
+            if log:
+                log(model.summary())
+                log(expert.summary())
+            dagger = _dagger_rounds(config, model_path, paths, root, display, expert.mean_score, log)
         ratio = model.mean_score / expert.mean_score if expert.mean_score > 0 else None
         result = {
             "game": "raceway",
@@ -164,6 +168,7 @@ def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
             "score_ratio": None if ratio is None else round(ratio, 4),
             "model": model.as_dict(),
             "demonstrator": expert.as_dict(),
+            "dagger": dagger,
             "folder": None if tmp else str(root),
         }
         if tmp is None:
@@ -172,6 +177,31 @@ def bench_drive_raceway(config: RacewayBenchConfig, folder: str | None = None,
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _dagger_rounds(config: RacewayBenchConfig, model_path: Path, paths: list, root: Path, display,
+                   demonstrator_score: float, log) -> list[dict]:
+    """DAgger after behaviour cloning: each round's corrections, retraining and score on the same
+    unseen tracks (the behaviour-cloned model's file stays as it was)."""
+    from kartstudio.raceway.dagger import RacewayDaggerConfig, dagger_round
+
+    rounds = []
+    current = model_path
+    for r in range(1, config.dagger_rounds + 1):
+        output = root / f"dagger-{r}.keras"
+        figures = dagger_round(current, output, paths, root / "corrections", r, config.demos,
+                               config.training_recipe(), RacewayDaggerConfig(laps=config.laps), display,
+                               config.train_seed, log)
+        t0 = time.monotonic()
+        report = evaluate_model(output, config.tracks, config.eval_track_start, config.laps, display)
+        if log:
+            log(f"DAgger round {r}: {report.summary()}")
+        rounds.append({**figures, "eval_s": round(time.monotonic() - t0, 1), "mean_score": round(report.mean_score, 2),
+                       "min_score": round(report.min_score, 2), "finished": report.finished,
+                       "score_ratio": round(report.mean_score / demonstrator_score, 4) if demonstrator_score > 0 else None,
+                       "model": report.as_dict()})
+        current = output
+    return rounds
 
 
 def summary_line(result: dict) -> dict:
@@ -216,4 +246,8 @@ def bench_text(r: dict) -> str:
         f"{r['demonstrator_mean_score']:.1f} ({r['demonstrator_finished']} finished) in {r['eval_s']:.0f} s",
         "  " + target_line(r),
     ]
+    for d in r.get("dagger") or []:
+        lines.append(f"  DAgger round {d['round']}: {d['correction_frames']} correction frames, {d['epochs_done']} epochs "
+                     f"in {d['train_s'] / 60:.1f} min -> mean {d['mean_score']:.1f}, min {d['min_score']:.1f}, "
+                     f"{d['finished']} finished ({d['score_ratio']:.1%} of the demonstrator)")
     return "\n".join(lines)
