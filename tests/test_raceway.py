@@ -222,3 +222,20 @@ def test_scoring_starts_an_emulator_that_did_not_come_up_once_more_then_says_why
     with pytest.raises(KartStudioError, match="not listening"):
         _started(lambda: Backend(fails=START_TRIES))
     assert Backend.made == START_TRIES
+
+
+def test_the_bench_judges_the_target_on_behaviour_cloning_and_on_the_last_dagger_round():
+    from kartstudio.raceway.bench import bench_text, target_line
+
+    result = {"config": {"demos": "human", "eval_track_start": 500, "laps": 1}, "tracks": 20, "score_ratio": 0.8623,
+              "finished": 18, "dagger": [{"round": 1, "score_ratio": 0.9936, "finished": 20, "correction_frames": 17026,
+                                          "epochs_done": 2, "train_s": 599.2, "mean_score": 780.1, "min_score": 664.8}]}
+    assert target_line(result) == ("target: mean score >= 90% of the demonstrator's and >= 90% of races finished -> "
+                                   "NOT met (86.2%, 18/20 finished); after DAgger round 1: met (99.4%, 20/20 finished)")
+    result.update(demo_minutes=15.0, demo_frames=54001, demo_files=34, record_s=470.0, record_fps_per_seat=125.8,
+                  epochs_done=5, train_s=594.0, train_samples_per_s=403.4, best_loss=1.1184, thresholds=(0.55, 0.6, 0.5),
+                  mean_score=676.9, min_score=-312.3, demonstrator_mean_score=785.1, demonstrator_finished=20, eval_s=704.0)
+    assert "DAgger round 1: 17026 correction frames, 2 epochs in 10.0 min -> mean 780.1, min 664.8, 20 finished (99.4%" \
+        in bench_text(result)
+    del result["dagger"]
+    assert "after DAgger" not in target_line(result)

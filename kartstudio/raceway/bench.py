@@ -211,12 +211,19 @@ def summary_line(result: dict) -> dict:
 
 
 def target_line(result: dict) -> str:
+    """The issue's target, judged on behaviour cloning and, after DAgger rounds, on the last round's model."""
     need = 0.95 if result["config"]["demos"] == "expert" else 0.90
-    ratio = result["score_ratio"]
-    met = ratio is not None and ratio >= need and result["finished"] >= 0.9 * result["tracks"]
-    return (f"target: mean score >= {need:.0%} of the demonstrator's and >= 90% of races finished -> "
-            f"{'met' if met else 'NOT met'} ({'n/a' if ratio is None else f'{ratio:.1%}'}, "
-            f"{result['finished']}/{result['tracks']} finished)")
+
+    def verdict(figures: dict) -> str:
+        ratio = figures["score_ratio"]
+        met = ratio is not None and ratio >= need and figures["finished"] >= 0.9 * result["tracks"]
+        return (f"{'met' if met else 'NOT met'} ({'n/a' if ratio is None else f'{ratio:.1%}'}, "
+                f"{figures['finished']}/{result['tracks']} finished)")
+
+    line = f"target: mean score >= {need:.0%} of the demonstrator's and >= 90% of races finished -> {verdict(result)}"
+    if result.get("dagger"):
+        line += f"; after DAgger round {result['dagger'][-1]['round']}: {verdict(result['dagger'][-1])}"
+    return line
 
 
 def compare_with_baseline(line: dict, path: Path = BASELINE) -> str | None:
