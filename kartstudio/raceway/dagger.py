@@ -9,7 +9,8 @@ the same kind of session the app writes when a person takes over from the AI in 
 (SessionMeta kind="correction"); the labels come from the demonstrator's own profile (the
 human-like expert for human-like demonstrations), as a person correcting their own AI would.
 
-    rounds = run_raceway_dagger("bc.keras", demo_paths, "corrections/", RacewayDaggerConfig(), display)
+    figures = dagger_round(Path("bc.keras"), Path("dagger-1.keras"), demo_paths, Path("corrections"), 1,
+                           "human", recipe("default"), RacewayDaggerConfig(), display)
 """
 
 from __future__ import annotations
