@@ -475,7 +475,7 @@ class VersusTab(QtWidgets.QWidget):
             self.ai_meter.set_state(self._pad(self.takeover_box).last)
         elif outputs is not None:
             self.ai_box.setTitle("AI outputs" if one else "AI outputs (seat 1)")
-            self.ai_meter.set_state(state, tuple(float(v) for v in outputs))
+            self.ai_meter.set_state(state)
         for name, view, label in (("conv2", self.conv2_view, self.conv2_label), ("conv4", self.conv4_view, self.conv4_label)):
             maps = activations.get(name)
             if maps is not None:
@@ -484,7 +484,10 @@ class VersusTab(QtWidgets.QWidget):
         if activations:
             self.activation_frames += 1
         who = "YOU (correction)" if self.taken_over else "AI"
-        self.ai_stats.setText(f"{'car' if one else 'seat 1'}: {who}   inference {ms:.1f} ms   frames driven {steps}")
+        # the network's raw outputs (x, y, A, B, R) on a line of their own: beside the meter's lamps they
+        # did not fit next to the emulator on a 1366x768 screen
+        raw = "" if outputs is None else "raw " + " ".join(f"{float(v):+.2f}" for v in outputs) + "\n"
+        self.ai_stats.setText(f"{raw}{'car' if one else 'seat 1'}: {who}   inference {ms:.1f} ms   frames driven {steps}")
         if not one:
             self.take_l_presses()
 

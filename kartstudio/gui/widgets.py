@@ -16,14 +16,13 @@ class PadMeter(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.state: ControllerState = NEUTRAL
-        self.analog: tuple[float, ...] | None = None  # raw 5 outputs (x, y, a, b, rb) for the AI's view
-        self.setMinimumSize(200, 64)
+        # the stick's circle and the six button lamps (see paintEvent) always fit; the text may be cut short
+        self.setMinimumSize(64 + 16 + 28 * len(METER_BUTTONS) + 4, 64)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
 
-    def set_state(self, state: ControllerState, analog: tuple[float, ...] | None = None) -> None:
-        if state != self.state or analog != self.analog:
+    def set_state(self, state: ControllerState) -> None:
+        if state != self.state:
             self.state = state
-            self.analog = analog
             self.update()
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -58,8 +57,7 @@ class PadMeter(QtWidgets.QWidget):
             x += 28
         p.setPen(QtGui.QColor("#555"))
         text = f"x {self.state.x:+d}  y {self.state.y:+d}"
-        if self.analog is not None:
-            text += "   raw " + " ".join(f"{v:+.2f}" for v in self.analog)
+        text = p.fontMetrics().elidedText(text, QtCore.Qt.TextElideMode.ElideRight, max(0, int(self.width() - x - 6)))
         p.drawText(QtCore.QPointF(x + 6, cy + 5), text)
         p.end()
 
