@@ -294,10 +294,13 @@ class EmulatorBackend(GameBackend):
 
     def _wait_visible(self, timeout: float | None) -> bool:
         """Wait until the window's picture is on the screen, unmoved and uncovered; False once
-        `timeout` has passed (None: raise after HIDDEN_LIMIT_S, saying why)."""
+        `timeout` has passed (None: raise after HIDDEN_LIMIT_S, saying why). In free-run, a window that
+        was not visible (at the last check or now) is given time to redraw first (_await_redraw)."""
         start = time.monotonic()
+        hidden = self.capture_problem is not None  # as the check after the last grab found it
         # Without a round trip: the check after the grab covers what has not been reported by now.
         while (problem := self._problem(sync=False)) is not None:
+            hidden = True
             waited = time.monotonic() - start
             if timeout is not None and waited >= timeout:
                 return False
@@ -307,6 +310,8 @@ class EmulatorBackend(GameBackend):
             if not self.emulator.running:
                 raise KartStudioError("the emulator window is gone")
             time.sleep(0.02)
+        if hidden and not self.lockstep:
+            self._await_redraw()
         return True
 
     def _await_redraw(self) -> None:
@@ -351,11 +356,8 @@ class EmulatorBackend(GameBackend):
         # Never label a picture that is not the game's: the app's own window, a dialog or another
         # emulator over the window, or a window half off the screen, would be recorded instead.
         self._stale = False
-        was_problem = self.capture_problem is not None
         if not self._wait_visible(timeout):
             return None
-        if was_problem and not self.lockstep:
-            self._await_redraw()
         if self.lockstep:
             self._remember(self.client.step(dict(self._states), timeout=timeout or self.step_timeout))
         else:
