@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -151,14 +152,20 @@ def _rss_mb():
 
 
 def test_memory_does_not_grow_with_the_dataset(tmp_path):
-    """Small-scale memory check: streaming 4x more frames costs no more memory than 1x (frame
+    """Small-scale memory check: streaming 16x more frames costs no more memory than 1x (frame
     cache off: it holds up to its budget, checked below).
 
-    The large set decodes to ~90 MB of frames; loading it whole would show that in RSS.
+    The large set is 3,200 frames: held whole even at the model's 66x200 it would be ~120 MB in
+    RSS, against a few MB of noise for streaming (up to 20 MB once on CI, hence the 16x scale).
     """
     small = [write_synthetic_session(tmp_path / "small.h5", 200, seed=1, distinct=8)]
-    large = [write_synthetic_session(tmp_path / f"large{i}.h5", 200, seed=2 + i, distinct=8) for i in range(4)]
-    decoded_mb = 800 * 120 * 320 * 3 / 2**20
+    written = [write_synthetic_session(tmp_path / f"large{i}.h5", 200, seed=2 + i, distinct=8) for i in range(4)]
+    large = []
+    for copy in range(4):  # copies are separate sessions to the dataset, and cheap to make
+        for path in written:
+            large.append(tmp_path / f"{path.stem}-{copy}.h5")
+            shutil.copy(path, large[-1])
+    held_whole_mb = len(large) * 200 * 66 * 200 * 3 / 2**20
 
     def peak_growth(paths):
         with SessionDataset(paths, batch_size=50, cache_mb=0) as ds:
@@ -170,8 +177,8 @@ def test_memory_does_not_grow_with_the_dataset(tmp_path):
 
     peak_growth(large)  # warm-up: TensorFlow's first-use allocations and the allocator's per-thread pools
     grow_small = peak_growth(small)
-    grow_large = peak_growth(large)
-    assert grow_large < grow_small + 0.2 * decoded_mb, (grow_small, grow_large, decoded_mb)
+    grow_large = min(peak_growth(large), peak_growth(large))  # the allocator's pools vary run to run
+    assert grow_large < grow_small + 0.25 * held_whole_mb, (grow_small, grow_large, held_whole_mb)
 
 
 def test_streamed_pixels_equal_the_in_memory_array_whether_read_or_cached(sessions):
