@@ -153,7 +153,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.source_box.setCurrentIndex(max(0, self.source_box.findData(self.settings.game_source)))
         self.source_box.currentIndexChanged.connect(self._on_source_chosen)
         self.source_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.source_box.setMinimumContentsLength(16)
+        # wide enough for every game's whole name: the ROM label beside it is the one that elides
+        self.source_box.setMinimumContentsLength(max(len(label) for label in SOURCE_LABELS.values()))
         row.addWidget(self.source_box)
         # KartStudio Raceway's track number: the menu macro races on it (shown for Raceway only).
         self.track_box = QtWidgets.QSpinBox()
@@ -262,8 +263,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.track_box.setValue(s.raceway_track)
         self.rom_button.setVisible(not raceway)  # Raceway needs no file of the user's
         if raceway:
-            self.rom_label.setText("built from KartStudio's own source: no ROM needed")
-            self.rom_label.setToolTip("")
+            self.rom_label.setText("no ROM needed")
+            self.rom_label.setToolTip("KartStudio Raceway is built from KartStudio's own source")
         elif s.rom_path:
             name = Path(s.rom_path).name
             self.rom_label.setText(f"ROM: {name}" if s.has_rom else f"ROM: {name} (missing!)")
