@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kartstudio.errors import KartStudioError
 from kartstudio.training.recipe import Recipe  # a plain dataclass: no TensorFlow in the window
+from kartstudio.training.run_state import RunState  # json only
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,9 @@ def result_summary(result) -> dict:
 def held_out(checkpoint_dir) -> list[str]:
     """The session files the run held out for validation, as its state.json records them."""
     try:
-        state = json.loads((Path(checkpoint_dir) / "state.json").read_text())
-        return [Path(p).name for p in state.get("val_paths", [])]
-    except (OSError, ValueError, TypeError, AttributeError):
-        return []  # no epoch finished: nothing recorded
+        return [Path(p).name for p in RunState.read(checkpoint_dir).val_paths]
+    except (KartStudioError, TypeError):
+        return []  # no epoch finished (nothing recorded), or a state file of another shape
 
 
 def make_trainer(job: TrainingJob, on_batch, on_epoch):
