@@ -113,6 +113,14 @@ def test_buttons_never_and_always_pressed(tmp_path):
     assert always.message.startswith("R (hop/drift) is always pressed (600 of 600 frames)")
 
 
+def test_gas_held_all_race_is_no_finding(tmp_path):
+    """Many players never lift off the gas: that is how kart games are driven, not a stuck button."""
+    labels = healthy_labels(600)
+    labels[:, 2] = 1.0
+    write(tmp_path / "s.h5", labels)
+    assert kinds(check_sessions([tmp_path])) == []
+
+
 def test_r_is_not_asked_of_games_without_a_hop(tmp_path):
     labels = healthy_labels(600)
     labels[:, 4] = 0.0
