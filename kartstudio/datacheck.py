@@ -50,6 +50,7 @@ BUTTONS = {  # name: (actions column, what it does)
     "B": (3, "brake"),
     "R": (4, "hop/drift"),
 }
+HELD_ALL_RACE = {"A"}  # buttons people hold on every frame of a race (gas): "always pressed" is no finding
 # The games whose drivers use R (the practice track and Raceway know only gas and brake).
 R_GAMES = ("mk64", "tensorkart")
 
@@ -455,7 +456,7 @@ def _button(name: str, job: str, pressed: np.ndarray) -> list[Finding]:
             "button-never",
             f"{name} ({job}) is {how} pressed ({count:,} of {n:,} frames): the model will not learn to {job}; "
             f"record play that uses it, or check the pad's {name} button in the Record tab", None, figures)]
-    if n - count <= RARE_PRESS * n and name != "A":  # gas held all race is how people play kart games
+    if n - count <= RARE_PRESS * n and name not in HELD_ALL_RACE:
         how = "always" if count == n else "almost always"
         return [Finding(
             "button-always",
